@@ -1,0 +1,22 @@
+# tokentransfer: cross-style music generation by token transfer.
+# Run: snakemake --cores 8   (config/config.yaml, the embedded default corpus, offline)
+#      snakemake --cores 8 --configfile config/tegridy.yaml   (the Tegridy MIDI Dataset)
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/tokenize.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,81 @@
+# Config validation, input functions and wildcard constraints shared by every stage.
+
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tokentransfer.config import check, enabled_corpora, load_yaml  # noqa: E402
+from tokentransfer.corpus import list_dir_files, read_manifest, shard_of  # noqa: E402
+from tokentransfer.sources import source_kind  # noqa: E402
+from tokentransfer.tegridy import mirror_path  # noqa: E402
+
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+check(config, load_yaml(SCHEMA))  # a refused config names its key
+validate(config, str(SCHEMA))  # fills in the schema's defaults
+
+CORPORA = enabled_corpora(config)
+N_SHARDS = config["shards"]
+SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
+
+
+wildcard_constraints:
+    corpus="|".join(CORPORA) if CORPORA else "(?!)",
+    shard=r"\d{4}",
+    zipname=r"[A-Za-z0-9_.()-]+\.zip",
+
+
+def tegridy_zip_path(name):
+    """The mirror's copy of a Tegridy zip, else where fetch_tegridy downloads it."""
+    local = mirror_path(config["tegridy"]["mirror"], name)
+    return str(local) if local is not None else f"resources/tegridy/{name}"
+
+
+def corpus_sources(corpus):
+    return [source_kind(s) for s in config["corpora"][corpus]["sources"]]
+
+
+def ingest_inputs(wildcards):
+    """Zips and folder files of a corpus: a new or changed file reruns its ingestion."""
+    zips, files = [], []
+    for kind, spec in corpus_sources(wildcards.corpus):
+        if kind == "tegridy":
+            zips.append(tegridy_zip_path(spec["zip"]))
+        elif kind == "dir":
+            if not os.path.isdir(spec["path"]):
+                raise WorkflowError(
+                    f"config key corpora.{wildcards.corpus}.sources: folder {spec['path']} does not exist"
+                )
+            files.extend(list_dir_files(spec["path"]))
+    return {"zips": zips, "files": files}
+
+
+def tegridy_zips(wildcards):
+    return {
+        spec["zip"]: tegridy_zip_path(spec["zip"])
+        for kind, spec in corpus_sources(wildcards.corpus)
+        if kind == "tegridy"
+    }
+
+
+def shard_midi(wildcards):
+    """The stored MIDI files of one shard, known once the corpus's manifest exists."""
+    manifest = checkpoints.ingest.get(corpus=wildcards.corpus).output.manifest
+    shard = int(wildcards.shard)
+    return [
+        f"resources/corpora/{wildcards.corpus}/midi/{row.file_id}.mid"
+        for row in read_manifest(manifest)
+        if row.status == "ok" and shard_of(row.file_id, N_SHARDS) == shard
+    ]
+
+
+def corpus_shards(wildcards):
+    return expand("results/tokens/{corpus}/{shard}.h5", corpus=wildcards.corpus, shard=SHARDS)
+
+
+def all_targets():
+    return expand("results/tokens/{corpus}/index.tsv", corpus=CORPORA)

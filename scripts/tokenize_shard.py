@@ -1,0 +1,27 @@
+"""Tokenize the MIDI files of one shard, each on its own, into one HDF5 file."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.tokenize import tokenize_shard  # noqa: E402
+
+smk = snakemake  # noqa: F821
+setup_logging(smk.log[0])
+result = tokenize_shard(
+    smk.input.tokenizer,
+    list(smk.input.midi),
+    smk.output[0],
+    corpus=smk.wildcards.corpus,
+    shard=smk.wildcards.shard,
+)
+logging.info(
+    "%d files, %d tokens, %d failed in %.2f s",
+    len(result.file_ids),
+    result.tokens,
+    len(result.failed),
+    result.seconds,
+)

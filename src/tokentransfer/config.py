@@ -1,0 +1,74 @@
+"""Config checking: the JSON schema plus checks a schema cannot express.
+
+Every error names the config key (as a dotted path such as ``corpora.bach.sources[0]``) and,
+where the schema lists them, the allowed values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config is refused; the message names the key."""
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def key_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    where = key_path(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
+        bad = ", ".join(repr(e) for e in extra) or err.message
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        if err.schema.get("patternProperties"):
+            pats = ", ".join(err.schema["patternProperties"])
+            hint = f" (names must match {pats})"
+        return f"config key {where}: unknown key {bad}{hint}"
+    if err.validator == "enum":
+        return f"config key {where}: {err.instance!r} is not one of {err.validator_value}"
+    if err.validator == "required":
+        return f"config key {where}: {err.message}"
+    return f"config key {where}: {err.message}"
+
+
+def check(config: dict, schema: dict | None = None) -> None:
+    """Raise :class:`ConfigError` for the first problem in ``config``, naming its key."""
+    if schema is None:
+        schema = load_yaml(SCHEMA_PATH)
+    validator_cls = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(_describe(best))
+    enabled = {n: c for n, c in config.get("corpora", {}).items() if c.get("enabled", True)}
+    roles = {c.get("role") for c in enabled.values()}
+    for role in ("base", "target"):
+        if role not in roles:
+            raise ConfigError(f"config key corpora: no enabled corpus has role {role!r}")
+
+
+def enabled_corpora(config: dict, role: str | None = None) -> list[str]:
+    """Names of enabled corpora (of one role), in config order."""
+    return [
+        name
+        for name, c in config["corpora"].items()
+        if c.get("enabled", True) and (role is None or c["role"] == role)
+    ]

@@ -1,0 +1,465 @@
+"""Safe ingestion of raw MIDI into a content-addressed corpus with a manifest.
+
+A corpus is a name plus a list of sources (``music21``, ``tegridy``, ``dir``). Ingestion walks
+every source, refuses what is unsafe or not MIDI (each with a reason), checks that each MIDI file
+parses and has notes, stores every accepted file once under its content hash, and writes a
+manifest with one row per file found::
+
+    file_id  source  path  bytes  status  reason  duplicate_of  group
+
+``status`` is ``ok``, ``duplicate`` (``duplicate_of`` names the kept file id) or ``rejected``
+(``reason`` says why). ``group`` keeps versions of one piece together (a regex per source picks
+the piece's name out of the file name) so that later train/test splits cannot leak.
+
+Nothing here writes a path taken from an archive or a folder: stored files are named by their
+sha256, so an entry like ``../../etc/passwd`` can never leave the store; such entries are still
+refused and listed, because they mark a hostile archive.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import random
+import re
+import stat
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .fileio import sha256_bytes, write_bytes_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = (
+    "file_id",
+    "source",
+    "path",
+    "bytes",
+    "status",
+    "reason",
+    "duplicate_of",
+    "group",
+)
+MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".smf"})
+ZIP_SUFFIXES = frozenset({".zip"})
+NESTED_SEPARATOR = "!"
+
+
+class CorpusError(RuntimeError):
+    """A corpus cannot be built at all (for example: every file was rejected)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits for ingestion; every one has a config key under ``ingest``."""
+
+    max_file_mb: float = 32.0
+    max_archive_mb: float = 2048.0
+    max_ratio: float = 200.0
+    max_depth: int = 3
+    max_hours: float = 2.0
+    max_ticks_per_quarter: int = 32767
+    min_notes: int = 1
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def max_archive_bytes(self) -> int:
+        return int(self.max_archive_mb * 1024 * 1024)
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> Limits:
+        return cls(**(cfg or {}))
+
+
+@dataclass
+class Found:
+    """One file found in a source, before the MIDI check.
+
+    ``data`` is the content (or ``None``); ``load`` reads it lazily for folder sources;
+    ``reason`` is set when the entry was refused before its content was read.
+    """
+
+    source: str
+    path: str
+    data: bytes | None = None
+    reason: str | None = None
+    size: int = 0
+    load: Callable[[], bytes] | None = field(default=None, repr=False)
+
+    def content(self) -> bytes | None:
+        if self.data is None and self.load is not None and self.reason is None:
+            self.data = self.load()
+        return self.data
+
+    @property
+    def is_midi_candidate(self) -> bool:
+        return self.reason is None
+
+
+@dataclass
+class Row:
+    """A manifest row."""
+
+    file_id: str
+    source: str
+    path: str
+    bytes: int
+    status: str
+    reason: str = ""
+    duplicate_of: str = ""
+    group: str = ""
+
+    def as_list(self) -> list[str]:
+        return [
+            self.file_id,
+            self.source,
+            self.path,
+            str(self.bytes),
+            self.status,
+            self.reason,
+            self.duplicate_of,
+            self.group,
+        ]
+
+
+# --------------------------------------------------------------------------- entry checks
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why an archive entry name is unsafe to extract, or ``None`` when it is safe."""
+    if "\x00" in name:
+        return "unsafe path: NUL byte in name"
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        return "unsafe path: absolute"
+    if any(part == ".." for part in PurePosixPath(norm).parts):
+        return "unsafe path: leaves the target folder"
+    return None
+
+
+def _kind_of(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in MIDI_SUFFIXES:
+        return "midi"
+    if suffix in ZIP_SUFFIXES:
+        return "zip"
+    return "other"
+
+
+def _bounded_read(fh: io.BufferedIOBase, limit: int) -> bytes | None:
+    """Read at most ``limit`` bytes; ``None`` when there is more (declared sizes can lie)."""
+    data = fh.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def iter_zip(
+    archive: str | os.PathLike | bytes,
+    source: str,
+    limits: Limits,
+    prefix: str = "",
+    depth: int = 0,
+    budget: list[int] | None = None,
+) -> Iterator[Found]:
+    """Yield the files of a zip archive, opening nested zips up to ``limits.max_depth``.
+
+    Refused entries (unsafe names, links, special files, encrypted, oversized, suspicious
+    compression ratio, unreadable) are yielded with a ``reason``. Non-MIDI files are yielded
+    with reason ``not a MIDI file``. Nothing is written to disk.
+    """
+    if budget is None:
+        budget = [limits.max_archive_bytes]
+    label = prefix.rstrip(NESTED_SEPARATOR) or source
+    try:
+        handle = io.BytesIO(archive) if isinstance(archive, bytes) else open(archive, "rb")  # noqa: SIM115
+    except OSError as exc:
+        yield Found(source, label, reason=f"cannot open archive: {exc.strerror}")
+        return
+    with handle:
+        try:
+            zf = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            yield Found(source, label, reason=f"not a readable zip archive: {exc}")
+            return
+        with zf:
+            infos = sorted(zf.infolist(), key=lambda i: i.filename)
+            for info in infos:
+                if info.is_dir():
+                    continue
+                yield from _zip_entry(zf, info, source, limits, prefix, depth, budget)
+
+
+def _zip_entry(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    source: str,
+    limits: Limits,
+    prefix: str,
+    depth: int,
+    budget: list[int],
+) -> Iterator[Found]:
+    name = info.filename
+    path = f"{prefix}{name}"
+    size = info.file_size
+    reason = unsafe_name(name)
+    mode = info.external_attr >> 16
+    kind = _kind_of(name)
+    if reason is None and mode:
+        if stat.S_ISLNK(mode):
+            reason = "symbolic link"
+        elif not stat.S_ISREG(mode) and stat.S_IFMT(mode) != 0:
+            reason = "special file (device, fifo or socket)"
+    if reason is None and info.flag_bits & 0x1:
+        reason = "encrypted entry"
+    if reason is None and kind == "other":
+        reason = "not a MIDI file"
+    if reason is None and size > limits.max_file_bytes:
+        reason = f"too large: {size} bytes declared (limit {limits.max_file_bytes})"
+    if reason is None and size / max(info.compress_size, 1) > limits.max_ratio:
+        reason = (
+            f"suspicious compression ratio {size / max(info.compress_size, 1):.0f} "
+            f"(limit {limits.max_ratio:g})"
+        )
+    if reason is None and size > budget[0]:
+        reason = "archive expands beyond the size limit"
+    if reason is None and kind == "zip" and depth + 1 > limits.max_depth:
+        reason = f"nested archive too deep (limit {limits.max_depth})"
+    if reason is not None:
+        yield Found(source, path, reason=reason, size=size)
+        return
+    try:
+        with zf.open(info) as fh:
+            data = _bounded_read(fh, limits.max_file_bytes)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        yield Found(source, path, reason=f"unreadable entry: {exc}", size=size)
+        return
+    if data is None:
+        yield Found(source, path, reason="too large: content exceeds declared size limit", size=size)
+        return
+    budget[0] -= len(data)
+    if kind == "zip":
+        yield from iter_zip(data, source, limits, f"{path}{NESTED_SEPARATOR}", depth + 1, budget)
+        return
+    yield Found(source, path, data=data, size=len(data))
+
+
+def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[Found]:
+    """Yield the files under a folder, recursively, in sorted order; links are refused."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CorpusError(f"source folder does not exist: {root}")
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
+            full = Path(dirpath, name)
+            rel = full.relative_to(root).as_posix()
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                yield Found(source, rel, reason="symbolic link", size=0)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                yield Found(source, rel, reason="special file (device, fifo or socket)")
+                continue
+            kind = _kind_of(name)
+            if kind == "other":
+                yield Found(source, rel, reason="not a MIDI file", size=st.st_size)
+            elif st.st_size > limits.max_file_bytes:
+                yield Found(
+                    source,
+                    rel,
+                    reason=f"too large: {st.st_size} bytes (limit {limits.max_file_bytes})",
+                    size=st.st_size,
+                )
+            elif kind == "zip":
+                yield from iter_zip(full, source, limits, prefix=f"{rel}{NESTED_SEPARATOR}")
+            else:
+                yield Found(source, rel, size=st.st_size, load=full.read_bytes)
+
+
+def list_dir_files(root: str | os.PathLike) -> list[str]:
+    """All regular files under ``root`` (for Snakemake's input function: a new file reruns)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                out.append(full)
+    return out
+
+
+# --------------------------------------------------------------------------- MIDI check
+
+
+def check_midi(data: bytes, limits: Limits) -> str | None:
+    """Why ``data`` is not a usable MIDI file, or ``None`` when it is.
+
+    Checks the ``MThd`` header, that symusic parses it, the ticks per quarter, that it has at
+    least ``limits.min_notes`` notes and lasts at most ``limits.max_hours``.
+    """
+    if len(data) == 0:
+        return "empty file"
+    if data[:4] != b"MThd":
+        return "not a MIDI file (no MThd header)"
+    if len(data) >= 14:
+        tpq = int.from_bytes(data[12:14], "big")
+        if tpq & 0x8000 == 0 and not 0 < tpq <= limits.max_ticks_per_quarter:
+            return f"absurd ticks per quarter: {tpq}"
+    try:
+        import symusic
+
+        score = symusic.Score.from_midi(data, ttype="second")
+    except Exception as exc:  # symusic raises plain RuntimeError/ValueError on bad input
+        return f"unreadable MIDI: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+    notes = score.note_num()
+    if notes < limits.min_notes:
+        return "no notes" if notes == 0 else f"only {notes} notes (minimum {limits.min_notes})"
+    hours = score.end() / 3600.0
+    if hours > limits.max_hours:
+        return f"too long: {hours:.1f} hours (limit {limits.max_hours:g})"
+    return None
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def group_key(path: str, pattern: str | None, source: str, file_id: str) -> str:
+    """The group of a file: ``source:name`` from ``pattern`` applied to the file's stem.
+
+    ``pattern`` is a regex searched in the file name without its folder and suffix; its first
+    capture group (or whole match) names the piece, lower-cased. Without a pattern, or when it
+    does not match, a file is its own group (its file id).
+    """
+    if pattern:
+        stem = PurePosixPath(path.rsplit(NESTED_SEPARATOR, 1)[-1]).stem
+        m = re.search(pattern, stem)
+        if m:
+            name = m.group(1) if m.groups() else m.group(0)
+            return f"{source}:{name.lower()}"
+    return file_id
+
+
+def select(found: list[Found], limit: int | None, seed: int) -> list[Found]:
+    """Keep refused entries; keep a seeded sample of ``limit`` MIDI candidates, path order."""
+    candidates = [f for f in found if f.is_midi_candidate]
+    if limit is None or len(candidates) <= limit:
+        return found
+    keep = {id(f) for f in random.Random(seed).sample(candidates, limit)}
+    return [f for f in found if not f.is_midi_candidate or id(f) in keep]
+
+
+def filter_paths(found: Iterable[Found], include: str | None, exclude: str | None) -> list[Found]:
+    """Keep entries whose path matches ``include`` and not ``exclude`` (regex search)."""
+    inc = re.compile(include) if include else None
+    exc = re.compile(exclude) if exclude else None
+    return [
+        f
+        for f in found
+        if (inc is None or inc.search(f.path)) and (exc is None or not exc.search(f.path))
+    ]
+
+
+def build_rows(
+    sources: Iterable[tuple[list[Found], str | None]],
+    store: str | os.PathLike,
+    limits: Limits,
+    progress_every: int = 500,
+) -> list[Row]:
+    """Check, deduplicate and store the files of all sources; return the manifest rows.
+
+    ``sources`` yields (found entries, group pattern) per source, in config order. Accepted
+    files are written once to ``store/{file_id}.mid`` (atomically; an existing file is left
+    untouched so that its modification time, and so Snakemake's view of it, stays).
+    """
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    seen: dict[str, str] = {}
+    n = 0
+    for found, pattern in sources:
+        for f in found:
+            n += 1
+            if progress_every and n % progress_every == 0:
+                log.info("checked %d files (%d accepted)", n, len(seen))
+            if f.reason is not None:
+                rows.append(Row("", f.source, f.path, f.size, "rejected", f.reason))
+                continue
+            try:
+                data = f.content()
+            except OSError as exc:
+                rows.append(Row("", f.source, f.path, f.size, "rejected", f"unreadable: {exc}"))
+                continue
+            assert data is not None
+            fid = sha256_bytes(data)
+            if fid in seen:
+                rows.append(
+                    Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid])
+                )
+                continue
+            reason = check_midi(data, limits)
+            if reason is not None:
+                rows.append(Row(fid, f.source, f.path, len(data), "rejected", reason))
+                f.data = None
+                continue
+            group = group_key(f.path, pattern, f.source, fid)
+            seen[fid] = group
+            target = store / f"{fid}.mid"
+            if not target.exists():
+                write_bytes_atomic(target, data)
+            rows.append(Row(fid, f.source, f.path, len(data), "ok", "", "", group))
+            f.data = None
+    log.info("checked %d files: %d accepted", n, len(seen))
+    return rows
+
+
+_VOLATILE = re.compile(r"0x[0-9a-fA-F]+|id\(\)=\d+")
+
+
+def _clean(text: str) -> str:
+    """One line, no tabs, and no memory addresses (they would make manifests differ by run)."""
+    text = _VOLATILE.sub("..", text)
+    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def write_manifest(rows: list[Row], path: str | os.PathLike) -> None:
+    """Write the manifest TSV atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(MANIFEST_COLUMNS)
+    for row in rows:
+        writer.writerow([_clean(v) for v in row.as_list()])
+    write_text_atomic(path, buf.getvalue())
+
+
+def read_manifest(path: str | os.PathLike) -> list[Row]:
+    """Read a manifest written by :func:`write_manifest`."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        header = next(reader)
+        if tuple(header) != MANIFEST_COLUMNS:
+            raise CorpusError(f"{path}: not a manifest (columns {header})")
+        return [
+            Row(r[0], r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7]) for r in reader if r
+        ]
+
+
+def summarize(rows: list[Row]) -> dict[str, int]:
+    """Counts per status."""
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
+def shard_of(file_id: str, shards: int) -> int:
+    """The shard of a file: its id's first 8 hex digits modulo ``shards``."""
+    return int(file_id[:8], 16) % shards

@@ -1,0 +1,236 @@
+"""Per-file tokenization with miditok, in content-addressed shards stored as HDF5.
+
+One tokenizer is built from config and saved once as JSON; its sha256 (``tokenizer_hash``) is
+written into every shard. A shard file ``results/tokens/{corpus}/{shard}.h5`` holds:
+
+- ``ids``       int32 [total]  the token ids of all files, concatenated
+- ``offsets``   int64 [n+1]    file i's tokens are ``ids[offsets[i]:offsets[i+1]]``
+- ``file_ids``  bytes [n]      content sha256 of each file, sorted
+- ``failed_ids`` bytes [m], ``failed_reasons`` str [m]: files that could not be tokenized
+- attributes ``tokenizer_hash``, ``corpus``, ``shard``, ``miditok_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import atomic_path, sha256_file, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_KINDS = ("REMI", "TSD", "MIDILike", "Structured", "CPWord", "Octuple", "MuMIDI", "MMM")
+
+
+class TokenizeError(RuntimeError):
+    """A tokenizer cannot be built or loaded."""
+
+
+def build_tokenizer(cfg: dict):
+    """A miditok tokenizer from the ``tokenizer`` config: ``kind`` plus TokenizerConfig fields."""
+    import miditok
+
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", "REMI")
+    if kind not in TOKENIZER_KINDS:
+        raise TokenizeError(f"config key tokenizer.kind: {kind!r} is not one of {TOKENIZER_KINDS}")
+    if "beat_res" in cfg:  # YAML keys are strings like "0-4"; miditok wants (0, 4) tuples
+        cfg["beat_res"] = {
+            tuple(int(x) for x in str(k).split("-")): int(v) for k, v in cfg["beat_res"].items()
+        }
+    try:
+        tok_cfg = miditok.TokenizerConfig(**cfg)
+    except TypeError as exc:
+        raise TokenizeError(f"config key tokenizer: {exc}") from exc
+    return getattr(miditok, kind)(tok_cfg)
+
+
+def save_tokenizer(tokenizer, path: str | os.PathLike) -> str:
+    """Save the tokenizer JSON atomically; return its sha256."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tokenizer.save(tmp.parent, filename=tmp.name)
+    return sha256_file(path)
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """Load a tokenizer from its local JSON; a missing or invalid file is a named error."""
+    import miditok
+
+    path = Path(path)
+    if not path.is_file():
+        raise TokenizeError(f"tokenizer file not found: {path}")
+    try:
+        params = json.loads(path.read_text())
+        kind = params["tokenization"]
+        cls = getattr(miditok, kind)
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise TokenizeError(f"{path} is not a miditok tokenizer JSON: {exc}") from exc
+    return cls(params=path)
+
+
+@dataclass
+class ShardResult:
+    file_ids: list[str]
+    sequences: list[np.ndarray]
+    failed: list[tuple[str, str]]
+    seconds: float
+
+    @property
+    def tokens(self) -> int:
+        return int(sum(len(s) for s in self.sequences))
+
+
+def tokenize_file(tokenizer, path: str | os.PathLike) -> np.ndarray:
+    """Token ids of one MIDI file, as int32."""
+    import symusic
+
+    score = symusic.Score(str(path))
+    seq = tokenizer.encode(score)
+    if isinstance(seq, list):  # tokenizers with one stream per track: concatenate
+        ids = [i for s in seq for i in s.ids]
+    else:
+        ids = seq.ids
+    if len(ids) == 0:
+        raise TokenizeError("no tokens")
+    return np.asarray(ids, dtype=np.int32)
+
+
+def tokenize_paths(tokenizer, paths: list[str], progress_every: int = 200) -> ShardResult:
+    """Tokenize each file on its own; a file that fails is recorded and the rest go on.
+
+    File ids are the file names' stems (the store names files by content sha256).
+    """
+    t0 = time.perf_counter()
+    items = sorted((Path(p).stem, p) for p in paths)
+    file_ids, seqs, failed = [], [], []
+    for n, (fid, p) in enumerate(items, 1):
+        try:
+            seqs.append(tokenize_file(tokenizer, p))
+            file_ids.append(fid)
+        except Exception as exc:  # miditok/symusic raise many kinds on odd files
+            failed.append((fid, f"{type(exc).__name__}: {exc}"[:300]))
+        if progress_every and n % progress_every == 0:
+            log.info("tokenized %d/%d files", n, len(items))
+    return ShardResult(file_ids, seqs, failed, time.perf_counter() - t0)
+
+
+def write_shard(
+    result: ShardResult, path: str | os.PathLike, *, tokenizer_hash: str, corpus: str, shard: str
+) -> None:
+    """Write a shard's HDF5 file atomically."""
+    from importlib.metadata import version
+
+    import h5py
+
+    offsets = np.zeros(len(result.sequences) + 1, dtype=np.int64)
+    if result.sequences:
+        np.cumsum([len(s) for s in result.sequences], out=offsets[1:])
+        ids = np.concatenate(result.sequences).astype(np.int32)
+    else:
+        ids = np.zeros(0, dtype=np.int32)
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+        h5.create_dataset(
+            "ids", data=ids, chunks=(min(max(len(ids), 1), 1 << 16),), compression="gzip",
+            shuffle=True,
+        )
+        h5.create_dataset("offsets", data=offsets)
+        h5.create_dataset("file_ids", data=np.array(result.file_ids, dtype="S64"))
+        h5.create_dataset("failed_ids", data=np.array([f for f, _ in result.failed], dtype="S64"))
+        h5.create_dataset(
+            "failed_reasons",
+            data=[r for _, r in result.failed],
+            dtype=h5py.string_dtype(),
+        )
+        h5.attrs["tokenizer_hash"] = tokenizer_hash
+        h5.attrs["corpus"] = corpus
+        h5.attrs["shard"] = shard
+        h5.attrs["miditok_version"] = version("miditok")
+
+
+@dataclass
+class Shard:
+    """A shard read back: ``sequence(i)`` gives file i's token ids."""
+
+    file_ids: list[str]
+    ids: np.ndarray
+    offsets: np.ndarray
+    failed: dict[str, str]
+    tokenizer_hash: str
+
+    def sequence(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.file_ids)
+
+
+def read_shard(path: str | os.PathLike) -> Shard:
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return Shard(
+            [b.decode() for b in h5["file_ids"][:]],
+            h5["ids"][:],
+            h5["offsets"][:],
+            dict(
+                zip(
+                    [b.decode() for b in h5["failed_ids"][:]],
+                    [r.decode() if isinstance(r, bytes) else r for r in h5["failed_reasons"][:]],
+                    strict=True,
+                )
+            ),
+            str(h5.attrs["tokenizer_hash"]),
+        )
+
+
+INDEX_COLUMNS = ("file_id", "shard", "tokens", "status", "reason")
+
+
+def write_index(shard_paths: list[str], path: str | os.PathLike) -> dict[str, int]:
+    """Aggregate shards into one TSV index (file id, shard, token count, status); return totals.
+
+    Every shard must carry the same tokenizer hash.
+    """
+    lines = ["\t".join(INDEX_COLUMNS)]
+    hashes = set()
+    totals = {"files": 0, "failed": 0, "tokens": 0}
+    for sp in sorted(shard_paths):
+        shard = read_shard(sp)
+        hashes.add(shard.tokenizer_hash)
+        name = Path(sp).stem
+        for i, fid in enumerate(shard.file_ids):
+            n = int(shard.offsets[i + 1] - shard.offsets[i])
+            lines.append(f"{fid}\t{name}\t{n}\tok\t")
+            totals["files"] += 1
+            totals["tokens"] += n
+        for fid, reason in sorted(shard.failed.items()):
+            lines.append(f"{fid}\t{name}\t0\tfailed\t{reason.replace(chr(9), ' ')}")
+            totals["failed"] += 1
+    if len(hashes) > 1:
+        raise TokenizeError(f"shards were made by different tokenizers: {sorted(hashes)}")
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return totals
+
+
+def tokenize_shard(
+    tokenizer_path: str | os.PathLike,
+    midi_paths: list[str],
+    out_path: str | os.PathLike,
+    *,
+    corpus: str,
+    shard: str,
+) -> ShardResult:
+    """Load the saved tokenizer, tokenize a shard's files and write its HDF5 file."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    result = tokenize_paths(tokenizer, midi_paths)
+    write_shard(
+        result, out_path, tokenizer_hash=sha256_file(tokenizer_path), corpus=corpus, shard=shard
+    )
+    return result
