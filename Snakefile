@@ -17,6 +17,6 @@ include: "rules/tokenize.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

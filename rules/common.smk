@@ -74,7 +74,9 @@ def shard_midi(wildcards):
 
 
 def corpus_shards(wildcards):
-    return expand("results/tokens/{corpus}/{shard}.h5", corpus=wildcards.corpus, shard=SHARDS)
+    return expand(
+        "results/tokens/{corpus}/{shard}.h5", corpus=wildcards.corpus, shard=SHARDS
+    )
 
 
 def all_targets():

@@ -4,18 +4,18 @@
 rule fetch_tegridy:
     output:
         "resources/tegridy/{zipname}",
-    params:
-        url=config["tegridy"]["url"],
     log:
         "logs/fetch_tegridy/{zipname}.log",
     benchmark:
         "logs/benchmarks/fetch_tegridy/{zipname}.tsv"
     retries: 2
+    conda:
+        "../envs/tokentransfer.yaml"
     resources:
         mem_mb=512,
         runtime=30,
-    conda:
-        "../envs/tokentransfer.yaml"
+    params:
+        url=config["tegridy"]["url"],
     script:
         "../scripts/fetch_tegridy.py"
 
@@ -25,21 +25,21 @@ checkpoint ingest:
         unpack(ingest_inputs),
     output:
         manifest="results/corpora/{corpus}/manifest.tsv",
+    log:
+        "logs/ingest/{corpus}.log",
+    benchmark:
+        "logs/benchmarks/ingest/{corpus}.tsv"
+    conda:
+        "../envs/tokentransfer.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        mem_mb=4096,
+        runtime=60,
     params:
         corpus=lambda wildcards: config["corpora"][wildcards.corpus],
         zips=tegridy_zips,
         limits=config["ingest"],
         seed=config["seed"],
         store=lambda wildcards: f"resources/corpora/{wildcards.corpus}/midi",
-    threads: config["threads"]["ingest"]
-    log:
-        "logs/ingest/{corpus}.log",
-    benchmark:
-        "logs/benchmarks/ingest/{corpus}.tsv"
-    resources:
-        mem_mb=4096,
-        runtime=60,
-    conda:
-        "../envs/tokentransfer.yaml"
     script:
         "../scripts/ingest.py"

@@ -4,17 +4,17 @@
 rule tokenizer:
     output:
         "results/tokenizer/tokenizer.json",
-    params:
-        tokenizer=config["tokenizer"],
     log:
         "logs/tokenizer.log",
     benchmark:
         "logs/benchmarks/tokenizer.tsv"
+    conda:
+        "../envs/tokentransfer.yaml"
     resources:
         mem_mb=1024,
         runtime=5,
-    conda:
-        "../envs/tokentransfer.yaml"
+    params:
+        tokenizer=config["tokenizer"],
     script:
         "../scripts/build_tokenizer.py"
 
@@ -29,11 +29,11 @@ rule tokenize_shard:
         "logs/tokenize/{corpus}/{shard}.log",
     benchmark:
         "logs/benchmarks/tokenize/{corpus}/{shard}.tsv"
+    conda:
+        "../envs/tokentransfer.yaml"
     resources:
         mem_mb=2048,
         runtime=60,
-    conda:
-        "../envs/tokentransfer.yaml"
     script:
         "../scripts/tokenize_shard.py"
 
@@ -47,10 +47,10 @@ rule token_index:
         "logs/token_index/{corpus}.log",
     benchmark:
         "logs/benchmarks/token_index/{corpus}.tsv"
+    conda:
+        "../envs/tokentransfer.yaml"
     resources:
         mem_mb=1024,
         runtime=10,
-    conda:
-        "../envs/tokentransfer.yaml"
     script:
         "../scripts/token_index.py"

@@ -243,7 +243,9 @@ def _zip_entry(
         yield Found(source, path, reason=f"unreadable entry: {exc}", size=size)
         return
     if data is None:
-        yield Found(source, path, reason="too large: content exceeds declared size limit", size=size)
+        yield Found(
+            source, path, reason="too large: content exceeds declared size limit", size=size
+        )
         return
     budget[0] -= len(data)
     if kind == "zip":
@@ -319,7 +321,9 @@ def check_midi(data: bytes, limits: Limits) -> str | None:
 
         score = symusic.Score.from_midi(data, ttype="second")
     except Exception as exc:  # symusic raises plain RuntimeError/ValueError on bad input
-        return f"unreadable MIDI: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        return (
+            f"unreadable MIDI: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        )
     notes = score.note_num()
     if notes < limits.min_notes:
         return "no notes" if notes == 0 else f"only {notes} notes (minimum {limits.min_notes})"
@@ -333,18 +337,19 @@ def check_midi(data: bytes, limits: Limits) -> str | None:
 
 
 def group_key(path: str, pattern: str | None, source: str, file_id: str) -> str:
-    """The group of a file: ``source:name`` from ``pattern`` applied to the file's stem.
+    """The group of a file: the piece's name that ``pattern`` finds in the file's stem.
 
     ``pattern`` is a regex searched in the file name without its folder and suffix; its first
-    capture group (or whole match) names the piece, lower-cased. Without a pattern, or when it
-    does not match, a file is its own group (its file id).
+    capture group (or whole match) names the piece, lower-cased, prefixed ``piece:``. Without a
+    pattern, or when it does not match, a file is its own group (its file id). Names are shared
+    across the sources of one corpus, which can only merge groups (never leak across a split).
     """
     if pattern:
         stem = PurePosixPath(path.rsplit(NESTED_SEPARATOR, 1)[-1]).stem
         m = re.search(pattern, stem)
         if m:
             name = m.group(1) if m.groups() else m.group(0)
-            return f"{source}:{name.lower()}"
+            return f"piece:{name.lower()}"
     return file_id
 
 
@@ -401,9 +406,7 @@ def build_rows(
             assert data is not None
             fid = sha256_bytes(data)
             if fid in seen:
-                rows.append(
-                    Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid])
-                )
+                rows.append(Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid]))
                 continue
             reason = check_midi(data, limits)
             if reason is not None:
@@ -447,9 +450,7 @@ def read_manifest(path: str | os.PathLike) -> list[Row]:
         header = next(reader)
         if tuple(header) != MANIFEST_COLUMNS:
             raise CorpusError(f"{path}: not a manifest (columns {header})")
-        return [
-            Row(r[0], r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7]) for r in reader if r
-        ]
+        return [Row(r[0], r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7]) for r in reader if r]
 
 
 def summarize(rows: list[Row]) -> dict[str, int]:

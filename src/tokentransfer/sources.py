@@ -105,7 +105,9 @@ def export_music21(args: tuple[str, str, str]) -> list[tuple[str, bytes | None, 
             data = translate.music21ObjectToMidiFile(score).writestr()
             out.append((name, data, None))
         except Exception as exc:
-            out.append((name, None, f"music21 MIDI export failed: {type(exc).__name__}: {exc}"[:300]))
+            out.append(
+                (name, None, f"music21 MIDI export failed: {type(exc).__name__}: {exc}"[:300])
+            )
     return out
 
 

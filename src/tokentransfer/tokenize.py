@@ -12,6 +12,7 @@ written into every shard. A shard file ``results/tokens/{corpus}/{shard}.h5`` ho
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -44,6 +45,17 @@ def build_tokenizer(cfg: dict):
         cfg["beat_res"] = {
             tuple(int(x) for x in str(k).split("-")): int(v) for k, v in cfg["beat_res"].items()
         }
+    known = {
+        name
+        for name, p in inspect.signature(miditok.TokenizerConfig.__init__).parameters.items()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and name != "self"
+    }
+    unknown = sorted(set(cfg) - known)
+    if unknown:  # TokenizerConfig would silently keep a typo as an "additional parameter"
+        raise TokenizeError(
+            f"config key tokenizer: unknown field(s) {unknown}; miditok TokenizerConfig takes "
+            f"kind and {sorted(known)}"
+        )
     try:
         tok_cfg = miditok.TokenizerConfig(**cfg)
     except TypeError as exc:
@@ -93,10 +105,8 @@ def tokenize_file(tokenizer, path: str | os.PathLike) -> np.ndarray:
 
     score = symusic.Score(str(path))
     seq = tokenizer.encode(score)
-    if isinstance(seq, list):  # tokenizers with one stream per track: concatenate
-        ids = [i for s in seq for i in s.ids]
-    else:
-        ids = seq.ids
+    # tokenizers with one stream per track return a list: concatenate the tracks
+    ids = [i for s in seq for i in s.ids] if isinstance(seq, list) else seq.ids
     if len(ids) == 0:
         raise TokenizeError("no tokens")
     return np.asarray(ids, dtype=np.int32)
@@ -136,10 +146,12 @@ def write_shard(
     else:
         ids = np.zeros(0, dtype=np.int32)
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w", track_order=True) as h5:
-        h5.create_dataset(
-            "ids", data=ids, chunks=(min(max(len(ids), 1), 1 << 16),), compression="gzip",
-            shuffle=True,
-        )
+        if len(ids):
+            h5.create_dataset(
+                "ids", data=ids, chunks=(min(len(ids), 1 << 16),), compression="gzip", shuffle=True
+            )
+        else:  # an empty shard (few files, many shards): HDF5 cannot chunk a 0-length array
+            h5.create_dataset("ids", data=ids)
         h5.create_dataset("offsets", data=offsets)
         h5.create_dataset("file_ids", data=np.array(result.file_ids, dtype="S64"))
         h5.create_dataset("failed_ids", data=np.array([f for f, _ in result.failed], dtype="S64"))

@@ -1,0 +1,79 @@
+"""Shared fixtures: where the repository, the shared data and the fixture corpora are.
+
+Tests that need ../shared/data/tegridy (or the fixtures cut from it) use the ``tegridy_dir`` /
+``fixtures_dir`` fixtures: when the folder is missing they skip on a developer's machine but
+FAIL when the ``CI`` environment variable is set, so CI never skips them silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TOKENTRANSFER_SHARED", REPO.parent / "shared"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _need(path: Path, what: str) -> Path:
+    if path.is_dir():
+        return path
+    msg = f"{what} not found at {path}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{msg}: CI must have it (set TOKENTRANSFER_SHARED or put shared/ beside)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def tegridy_dir() -> Path:
+    """The folder of the 14 Tegridy zips (with MANIFEST.tsv)."""
+    return _need(SHARED / "data" / "tegridy", "Tegridy mirror")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The folder of the four small fixture corpora (bach, karaoke, jazzlead, base_edge)."""
+    return _need(SHARED / "data" / "fixtures", "fixture corpora")
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200):
+    """Run the real workflow with the CLI in ``workdir`` (its own results/, resources/, logs/)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+@pytest.fixture
+def copy_tree():
+    def _copy(src: Path, dst: Path) -> Path:
+        shutil.copytree(src, dst)
+        return dst
+
+    return _copy

@@ -1,0 +1,138 @@
+"""Per-file tokenization into HDF5 shards, with real miditok on real MIDI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+import pytest
+import symusic
+from miditok import REMI, TokenizerConfig
+
+from tokentransfer.fileio import sha256_file
+from tokentransfer.tokenize import (
+    TokenizeError,
+    build_tokenizer,
+    load_tokenizer,
+    read_shard,
+    save_tokenizer,
+    tokenize_file,
+    tokenize_shard,
+    write_index,
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, fixtures_dir):
+    """A content-addressed store of the bach fixture, as ingestion writes it."""
+    out = tmp_path_factory.mktemp("store")
+    for p in sorted((fixtures_dir / "bach").glob("*.mid")):
+        data = p.read_bytes()
+        (out / f"{hashlib.sha256(data).hexdigest()}.mid").write_bytes(data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tok_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    save_tokenizer(build_tokenizer({"kind": "REMI", "use_programs": True}), path)
+    return path
+
+
+def test_build_tokenizer_from_config():
+    tok = build_tokenizer({"kind": "TSD", "use_programs": True, "beat_res": {"0-4": 8}})
+    assert type(tok).__name__ == "TSD"
+    assert tok.config.use_programs
+    assert tok.config.beat_res == {(0, 4): 8}
+
+
+def test_build_tokenizer_refuses_unknown_field():
+    with pytest.raises(TokenizeError, match="config key tokenizer"):
+        build_tokenizer({"kind": "REMI", "no_such_field": 1})
+    with pytest.raises(TokenizeError, match="tokenizer.kind"):
+        build_tokenizer({"kind": "NOPE"})
+
+
+def test_saved_tokenizer_round_trips_and_hash_is_stable(tmp_path, tok_path):
+    again = tmp_path / "again.json"
+    digest = save_tokenizer(build_tokenizer({"kind": "REMI", "use_programs": True}), again)
+    assert digest == sha256_file(tok_path)  # same config -> same bytes -> same hash
+    other = save_tokenizer(build_tokenizer({"kind": "REMI"}), tmp_path / "other.json")
+    assert other != digest
+    loaded = load_tokenizer(tok_path)
+    assert loaded.vocab == build_tokenizer({"kind": "REMI", "use_programs": True}).vocab
+
+
+def test_load_tokenizer_errors_name_the_file(tmp_path):
+    with pytest.raises(TokenizeError, match="not found"):
+        load_tokenizer(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(TokenizeError, match="bad.json"):
+        load_tokenizer(bad)
+
+
+def test_tokenize_file_matches_plain_miditok(store, tok_path):
+    path = sorted(store.glob("*.mid"))[0]
+    ours = tokenize_file(load_tokenizer(tok_path), path)
+    plain = REMI(TokenizerConfig(use_programs=True)).encode(symusic.Score(str(path))).ids
+    assert ours.dtype == np.int32
+    assert ours.tolist() == plain
+
+
+def test_shard_round_trip_isolates_a_bad_file(tmp_path, store, tok_path):
+    paths = [str(p) for p in sorted(store.glob("*.mid"))][:4]
+    bad = tmp_path / ("f" * 64 + ".mid")
+    bad.write_bytes(b"MThd\x00\x00\x00\x06garbage")  # a truncated file that slipped through
+    out = tmp_path / "0000.h5"
+    result = tokenize_shard(tok_path, [*paths, str(bad)], out, corpus="bach", shard="0000")
+    assert len(result.file_ids) == 4 and [f for f, _ in result.failed] == ["f" * 64]
+    shard = read_shard(out)
+    assert shard.file_ids == sorted(p.split("/")[-1][:-4] for p in paths)
+    assert shard.tokenizer_hash == sha256_file(tok_path)
+    assert list(shard.failed) == ["f" * 64]
+    tok = load_tokenizer(tok_path)
+    for i, fid in enumerate(shard.file_ids):
+        assert shard.sequence(i).tolist() == tokenize_file(tok, store / f"{fid}.mid").tolist()
+    with h5py.File(out) as h5:
+        assert h5.attrs["corpus"] == "bach" and h5.attrs["shard"] == "0000"
+        assert h5["ids"].compression == "gzip"
+
+
+def test_empty_shard(tmp_path, tok_path):
+    out = tmp_path / "0001.h5"
+    tokenize_shard(tok_path, [], out, corpus="c", shard="0001")
+    shard = read_shard(out)
+    assert len(shard) == 0 and shard.ids.size == 0 and shard.offsets.tolist() == [0]
+
+
+def test_index_aggregates_and_refuses_mixed_tokenizers(tmp_path, store, tok_path):
+    paths = [str(p) for p in sorted(store.glob("*.mid"))]
+    tokenize_shard(tok_path, paths[:3], tmp_path / "0000.h5", corpus="c", shard="0000")
+    tokenize_shard(tok_path, paths[3:6], tmp_path / "0001.h5", corpus="c", shard="0001")
+    totals = write_index([str(tmp_path / "0000.h5"), str(tmp_path / "0001.h5")], tmp_path / "i.tsv")
+    lines = (tmp_path / "i.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["file_id", "shard", "tokens", "status", "reason"]
+    assert totals["files"] == 6 == len(lines) - 1
+    assert totals["tokens"] == sum(int(line.split("\t")[2]) for line in lines[1:])
+    other = tmp_path / "other.json"
+    save_tokenizer(build_tokenizer({"kind": "TSD"}), other)
+    tokenize_shard(other, paths[6:7], tmp_path / "0002.h5", corpus="c", shard="0002")
+    with pytest.raises(TokenizeError, match="different tokenizers"):
+        write_index([str(tmp_path / f"000{i}.h5") for i in range(3)], tmp_path / "j.tsv")
+
+
+def test_killed_writer_leaves_no_shard(tmp_path, store, tok_path, monkeypatch):
+    """An exception while writing leaves neither a partial file nor a temporary one."""
+    out = tmp_path / "0000.h5"
+    import tokentransfer.tokenize as tk
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tk.np, "concatenate", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tokenize_shard(tok_path, [str(next(store.glob("*.mid")))], out, corpus="c", shard="0")
+    assert list(tmp_path.iterdir()) == []

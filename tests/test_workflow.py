@@ -1,0 +1,264 @@
+"""End-to-end: the real Snakemake DAG on the fixture corpora and on Tegridy zips from the mirror."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, snakemake, write_config
+from tokentransfer.corpus import read_manifest, shard_of
+from tokentransfer.fileio import sha256_file
+from tokentransfer.tokenize import read_shard
+
+pytestmark = pytest.mark.e2e
+
+SHARDS = 2
+
+
+def fixture_config(fixtures: Path) -> dict:
+    return {
+        "seed": 0,
+        "shards": SHARDS,
+        "corpora": {
+            "base": {
+                "role": "base",
+                "sources": [
+                    {"dir": {"path": str(fixtures / "base_edge"), "group": "^(.+?)_score_"}}
+                ],
+            },
+            "bach": {"role": "target", "sources": [{"dir": {"path": str(fixtures / "bach")}}]},
+            "karaoke": {
+                "role": "target",
+                "sources": [{"dir": {"path": str(fixtures / "karaoke")}}],
+            },
+            "jazzlead": {
+                "role": "target",
+                "sources": [
+                    {"dir": {"path": str(fixtures / "jazzlead"), "group": "^(.+)_[a-g]s?$"}}
+                ],
+            },
+        },
+    }
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}."""
+    m = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s+\d+", dry_run_output, re.S)
+    if m is None:
+        assert "Nothing to be done" in dry_run_output, dry_run_output[-3000:]
+        return {}
+    return {name: int(n) for name, n in re.findall(r"^(\S+)\s+(\d+)$", m.group(1), re.M)}
+
+
+def dry_run(workdir: Path, config: Path) -> dict[str, int]:
+    proc = snakemake(workdir, "--configfile", str(config), "-n", "--cores", "2")
+    return job_counts(proc.stdout + proc.stderr)
+
+
+def run(workdir: Path, config: Path, *targets: str):
+    return snakemake(workdir, "--configfile", str(config), "--cores", "2", *targets)
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory, fixtures_dir):
+    work = tmp_path_factory.mktemp("fixture_run")
+    cfg = write_config(work / "config.yaml", fixture_config(fixtures_dir))
+    run(work, cfg)
+    return work, cfg
+
+
+def test_manifests(fixture_run, fixtures_dir):
+    work, _ = fixture_run
+    for corpus, folder in [("base", "base_edge"), ("bach", "bach"), ("karaoke", "karaoke")]:
+        rows = read_manifest(work / f"results/corpora/{corpus}/manifest.tsv")
+        files = sorted(p.name for p in (fixtures_dir / folder).iterdir())
+        assert sorted(r.path for r in rows) == files  # one row per file found
+        for r in rows:
+            assert r.file_id == sha256_file(fixtures_dir / folder / r.path)
+            if r.status == "ok":
+                stored = work / f"resources/corpora/{corpus}/midi/{r.file_id}.mid"
+                assert sha256_file(stored) == r.file_id
+    karaoke = {r.path: r for r in read_manifest(work / "results/corpora/karaoke/manifest.tsv")}
+    assert karaoke["Letitbe.mid"].status == "duplicate"
+    assert karaoke["Letitbe.mid"].duplicate_of == karaoke["Let_it_be.mid"].file_id
+    base = read_manifest(work / "results/corpora/base/manifest.tsv")
+    assert sum(r.status == "duplicate" for r in base) == 2
+    assert any("#" in r.path and "ü" not in r.path for r in base)
+    versions = [r for r in base if "Pathétique" in r.path]
+    assert len(versions) == 2 and versions[0].group == versions[1].group != versions[0].file_id
+    jazz = read_manifest(work / "results/corpora/jazzlead/manifest.tsv")
+    keys = {r.group for r in jazz if r.path.startswith("beautiful_friend_")}
+    assert keys == {"piece:beautiful_friend"}  # one song in 12 keys: one group
+
+
+def test_token_shards(fixture_run):
+    work, _ = fixture_run
+    tok_hash = sha256_file(work / "results/tokenizer/tokenizer.json")
+    for corpus in ("base", "bach", "karaoke", "jazzlead"):
+        ok = {
+            r.file_id
+            for r in read_manifest(work / f"results/corpora/{corpus}/manifest.tsv")
+            if r.status == "ok"
+        }
+        seen = set()
+        for s in range(SHARDS):
+            shard = read_shard(work / f"results/tokens/{corpus}/{s:04d}.h5")
+            assert shard.tokenizer_hash == tok_hash
+            ids = set(shard.file_ids) | set(shard.failed)
+            assert all(shard_of(f, SHARDS) == s for f in ids)
+            for i in range(len(shard)):
+                seq = shard.sequence(i)
+                assert len(seq) > 0 and seq.min() >= 0
+            seen |= ids
+        assert seen == ok  # every accepted file tokenized (or listed as failed) exactly once
+        index = (work / f"results/tokens/{corpus}/index.tsv").read_text().splitlines()
+        assert len(index) - 1 == len(ok)
+
+
+def test_rerun_does_nothing(fixture_run):
+    work, cfg = fixture_run
+    assert dry_run(work, cfg) == {}
+
+
+def test_clean_rerun_is_identical(fixture_run, tmp_path, fixtures_dir):
+    """Two clean runs give byte-identical manifests, tokenizer, index and token shards."""
+    work, _ = fixture_run
+    cfg = write_config(tmp_path / "config.yaml", fixture_config(fixtures_dir))
+    run(tmp_path, cfg)
+    files = sorted(p.relative_to(work) for p in (work / "results").rglob("*") if p.is_file())
+    assert files == sorted(
+        p.relative_to(tmp_path) for p in (tmp_path / "results").rglob("*") if p.is_file()
+    )
+    for rel in files:
+        assert (work / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+
+
+def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
+    src = tmp_path / "bach_src"
+    shutil.copytree(fixtures_dir / "bach", src)
+    config = fixture_config(fixtures_dir)
+    config["corpora"]["bach"]["sources"] = [{"dir": {"path": str(src)}}]
+    cfg = write_config(tmp_path / "config.yaml", config)
+    run(tmp_path, cfg)
+    assert dry_run(tmp_path, cfg) == {}
+    new = fixtures_dir / "karaoke" / "Amazing_grace.mid"
+    shutil.copy(new, src / "new piece.mid")
+    # Before ingestion only the grown corpus's ingestion is certain to rerun.
+    planned = dry_run(tmp_path, cfg)
+    assert planned.get("ingest") == 1 and "tokenizer" not in planned
+    run(tmp_path, cfg, "results/corpora/bach/manifest.tsv")
+    # Once the manifest is updated, only the shard the new file falls in is re-tokenized.
+    planned = dry_run(tmp_path, cfg)
+    assert planned == {"tokenize_shard": 1, "token_index": 1, "all": 1}
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/tokens").rglob("*.h5")}
+    run(tmp_path, cfg)
+    changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
+    shard = shard_of(sha256_file(new), SHARDS)
+    assert changed == [tmp_path / f"results/tokens/bach/{shard:04d}.h5"]
+    assert sha256_file(new) in read_shard(changed[0]).file_ids
+
+
+def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
+    work, cfg = fixture_run
+    config = __import__("yaml").safe_load(cfg.read_text())
+    extra = copy.deepcopy(config)
+    extra["corpora"]["bach2"] = copy.deepcopy(config["corpora"]["bach"])
+    cfg2 = write_config(tmp_path / "config.yaml", extra)
+    assert dry_run(work, cfg2) == {
+        "ingest": 1,
+        "tokenize_shard": SHARDS,
+        "token_index": 1,
+        "all": 1,
+    }
+
+
+def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
+    work, cfg = fixture_run
+    config = __import__("yaml").safe_load(cfg.read_text())
+    config["tokenizer"] = {"kind": "REMI", "use_programs": True, "use_tempos": True}
+    cfg2 = write_config(tmp_path / "config.yaml", config)
+    n = len(config["corpora"])
+    assert dry_run(work, cfg2) == {
+        "tokenizer": 1,
+        "tokenize_shard": SHARDS * n,
+        "token_index": n,
+        "all": 1,
+    }
+
+
+def test_bad_config_is_refused_with_the_key(tmp_path, fixtures_dir):
+    config = fixture_config(fixtures_dir)
+    config["corpora"]["bach"]["sources"][0]["dir"]["limt"] = 3
+    cfg = write_config(tmp_path / "config.yaml", config)
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
+    assert proc.returncode != 0
+    assert "config key corpora.bach.sources[0].dir: unknown key 'limt'" in proc.stdout + proc.stderr
+
+
+def test_corpus_with_no_usable_file_fails_loudly(tmp_path, fixtures_dir):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not music")
+    (junk / "empty.mid").write_bytes(b"")
+    config = fixture_config(fixtures_dir)
+    config["corpora"]["bach"]["sources"] = [{"dir": {"path": str(junk)}}]
+    cfg = write_config(tmp_path / "config.yaml", config)
+    proc = snakemake(
+        tmp_path,
+        "--configfile",
+        str(cfg),
+        "--cores",
+        "1",
+        "results/corpora/bach/manifest.tsv",
+        check=False,
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/ingest/bach.log").read_text()
+    assert "no usable MIDI file among 2 files" in log
+    assert not (tmp_path / "results/corpora/bach/manifest.tsv").exists()
+
+
+@pytest.mark.tegridy
+def test_tegridy_zips_through_the_mirror(tmp_path, tegridy_dir):
+    """Two real Tegridy zips, read through the mirror with checksums verified."""
+    config = {
+        "shards": 4,
+        "tegridy": {"mirror": str(tegridy_dir)},
+        "corpora": {
+            "base": {
+                "role": "base",
+                "sources": [{"tegridy": {"zip": "Tegridy-MIDI-Seeds-Dataset-CC-BY-NC-SA.zip"}}],
+            },
+            "karaoke": {
+                "role": "target",
+                "sources": [{"tegridy": {"zip": "Tiny-Karaoke-MIDI-Dataset-CC-BY-NC-SA.zip"}}],
+            },
+        },
+    }
+    cfg = write_config(tmp_path / "config.yaml", config)
+    run(tmp_path, cfg)
+    rows = read_manifest(tmp_path / "results/corpora/karaoke/manifest.tsv")
+    assert len(rows) == 152
+    counts = {s: sum(r.status == s for r in rows) for s in ("ok", "duplicate", "rejected")}
+    assert counts["ok"] + counts["duplicate"] + counts["rejected"] == 152
+    assert counts["ok"] >= 140
+    tokens = 0
+    for s in range(4):
+        shard = read_shard(tmp_path / f"results/tokens/karaoke/{s:04d}.h5")
+        tokens += int(shard.offsets[-1])
+    assert tokens > 100_000
+    with h5py.File(tmp_path / "results/tokens/base/0000.h5") as h5:
+        assert np.all(np.diff(h5["offsets"][:]) > 0)
+    assert not (tmp_path / "resources/tegridy").exists()  # nothing downloaded
+
+
+def test_default_config_plans_the_music21_corpora(tmp_path):
+    """The embedded default config parses and plans every corpus (its full run is in CI)."""
+    planned = dry_run(tmp_path, REPO / "config" / "config.yaml")
+    assert planned["ingest"] == 3 and planned["tokenizer"] == 1
