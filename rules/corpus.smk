@@ -24,7 +24,11 @@ checkpoint ingest:
     input:
         unpack(ingest_inputs),
     output:
-        manifest="results/corpora/{corpus}/manifest.tsv",
+        manifest=report(
+            "results/corpora/{corpus}/manifest.tsv",
+            caption="../report/manifest.rst",
+            category="Corpora",
+        ),
     log:
         "logs/ingest/{corpus}.log",
     benchmark:

@@ -42,7 +42,11 @@ rule token_index:
     input:
         corpus_shards,
     output:
-        "results/tokens/{corpus}/index.tsv",
+        report(
+            "results/tokens/{corpus}/index.tsv",
+            caption="../report/token_index.rst",
+            category="Tokens",
+        ),
     log:
         "logs/token_index/{corpus}.log",
     benchmark:

@@ -254,6 +254,12 @@ def _zip_entry(
     yield Found(source, path, data=data, size=len(data))
 
 
+def printable(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by the OS as surrogates) become
+    ``\\xNN`` escapes, so that the manifest can always be written."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[Found]:
     """Yield the files under a folder, recursively, in sorted order; links are refused."""
     root = Path(root)
@@ -263,7 +269,7 @@ def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[F
         dirnames.sort()
         for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
             full = Path(dirpath, name)
-            rel = full.relative_to(root).as_posix()
+            rel = printable(full.relative_to(root).as_posix())
             st = full.lstat()
             if stat.S_ISLNK(st.st_mode):
                 yield Found(source, rel, reason="symbolic link", size=0)
@@ -272,13 +278,14 @@ def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[F
                 yield Found(source, rel, reason="special file (device, fifo or socket)")
                 continue
             kind = _kind_of(name)
+            limit = limits.max_archive_bytes if kind == "zip" else limits.max_file_bytes
             if kind == "other":
                 yield Found(source, rel, reason="not a MIDI file", size=st.st_size)
-            elif st.st_size > limits.max_file_bytes:
+            elif st.st_size > limit:
                 yield Found(
                     source,
                     rel,
-                    reason=f"too large: {st.st_size} bytes (limit {limits.max_file_bytes})",
+                    reason=f"too large: {st.st_size} bytes (limit {limit})",
                     size=st.st_size,
                 )
             elif kind == "zip":
@@ -427,8 +434,8 @@ def build_rows(
 _VOLATILE = re.compile(r"0x[0-9a-fA-F]+|id\(\)=\d+")
 
 
-def _clean(text: str) -> str:
-    """One line, no tabs, and no memory addresses (they would make manifests differ by run)."""
+def clean_reason(text: str) -> str:
+    """A reason on one line, without memory addresses (they would make manifests differ by run)."""
     text = _VOLATILE.sub("..", text)
     return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
@@ -438,8 +445,10 @@ def write_manifest(rows: list[Row], path: str | os.PathLike) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(MANIFEST_COLUMNS)
-    for row in rows:
-        writer.writerow([_clean(v) for v in row.as_list()])
+    for row in rows:  # the csv writer quotes tabs, newlines and quotes in paths
+        values = row.as_list()
+        values[MANIFEST_COLUMNS.index("reason")] = clean_reason(row.reason)
+        writer.writerow(values)
     write_text_atomic(path, buf.getvalue())
 
 
