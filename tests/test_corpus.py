@@ -422,7 +422,7 @@ def test_group_key_chords_melody_pattern(tmp_path: Path, fixtures_dir: Path):
     eb = others["i_cover_the_water_eb.mid"]
     assert eb.group == eb.file_id
     # Pure function, including nested paths.
-    assert group_key("x.zip!a/Beautiful_Friend_fs.mid", pattern, "s", "id") == group
+    assert group_key("x.zip!a/Beautiful_Friend_fs.mid", pattern, "id") == group
 
 
 def test_group_key_pianocore_pattern(tmp_path: Path, fixtures_dir: Path):
@@ -440,13 +440,13 @@ def test_group_key_pianocore_pattern(tmp_path: Path, fixtures_dir: Path):
 
 
 def test_group_key_without_pattern():
-    assert group_key("a/b_c.mid", None, "s", "abc123") == "abc123"
-    assert group_key("a/b_c.mid", "", "s", "abc123") == "abc123"
-    assert group_key("a/b_c.mid", r"^zzz", "s", "abc123") == "abc123"
-    assert group_key("a/Foo_c.mid", r"^foo", "s", "abc123") == "abc123"  # case-sensitive regex
-    whole = group_key("a/Foo_c.mid", r"^Foo", "s", "abc123")  # whole match, lower-cased
+    assert group_key("a/b_c.mid", None, "abc123") == "abc123"
+    assert group_key("a/b_c.mid", "", "abc123") == "abc123"
+    assert group_key("a/b_c.mid", r"^zzz", "abc123") == "abc123"
+    assert group_key("a/Foo_c.mid", r"^foo", "abc123") == "abc123"  # case-sensitive regex
+    whole = group_key("a/Foo_c.mid", r"^Foo", "abc123")  # whole match, lower-cased
     assert whole.endswith(":foo") and whole != "abc123"
-    assert group_key("b/foo_d.mid", r"^foo", "s", "x") == whole
+    assert group_key("b/foo_d.mid", r"^foo", "x") == whole
 
 
 # --------------------------------------------------------------------------- names, manifest

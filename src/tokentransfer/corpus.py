@@ -343,7 +343,7 @@ def check_midi(data: bytes, limits: Limits) -> str | None:
 # --------------------------------------------------------------------------- manifest
 
 
-def group_key(path: str, pattern: str | None, source: str, file_id: str) -> str:
+def group_key(path: str, pattern: str | None, file_id: str) -> str:
     """The group of a file: the piece's name that ``pattern`` finds in the file's stem.
 
     ``pattern`` is a regex searched in the file name without its folder and suffix; its first
@@ -420,7 +420,7 @@ def build_rows(
                 rows.append(Row(fid, f.source, f.path, len(data), "rejected", reason))
                 f.data = None
                 continue
-            group = group_key(f.path, pattern, f.source, fid)
+            group = group_key(f.path, pattern, fid)
             seen[fid] = group
             target = store / f"{fid}.mid"
             if not target.exists():
