@@ -262,3 +262,15 @@ def test_default_config_plans_the_music21_corpora(tmp_path):
     """The embedded default config parses and plans every corpus (its full run is in CI)."""
     planned = dry_run(tmp_path, REPO / "config" / "config.yaml")
     assert planned["ingest"] == 3 and planned["tokenizer"] == 1
+
+
+def test_targets_differ_from_base_above_the_noise_floor(fixture_run, capsys):
+    from tokentransfer.cli import main
+
+    work, _ = fixture_run
+    tokens = work / "results/tokens"
+    assert main(["divergence", str(tokens / "base"), str(tokens / "bach")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    floor = float(lines[1].split("\t")[2].split("+-")[0])
+    jsd = float(lines[2].split("\t")[2])
+    assert 0 < floor < jsd <= 1

@@ -1,4 +1,4 @@
-"""The ``tokentransfer`` command: check a config, inspect manifests and token shards.
+"""The ``tokentransfer`` command: check a config, inspect manifests, token shards, divergences.
 
 The workflow itself runs with ``snakemake``; this command is for looking at what it made.
 """
@@ -58,6 +58,21 @@ def _inspect(args: argparse.Namespace) -> int:
     return 2
 
 
+def _divergence(args: argparse.Namespace) -> int:
+    from .ngrams import corpus_sequences, js_divergence, ngram_counts, noise_floor
+
+    base = corpus_sequences(args.base)
+    floor, spread = noise_floor(base, n=args.n, seed=args.seed)
+    base_counts = ngram_counts(base, args.n)
+    print("corpus\tfiles\tjsd_to_base\tratio_to_floor")
+    print(f"{Path(args.base).name} (halves)\t{len(base)}\t{floor:.4f}+-{spread:.4f}\t1.0")
+    for target in args.targets:
+        seqs = corpus_sequences(target)
+        jsd = js_divergence(ngram_counts(seqs, args.n), base_counts)
+        print(f"{Path(target).name}\t{len(seqs)}\t{jsd:.4f}\t{jsd / floor:.1f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentransfer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--top", type=int, default=10, help="how many reasons to list")
     p.set_defaults(func=_inspect)
+    p = sub.add_parser(
+        "divergence",
+        help="token n-gram Jensen-Shannon divergence of target corpora to the base corpus, "
+        "against the noise floor of two random halves of the base",
+    )
+    p.add_argument("base", help="the base corpus's token folder, e.g. results/tokens/base")
+    p.add_argument("targets", nargs="+", help="target token folders, e.g. results/tokens/bach")
+    p.add_argument("-n", type=int, default=2, help="n-gram order (default 2: bigrams)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random halves")
+    p.set_defaults(func=_divergence)
     return parser
 
 
