@@ -17,6 +17,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/tokenize.smk"
+include: "rules/model.smk"
 
 
 rule all:

@@ -19,13 +19,21 @@ check(config, load_yaml(SCHEMA))  # a refused config names its key
 validate(config, str(SCHEMA))  # fills in the schema's defaults
 
 CORPORA = enabled_corpora(config)
+BASES = enabled_corpora(config, "base")
+TARGETS = enabled_corpora(config, "target")
 N_SHARDS = config["shards"]
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
+MODEL = config["model"]["name"]
+MODEL_SOURCE = config["model"]["source"]
+FINETUNE = config["baselines"]["finetune"]
+# gpu=1 asks a cluster (and Snakemake's local scheduler, if given --resources gpu=N) for a GPU
+GPU = 1 if config["use_gpu"] else 0
 
 
 wildcard_constraints:
     corpus="|".join(CORPORA) if CORPORA else "(?!)",
     shard=r"\d{4}",
+    model=MODEL,
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
 
 
@@ -79,5 +87,30 @@ def corpus_shards(wildcards):
     )
 
 
+def shards_of(corpora):
+    return expand("results/tokens/{corpus}/{shard}.h5", corpus=corpora, shard=SHARDS)
+
+
+def split_part(wildcards):
+    """Held-out part of a corpus's split: validation for base corpora, test for targets."""
+    return "val" if wildcards.corpus in BASES else "test"
+
+
+def split_fraction(wildcards):
+    split = config["split"]
+    if wildcards.corpus in BASES:
+        return split["base_val_fraction"]
+    return split["target_test_fraction"]
+
+
 def all_targets():
-    return expand("results/tokens/{corpus}/index.tsv", corpus=CORPORA)
+    return (
+        expand("results/tokens/{corpus}/index.tsv", corpus=CORPORA)
+        + [f"results/models/{MODEL}/metrics.json"]
+        + expand("results/embeddings/{model}/{corpus}.h5", model=MODEL, corpus=TARGETS)
+        + expand(
+            "results/finetune/{model}/{corpus}/metrics.json",
+            model=MODEL,
+            corpus=FINETUNE,
+        )
+    )

@@ -15,6 +15,7 @@ rule tokenizer:
         runtime=5,
     params:
         tokenizer=config["tokenizer"],
+        model={k: config["model"][k] for k in ("source", "path", "tokenizer")},
     script:
         "../scripts/build_tokenizer.py"
 

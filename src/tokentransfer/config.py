@@ -63,6 +63,19 @@ def check(config: dict, schema: dict | None = None) -> None:
     for role in ("base", "target"):
         if role not in roles:
             raise ConfigError(f"config key corpora: no enabled corpus has role {role!r}")
+    targets = [n for n, c in enabled.items() if c.get("role") == "target"]
+    for name in config.get("baselines", {}).get("finetune", []):
+        if name not in targets:
+            raise ConfigError(
+                f"config key baselines.finetune: {name!r} is not an enabled target corpus "
+                f"(targets: {targets})"
+            )
+    model = config.get("model", {})
+    if model.get("source") == "local" and not model.get("path"):
+        raise ConfigError("config key model.path: required when model.source is 'local'")
+    dim, heads = model.get("dim", 128), model.get("heads", 4)
+    if dim % heads:
+        raise ConfigError(f"config key model.dim: {dim} is not divisible by model.heads {heads}")
 
 
 def enabled_corpora(config: dict, role: str | None = None) -> list[str]:
