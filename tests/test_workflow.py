@@ -329,3 +329,39 @@ def test_targets_differ_from_base_above_the_noise_floor(fixture_run, capsys):
     floor = float(lines[1].split("\t")[2].split("+-")[0])
     jsd = float(lines[2].split("\t")[2])
     assert 0 < floor < jsd <= 1
+
+
+def test_local_model_source(tmp_path, fixtures_dir):
+    """A local HF checkpoint with its tokenizer replaces pretraining; mismatches are refused."""
+    from tokentransfer.embed import read_embeddings
+    from tokentransfer.model import ModelSpec, build_model, save_model, special_ids
+    from tokentransfer.tokenize import build_tokenizer, save_tokenizer
+
+    tok = build_tokenizer({"kind": "TSD", "use_programs": True})
+    save_tokenizer(tok, tmp_path / "tok.json")
+    spec = ModelSpec(layers=1, dim=16, heads=2, context=64)
+    model = build_model(spec, len(tok), special_ids(tok), 3)
+    save_model(model, tmp_path / "tok.json", tmp_path / "local")
+    config = fixture_config(fixtures_dir)
+    config["baselines"] = {"finetune": []}
+    config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = write_config(work / "config.yaml", config)
+    run(work, cfg)
+    assert sha256_file(work / "results/tokenizer/tokenizer.json") == sha256_file(
+        tmp_path / "tok.json"
+    )  # the model's tokenizer, not the config's REMI
+    cache = read_embeddings(work / "results/embeddings/mine/bach.h5")
+    assert np.array_equal(cache["token"], model.transformer.wte.weight.detach().numpy())
+    assert cache["attrs"]["tokenizer_hash"] == sha256_file(tmp_path / "tok.json")
+    # a tokenizer whose vocabulary does not match the model is refused, naming both files
+    save_tokenizer(build_tokenizer({"kind": "REMI"}), tmp_path / "other.json")
+    config["model"]["tokenizer"] = str(tmp_path / "other.json")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cfg = write_config(bad / "config.yaml", config)
+    proc = snakemake(bad, "--configfile", str(cfg), "--cores", "2", check=False)
+    assert proc.returncode != 0
+    log = (bad / "logs/tokenizer.log").read_text()
+    assert "vocab mismatch" in log and "other.json" in log

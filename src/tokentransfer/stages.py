@@ -170,7 +170,16 @@ def run_import(
 def import_tokenizer(model_path: str, tokenizer_json: str | None, out: str) -> str:
     """Copy a local model's tokenizer JSON into place after checking it loads."""
     src = Path(tokenizer_json) if tokenizer_json else Path(model_path) / "tokenizer.json"
-    load_tokenizer(src)  # refuses a missing or invalid file with a named error
+    tokenizer = load_tokenizer(src)  # refuses a missing or invalid file with a named error
+    config = Path(model_path) / "config.json"
+    if not config.is_file():
+        raise ModelError(f"model file missing: {config} (a local HF checkpoint with safetensors)")
+    vocab_size = json.loads(config.read_text()).get("vocab_size")
+    if vocab_size != len(tokenizer):
+        raise ModelError(
+            f"vocab mismatch: model {model_path} has vocab_size {vocab_size} but tokenizer "
+            f"{src} has {len(tokenizer)} tokens"
+        )
     shutil.copyfile(src, out)
     return sha256_file(out)
 
