@@ -27,6 +27,16 @@ def test_shipped_configs_validate(name, schema):
     check(load_yaml(REPO / "config" / name), schema)
 
 
+def test_gpu_config_validates_on_top_of_tegridy(schema):
+    from snakemake.utils import update_config
+
+    config = load_yaml(REPO / "config" / "tegridy.yaml")
+    update_config(config, load_yaml(REPO / "config" / "gpu.yaml"))
+    check(config, schema)
+    assert config["use_gpu"] and config["model"]["layers"] == 8
+    assert config["corpora"]["bach"]["role"] == "target"  # merged, not replaced
+
+
 def test_minimal_config_validates(schema):
     check(copy.deepcopy(GOOD), schema)
 

@@ -365,3 +365,14 @@ def test_local_model_source(tmp_path, fixtures_dir):
     assert proc.returncode != 0
     log = (bad / "logs/tokenizer.log").read_text()
     assert "vocab mismatch" in log and "other.json" in log
+
+
+def test_configfile_replaces_the_default(tmp_path, fixtures_dir):
+    """--configfile replaces config/config.yaml instead of merging its corpora in."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    cfg = write_config(tmp_path / "mine.yaml", fixture_config(fixtures_dir))
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    assert "corpus=fiddle" not in proc.stdout and "corpus=jazzlead" in proc.stdout
+    proc = snakemake(tmp_path, "-n")  # no --configfile: the default is used
+    assert "corpus=fiddle" in proc.stdout
