@@ -1,0 +1,112 @@
+"""Token graphs of a corpus: windowed co-occurrence counts and first-order successor counts.
+
+``results/graphs/{corpus}/adjacency.npz`` is a scipy.sparse CSR matrix [V, V] over vocabulary
+ids: ``A[u, v] = sum_k w_k * #{i : x_i = u, x_{i+k} = v}`` for offsets ``k = 1..window`` with
+per-offset weights ``w_k`` (config ``graph.offset_weights``), counted within each training
+piece (never across pieces). The diagonal (a token followed by itself) is dropped unless
+``graph.self_loops`` is set. ``successors.npz`` holds the offset-1 counts with the diagonal kept:
+the Markov chain that generation walks on. Rows and columns of tokens that never occur are empty:
+the graph's node set is the tokens that occur.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .fileio import atomic_path, write_text_atomic
+
+
+def offset_counts(seqs: Sequence[np.ndarray], vocab_size: int, offset: int) -> sp.csr_matrix:
+    """Counts of (x_i, x_{i+offset}) pairs within each sequence, as a [V, V] CSR matrix."""
+    rows, cols = [], []
+    for s in seqs:
+        s = np.asarray(s, dtype=np.int64)
+        if len(s) > offset:
+            rows.append(s[:-offset])
+            cols.append(s[offset:])
+    if not rows:
+        return sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    if r.max(initial=0) >= vocab_size or c.max(initial=0) >= vocab_size:
+        raise ValueError(f"token id out of range for vocabulary size {vocab_size}")
+    data = np.ones(len(r), dtype=np.float64)
+    m = sp.coo_matrix((data, (r, c)), shape=(vocab_size, vocab_size)).tocsr()
+    m.sum_duplicates()
+    return m
+
+
+def cooccurrence(
+    seqs: Sequence[np.ndarray],
+    vocab_size: int,
+    offset_weights: Sequence[float],
+    self_loops: bool = False,
+) -> sp.csr_matrix:
+    """Weighted co-occurrence within ``len(offset_weights)`` tokens (see the module doc)."""
+    if not offset_weights:
+        raise ValueError("config key graph.offset_weights: at least one offset")
+    total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
+    for k, w in enumerate(offset_weights, start=1):
+        if w:
+            total = total + w * offset_counts(seqs, vocab_size, k)
+    if not self_loops:
+        total.setdiag(0)
+        total.eliminate_zeros()
+    return total.tocsr()
+
+
+def successors(seqs: Sequence[np.ndarray], vocab_size: int) -> sp.csr_matrix:
+    """First-order successor counts (offset 1, diagonal kept)."""
+    return offset_counts(seqs, vocab_size, 1)
+
+
+def save_matrix(m: sp.csr_matrix, path: str | os.PathLike) -> None:
+    """``scipy.sparse.save_npz`` written atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        sp.save_npz(tmp, m.tocsr(), compressed=True)
+
+
+def load_matrix(path: str | os.PathLike) -> sp.csr_matrix:
+    return sp.load_npz(path).tocsr()
+
+
+def stats(a: sp.csr_matrix) -> dict:
+    """Nodes (tokens that occur off the diagonal), edges, density and degree distribution."""
+    off = a.copy()
+    off.setdiag(0)
+    off.eliminate_zeros()
+    used = np.flatnonzero(
+        np.asarray((off != 0).sum(0)).ravel() + np.asarray((off != 0).sum(1)).ravel()
+    )
+    n = len(used)
+    und = ((off + off.T) != 0).astype(np.int8)
+    deg = np.asarray(und.sum(1)).ravel()[used]
+    edges = int(off.nnz)
+    q = np.percentile(deg, [0, 25, 50, 75, 100]).tolist() if n else [0] * 5
+    return {
+        "vocabulary": int(a.shape[0]),
+        "nodes": n,
+        "directed_edges": edges,
+        "undirected_pairs": int(und.nnz // 2),
+        "density": edges / (n * (n - 1)) if n > 1 else 0.0,
+        "total_weight": float(off.sum()),
+        "self_loop_weight": float(a.diagonal().sum()),
+        "degree": {
+            "mean": float(deg.mean()) if n else 0.0,
+            "min": q[0],
+            "q25": q[1],
+            "median": q[2],
+            "q75": q[3],
+            "max": q[4],
+        },
+    }
+
+
+def write_stats(a: sp.csr_matrix, path: str | os.PathLike, extra: dict | None = None) -> dict:
+    out = {**stats(a), **(extra or {})}
+    write_text_atomic(path, json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return out
