@@ -22,6 +22,7 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/tokenize.smk"
 include: "rules/model.smk"
+include: "rules/graph.smk"
 
 
 rule all:

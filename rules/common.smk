@@ -113,4 +113,5 @@ def all_targets():
             model=MODEL,
             corpus=FINETUNE,
         )
+        + expand("results/graphs/{corpus}/graph_stats.json", corpus=TARGETS)
     )

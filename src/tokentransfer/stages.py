@@ -341,3 +341,35 @@ def run_finetune(
     write_json(info, metrics_json)
     checkpoint.unlink(missing_ok=True)
     return info
+
+
+def run_adjacency(
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    adjacency: str,
+    successors_out: str,
+    stats_out: str,
+    offset_weights: list[float],
+    self_loops: bool,
+) -> dict:
+    """Co-occurrence and successor graphs of a target corpus's training pieces."""
+    from .graph import cooccurrence, save_matrix, successors, write_stats
+
+    vocab = len(load_tokenizer(tokenizer_json))
+    seqs = corpus_tokens(shards, [split], "train")
+    if not seqs:
+        raise ModelError(f"no training pieces in {split}")
+    a = cooccurrence(seqs, vocab, offset_weights, self_loops)
+    save_matrix(a, adjacency)
+    save_matrix(successors(seqs, vocab), successors_out)
+    return write_stats(
+        a,
+        stats_out,
+        {
+            "pieces": len(seqs),
+            "tokens": int(sum(len(s) for s in seqs)),
+            "window": len(offset_weights),
+        },
+    )
