@@ -34,6 +34,7 @@ wildcard_constraints:
     corpus="|".join(CORPORA) if CORPORA else "(?!)",
     shard=r"\d{4}",
     model=MODEL,
+    variant="|".join(config["gcn"]["variants"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
 
 
@@ -111,7 +112,9 @@ def all_targets():
         + expand(
             "results/finetune/{model}/{corpus}/metrics.json",
             model=MODEL,
+            variant="|".join(config["gcn"]["variants"]),
             corpus=FINETUNE,
         )
         + expand("results/graphs/{corpus}/graph_stats.json", corpus=TARGETS)
+        + ["results/gcn/summary.tsv"]
     )

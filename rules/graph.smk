@@ -29,3 +29,59 @@ rule adjacency:
         self_loops=config["graph"]["self_loops"],
     script:
         "../scripts/adjacency.py"
+
+
+rule linkpred:
+    input:
+        adjacency="results/graphs/{corpus}/adjacency.npz",
+        embeddings="results/embeddings/{model}/{corpus}.h5",
+    output:
+        checkpoint="results/gcn/{model}/{corpus}/{variant}/checkpoint.pt",
+        nodes="results/gcn/{model}/{corpus}/{variant}/nodes.h5",
+        log="results/gcn/{model}/{corpus}/{variant}/training_log.tsv",
+        metrics="results/gcn/{model}/{corpus}/{variant}/metrics.json",
+    log:
+        "logs/linkpred/{model}/{corpus}/{variant}.log",
+    benchmark:
+        "logs/benchmarks/linkpred/{model}/{corpus}/{variant}.tsv"
+    conda:
+        "../envs/graph.yaml"
+    threads: config["gcn"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
+    params:
+        encoders=config["gcn"]["encoders"],
+        seeds=config["gcn"]["seeds"],
+        hp=config["gcn"],
+        use_gpu=config["use_gpu"],
+    script:
+        "../scripts/linkpred.py"
+
+
+rule gcn_summary:
+    input:
+        expand(
+            "results/gcn/{model}/{corpus}/{variant}/metrics.json",
+            model=MODEL,
+            corpus=TARGETS,
+            variant=config["gcn"]["variants"],
+        ),
+    output:
+        report(
+            "results/gcn/summary.tsv",
+            caption="../report/gcn_summary.rst",
+            category="Link prediction",
+        ),
+    log:
+        "logs/gcn_summary.log",
+    benchmark:
+        "logs/benchmarks/gcn_summary.tsv"
+    conda:
+        "../envs/graph.yaml"
+    resources:
+        mem_mb=512,
+        runtime=5,
+    script:
+        "../scripts/gcn_summary.py"

@@ -79,10 +79,15 @@ def checkpoint_for(
     return Path(directory) / f"{kind}-{h.hexdigest()[:16]}.pt"
 
 
-def _threads(n: int) -> None:
+def set_threads(n: int) -> None:
+    """Torch's intra-op threads for a job (its Snakemake ``threads``)."""
     import torch
 
     torch.set_num_threads(max(int(n), 1))
+
+
+def device_name(use_gpu: bool) -> str:
+    return str(device_for(use_gpu))
 
 
 def run_pretrain(
@@ -100,7 +105,7 @@ def run_pretrain(
     threads: int = 1,
 ) -> dict:
     """Pretrain the transformer on the base corpus's training pieces; validate on held-out ones."""
-    _threads(threads)
+    set_threads(threads)
     tokenizer = load_tokenizer(tokenizer_json)
     special = special_ids(tokenizer)
     train_seqs = corpus_tokens(shards, splits, "train")
@@ -197,7 +202,7 @@ def run_perplexity(
     threads: int = 1,
 ) -> dict:
     """Validation loss and perplexity of the model on one corpus's held-out pieces."""
-    _threads(threads)
+    set_threads(threads)
     model, tokenizer = load_model(model_dir)
     seqs = corpus_tokens(shards, [split], part)
     if not seqs:  # a corpus of one group has no held-out piece: score all of it, and say so
@@ -240,7 +245,7 @@ def run_embed(
     threads: int = 1,
 ) -> dict:
     """The embedding cache of one target corpus (contextual over its training pieces)."""
-    _threads(threads)
+    set_threads(threads)
     model, tokenizer = load_model(model_dir)
     device = device_for(use_gpu)
     model.to(device)
@@ -297,7 +302,7 @@ def run_finetune(
     threads: int = 1,
 ) -> dict:
     """Fine-tune the pretrained model on a target's training pieces (the costly baseline)."""
-    _threads(threads)
+    set_threads(threads)
     model, tokenizer = load_model(model_dir)
     special = special_ids(tokenizer)
     device = device_for(use_gpu)

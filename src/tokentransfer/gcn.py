@@ -1,0 +1,202 @@
+"""One graph-model job: every encoder and seed of one feature variant on one target's graph,
+with the heuristic baselines and the original's leaky protocol on the same pairs.
+
+Outputs (``results/gcn/{model}/{corpus}/{variant}/``):
+
+- ``checkpoint.pt``: the state_dict of the first encoder's model at the first seed (the one
+  generation uses); load with ``torch.load(path, weights_only=True)``;
+- ``nodes.h5``: that model's node embeddings ``embeddings`` [n, hidden] with ``vocab_ids`` [n];
+- ``training_log.tsv``: encoder, seed, epoch, loss, validation AUC;
+- ``metrics.json``: per seed and method the test AUC, AP and Hits@20, and mean +- std.
+
+``summary.tsv`` (all corpora and variants) is written by :func:`write_summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import atomic_path, write_text_atomic
+from .graph import load_matrix
+from .linkpred import (
+    CIRCULAR_VARIANTS,
+    cosine_scores,
+    evaluate,
+    heuristic_scores,
+    link_metrics,
+    message_graph,
+    original_protocol,
+    raw_features,
+    split_pairs,
+    standardise,
+    train_link_predictor,
+    used_nodes,
+    variant_pairs,
+)
+
+log = logging.getLogger(__name__)
+
+METRICS = ("auc", "ap", "hits@20")
+
+
+def _mean_std(values: list[float]) -> list[float]:
+    return [float(np.mean(values)), float(np.std(values))] if values else [float("nan")] * 2
+
+
+def run_variant(
+    *,
+    adjacency: str,
+    embeddings: str,
+    variant: str,
+    encoders: list[str],
+    seeds: list[int],
+    hp: dict,
+    checkpoint: str,
+    nodes_h5: str,
+    log_tsv: str,
+    metrics_json: str,
+    device: str = "cpu",
+) -> dict:
+    """Train and evaluate one variant (see the module doc); ``hp`` is the ``gcn`` config."""
+    import h5py
+    import torch
+
+    from .embed import read_embeddings
+
+    t_start = time.perf_counter()
+    a = load_matrix(adjacency)
+    emb = read_embeddings(embeddings)
+    nodes = used_nodes(a)
+    raw = raw_features(variant, nodes, emb, seed=seeds[0])
+    features = standardise(raw)
+    pairs = variant_pairs(variant, a, nodes, raw)
+    log.info("%s: %d nodes, %d pairs, %d features", variant, len(nodes), len(pairs), raw.shape[1])
+    per_seed: list[dict] = []
+    log_rows = ["encoder\tseed\tepoch\tloss\tval_auc"]
+    for s_i, seed in enumerate(seeds):
+        split = split_pairs(pairs, len(nodes), hp["val_fraction"], hp["test_fraction"], seed)
+        graph = message_graph(split, len(nodes), self_loops=True)
+        row: dict = {"seed": seed, "methods": {}}
+        for e_i, encoder in enumerate(encoders):
+            t0 = time.perf_counter()
+            model, history, best = train_link_predictor(
+                graph,
+                features,
+                split,
+                encoder=encoder,
+                hidden=hp["hidden"],
+                layers=hp["layers"],
+                dropout=hp["dropout"],
+                lr=hp["lr"],
+                epochs=hp["epochs"],
+                patience=hp["patience"],
+                seed=seed,
+                device=device,
+            )
+            seconds = time.perf_counter() - t0
+            scores = evaluate(model, graph, features, split, device)
+            row["methods"][encoder] = {
+                **scores["test"],
+                "val_auc": scores["val"]["auc"],
+                "best_epoch": best["epoch"],
+                "epochs_run": len(history),
+                "seconds": round(seconds, 3),
+            }
+            log_rows += [
+                f"{encoder}\t{seed}\t{h['epoch']}\t{h['loss']:.6f}\t{h['val_auc']:.6f}"
+                for h in history
+            ]
+            if s_i == 0 and e_i == 0:
+                with atomic_path(checkpoint, suffix=".pt") as tmp:
+                    torch.save(model.state_dict(), tmp)
+                with atomic_path(nodes_h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+                    h5.create_dataset("embeddings", data=best["embeddings"].astype(np.float32))
+                    h5.create_dataset("vocab_ids", data=nodes.astype(np.int64))
+                    h5.attrs["variant"] = variant
+                    h5.attrs["encoder"] = encoder
+                    h5.attrs["seed"] = seed
+                    h5.attrs["hidden"] = hp["hidden"]
+                    h5.attrs["layers"] = hp["layers"]
+                    h5.attrs["in_features"] = features.shape[1]
+        for name, (pos, neg) in heuristic_scores(split, len(nodes), "test").items():
+            row["methods"][name] = link_metrics(pos, neg)
+        row["methods"]["feature_cosine"] = link_metrics(
+            cosine_scores(raw, split.test_pos), cosine_scores(raw, split.test_neg)
+        )
+        if hp["original_protocol"]:
+            orig = original_protocol(a, nodes, features, seed, hp["original_epochs"], device=device)
+            row["methods"]["original_protocol"] = {k: orig[k] for k in METRICS if k in orig}
+            row["original_leaks"] = {k: v for k, v in orig.items() if k not in METRICS}
+        row["split"] = {
+            "train_pos": len(split.train_pos),
+            "val_pos": len(split.val_pos),
+            "test_pos": len(split.test_pos),
+            "test_neg": len(split.test_neg),
+        }
+        per_seed.append(row)
+    methods = list(per_seed[0]["methods"])
+    summary = {
+        m: {k: _mean_std([r["methods"][m][k] for r in per_seed]) for k in METRICS} for m in methods
+    }
+    out = {
+        "variant": variant,
+        "circular": variant in CIRCULAR_VARIANTS,
+        "nodes": len(nodes),
+        "pairs": len(pairs),
+        "features": int(raw.shape[1]),
+        "encoders": encoders,
+        "seeds": seeds,
+        "hyperparameters": hp,
+        "per_seed": per_seed,
+        "summary": summary,
+        "seconds": round(time.perf_counter() - t_start, 3),
+    }
+    write_text_atomic(log_tsv, "\n".join(log_rows) + "\n")
+    write_text_atomic(metrics_json, json.dumps(out, indent=2, sort_keys=True, default=float) + "\n")
+    return out
+
+
+SUMMARY_COLUMNS = (
+    "model",
+    "corpus",
+    "variant",
+    "circular",
+    "method",
+    "seeds",
+    "auc_mean",
+    "auc_std",
+    "ap_mean",
+    "ap_std",
+    "hits20_mean",
+    "hits20_std",
+)
+
+
+def write_summary(metrics_paths: list[str], out: str | os.PathLike) -> list[list[str]]:
+    """One row per (model, corpus, variant, method): mean and std over seeds."""
+    rows = []
+    for path in sorted(metrics_paths):
+        parts = Path(path).parts
+        model, corpus, variant = parts[-4], parts[-3], parts[-2]
+        m = json.loads(Path(path).read_text())
+        for method, stats in m["summary"].items():
+            rows.append(
+                [
+                    model,
+                    corpus,
+                    variant,
+                    str(m["circular"]).lower(),
+                    method,
+                    str(len(m["seeds"])),
+                    *(f"{stats[k][i]:.4f}" for k in METRICS for i in (0, 1)),
+                ]
+            )
+    text = "\t".join(SUMMARY_COLUMNS) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+    write_text_atomic(out, text)
+    return rows
