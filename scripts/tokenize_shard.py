@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+# miditok imports torch when it is installed (~1.5 s per job); tokenization never needs it
+sys.modules.setdefault("torch", None)
 
 from tokentransfer.fileio import setup_logging  # noqa: E402
 from tokentransfer.tokenize import tokenize_shard  # noqa: E402
