@@ -34,6 +34,14 @@ TINY_MODEL = {
     "eval_tokens": 2000,
     "threads": 1,
 }
+TINY_GCN = {
+    "variants": ["emb_neighbours", "random"],
+    "seeds": [0],
+    "hidden": 16,
+    "epochs": 20,
+    "patience": 5,
+    "original_epochs": 5,
+}
 TIMING_KEYS = {"seconds", "tokens_per_second"}
 
 
@@ -42,6 +50,7 @@ def fixture_config(fixtures: Path) -> dict:
         "seed": 0,
         "shards": SHARDS,
         "model": dict(TINY_MODEL),
+        "gcn": dict(TINY_GCN),
         "baselines": {"finetune": ["jazzlead"]},
         "finetune": {"steps": 4, "batch": 2, "warmup": 1},
         "corpora": {
@@ -154,6 +163,8 @@ def without_timings(path: Path) -> bytes | object:
         def strip(x):
             if isinstance(x, dict):
                 return {k: strip(v) for k, v in x.items() if k not in TIMING_KEYS}
+            if isinstance(x, list):
+                return [strip(v) for v in x]
             return x
 
         return strip(json.loads(path.read_text()))
@@ -198,6 +209,9 @@ def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
         "perplexity": 1,
         "embed": 1,
         "model_metrics": 1,
+        "adjacency": 1,
+        "linkpred": 2,
+        "gcn_summary": 1,
         "all": 1,
     }
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/tokens").rglob("*.h5")}
@@ -222,6 +236,9 @@ def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
         "perplexity": 1,
         "embed": 1,
         "model_metrics": 1,
+        "adjacency": 1,
+        "linkpred": 2,
+        "gcn_summary": 1,
         "all": 1,
     }
 
@@ -241,6 +258,9 @@ def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
         "embed": n - 1,
         "finetune": 1,
         "model_metrics": 1,
+        "adjacency": n - 1,
+        "linkpred": 2 * (n - 1),
+        "gcn_summary": 1,
         "all": 1,
     }
 
@@ -283,6 +303,7 @@ def test_tegridy_zips_through_the_mirror(tmp_path, tegridy_dir):
     config = {
         "shards": 4,
         "model": dict(TINY_MODEL),
+        "gcn": dict(TINY_GCN),
         "tegridy": {"mirror": str(tegridy_dir)},
         "corpora": {
             "base": {
@@ -345,6 +366,7 @@ def test_local_model_source(tmp_path, fixtures_dir):
     config = fixture_config(fixtures_dir)
     config["baselines"] = {"finetune": []}
     config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
+    config["gcn"] = {**TINY_GCN, "variants": ["contextual"]}
     work = tmp_path / "work"
     work.mkdir()
     cfg = write_config(work / "config.yaml", config)
@@ -376,3 +398,41 @@ def test_configfile_replaces_the_default(tmp_path, fixtures_dir):
     assert "corpus=fiddle" not in proc.stdout and "corpus=jazzlead" in proc.stdout
     proc = snakemake(tmp_path, "-n")  # no --configfile: the default is used
     assert "corpus=fiddle" in proc.stdout
+
+
+def test_graph_and_link_prediction_outputs(fixture_run):
+    import json
+
+    import torch
+
+    from tokentransfer.graph import load_matrix
+
+    work, _ = fixture_run
+    for corpus in ("bach", "karaoke", "jazzlead"):
+        a = load_matrix(work / f"results/graphs/{corpus}/adjacency.npz")
+        assert a.diagonal().sum() == 0 and a.nnz > 0
+        stats = json.loads((work / f"results/graphs/{corpus}/graph_stats.json").read_text())
+        assert stats["directed_edges"] == a.nnz
+        for variant in TINY_GCN["variants"]:
+            out = work / f"results/gcn/small/{corpus}/{variant}"
+            state = torch.load(out / "checkpoint.pt", weights_only=True)
+            assert all(isinstance(v, torch.Tensor) for v in state.values())
+            with h5py.File(out / "nodes.h5") as h5:
+                ids = h5["vocab_ids"][:]
+                assert h5["embeddings"].shape == (len(ids), TINY_GCN["hidden"])
+            used = np.flatnonzero(
+                np.asarray((a != 0).sum(0)).ravel() + np.asarray((a != 0).sum(1)).ravel()
+            )
+            assert ids.tolist() == used.tolist()
+            m = json.loads((out / "metrics.json").read_text())
+            assert set(m["summary"]) >= {
+                "gcn",
+                "common_neighbours",
+                "adamic_adar",
+                "preferential_attachment",
+                "feature_cosine",
+                "original_protocol",
+            }
+            assert 0 <= m["summary"]["gcn"]["auc"][0] <= 1
+    rows = (work / "results/gcn/summary.tsv").read_text().splitlines()
+    assert len(rows) - 1 == 3 * len(TINY_GCN["variants"]) * 6

@@ -76,3 +76,18 @@ def setup_logging(log_path: str | os.PathLike | None = None, level: int = loggin
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+
+
+def torch_save_atomic(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically and reproducibly.
+
+    Saving to a file names the zip's inner folder after the (temporary, random) file name, so
+    two identical saves would differ; saving to memory first names it ``archive`` every time.
+    """
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes_atomic(path, buf.getvalue())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path, sha256_file, write_text_atomic
+from .fileio import sha256_file, torch_save_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -279,8 +279,7 @@ def train(
             "log": rows,
             "seconds": seconds_before + (time.perf_counter() - t0),
         }
-        with atomic_path(checkpoint) as tmp:
-            torch.save(state, tmp)
+        torch_save_atomic(state, checkpoint)
         if log_path is not None:
             write_log(rows, log_path)
 
