@@ -23,6 +23,7 @@ include: "rules/corpus.smk"
 include: "rules/tokenize.smk"
 include: "rules/model.smk"
 include: "rules/graph.smk"
+include: "rules/generate.smk"
 
 
 rule all:

@@ -34,7 +34,7 @@ wildcard_constraints:
     corpus="|".join(CORPORA) if CORPORA else "(?!)",
     shard=r"\d{4}",
     model=MODEL,
-    variant="|".join(config["gcn"]["variants"]),
+    variant="|".join(config["gcn"]["variants"] + ["counts"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
 
 
@@ -104,6 +104,24 @@ def split_fraction(wildcards):
     return split["target_test_fraction"]
 
 
+GEN_VARIANTS = config["generate"]["variants"]
+
+
+def generate_inputs(wildcards):
+    """A walk needs the tokenizer and successor graph; a biased one also the node embeddings."""
+    out = {
+        "tokenizer": "results/tokenizer/tokenizer.json",
+        "successors": f"results/graphs/{wildcards.corpus}/successors.npz",
+    }
+    if wildcards.variant != "counts":
+        out["nodes"] = (
+            f"results/gcn/{wildcards.model}/{wildcards.corpus}/{wildcards.variant}/nodes.h5"
+        )
+    if config["generate"]["prompt"]:
+        out["prompt"] = config["generate"]["prompt"]
+    return out
+
+
 def all_targets():
     return (
         expand("results/tokens/{corpus}/index.tsv", corpus=CORPORA)
@@ -112,9 +130,15 @@ def all_targets():
         + expand(
             "results/finetune/{model}/{corpus}/metrics.json",
             model=MODEL,
-            variant="|".join(config["gcn"]["variants"]),
+            variant="|".join(config["gcn"]["variants"] + ["counts"]),
             corpus=FINETUNE,
         )
         + expand("results/graphs/{corpus}/graph_stats.json", corpus=TARGETS)
         + ["results/gcn/summary.tsv"]
+        + expand(
+            "results/generated/{model}/{corpus}/{variant}/generation.json",
+            model=MODEL,
+            corpus=TARGETS,
+            variant=GEN_VARIANTS,
+        )
     )

@@ -42,6 +42,7 @@ TINY_GCN = {
     "patience": 5,
     "original_epochs": 5,
 }
+TINY_GENERATE = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
 TIMING_KEYS = {"seconds", "tokens_per_second"}
 
 
@@ -51,6 +52,7 @@ def fixture_config(fixtures: Path) -> dict:
         "shards": SHARDS,
         "model": dict(TINY_MODEL),
         "gcn": dict(TINY_GCN),
+        "generate": dict(TINY_GENERATE),
         "baselines": {"finetune": ["jazzlead"]},
         "finetune": {"steps": 4, "batch": 2, "warmup": 1},
         "corpora": {
@@ -212,6 +214,7 @@ def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
         "adjacency": 1,
         "linkpred": 2,
         "gcn_summary": 1,
+        "generate": 2,
         "all": 1,
     }
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/tokens").rglob("*.h5")}
@@ -239,6 +242,7 @@ def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
         "adjacency": 1,
         "linkpred": 2,
         "gcn_summary": 1,
+        "generate": 2,
         "all": 1,
     }
 
@@ -261,6 +265,7 @@ def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
         "adjacency": n - 1,
         "linkpred": 2 * (n - 1),
         "gcn_summary": 1,
+        "generate": 2 * (n - 1),
         "all": 1,
     }
 
@@ -367,6 +372,7 @@ def test_local_model_source(tmp_path, fixtures_dir):
     config["baselines"] = {"finetune": []}
     config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
     config["gcn"] = {**TINY_GCN, "variants": ["contextual"]}
+    config["generate"] = {**TINY_GENERATE, "variants": ["contextual"]}
     work = tmp_path / "work"
     work.mkdir()
     cfg = write_config(work / "config.yaml", config)
@@ -436,3 +442,50 @@ def test_graph_and_link_prediction_outputs(fixture_run):
             assert 0 <= m["summary"]["gcn"]["auc"][0] <= 1
     rows = (work / "results/gcn/summary.tsv").read_text().splitlines()
     assert len(rows) - 1 == 3 * len(TINY_GCN["variants"]) * 6
+
+
+def test_generated_samples_decode_without_errors(fixture_run):
+    import json
+
+    import symusic
+
+    from tokentransfer.rwr import token_errors
+    from tokentransfer.tokenize import load_tokenizer
+
+    work, _ = fixture_run
+    tok = load_tokenizer(work / "results/tokenizer/tokenizer.json")
+    for corpus in ("bach", "karaoke", "jazzlead"):
+        for variant in TINY_GENERATE["variants"]:
+            out = work / f"results/generated/small/{corpus}/{variant}"
+            info = json.loads((out / "generation.json").read_text())
+            assert info["biased"] == (variant != "counts")
+            assert info["tokens_generated"] == 2 * 128
+            with h5py.File(out / "tokens.h5") as h5:
+                ids, offsets = h5["ids"][:], h5["offsets"][:]
+            for i in range(2):
+                seq = ids[offsets[i] : offsets[i + 1]]
+                assert len(seq) == 128 and token_errors(tok, seq) == 0
+                score = symusic.Score(str(out / f"sample_{i:03d}.mid"))
+                assert score.note_num() > 0
+
+
+def test_cli_generate_with_a_prompt(fixture_run, tmp_path, fixtures_dir):
+    from tokentransfer.cli import main
+    from tokentransfer.tokenize import load_tokenizer, tokenize_file
+
+    work, _ = fixture_run
+    prompt = fixtures_dir / "jazzlead" / "body_and_soul_c.mid"
+    args = ["generate", "--results", str(work / "results"), "--corpus", "jazzlead"]
+    args += ["--n", "2", "--length", "64", "--seed", "7", "--prompt", str(prompt)]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    for i in range(2):
+        a = (tmp_path / "a" / f"sample_{i:03d}.mid").read_bytes()
+        assert a == (tmp_path / "b" / f"sample_{i:03d}.mid").read_bytes()  # same seed
+    tok = load_tokenizer(work / "results/tokenizer/tokenizer.json")
+    with h5py.File(tmp_path / "a" / "tokens.h5") as h5:
+        first = h5["ids"][: h5["offsets"][1]]
+    expected = tokenize_file(tok, prompt)
+    assert first[: len(expected)].tolist() == expected.tolist()
+    assert len(first) == len(expected) + 64
+    assert main([*args, "--corpus", "nope", "--out", str(tmp_path / "c")]) == 2

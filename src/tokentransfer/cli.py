@@ -73,6 +73,49 @@ def _divergence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from .stages import run_generate
+
+    results = Path(args.results)
+    nodes = None
+    if not args.counts_only:
+        nodes = results / "gcn" / args.model / args.corpus / args.variant / "nodes.h5"
+    paths = [
+        results / "tokenizer" / "tokenizer.json",
+        results / "graphs" / args.corpus / "successors.npz",
+        *([nodes] if nodes else []),
+        *([Path(args.prompt)] if args.prompt else []),
+    ]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"missing: {', '.join(missing)} (run the workflow first)", file=sys.stderr)
+        return 2
+    cfg = {
+        "samples": args.n,
+        "length": args.length,
+        "beta": args.beta,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "restart": args.restart,
+        "similarity": args.similarity,
+        "seed": args.seed,
+    }
+    info = run_generate(
+        tokenizer_json=str(paths[0]),
+        successors_npz=str(paths[1]),
+        nodes_h5=str(nodes) if nodes else None,
+        out_dir=args.out,
+        cfg=cfg,
+        prompt_midi=args.prompt,
+    )
+    print(
+        f"{info['samples']} samples, {info['tokens_generated']} tokens in {info['seconds']:.3f} s "
+        f"({info['tokens_per_second']:.0f} tokens/s); notes per sample {info['notes']}; "
+        f"written to {args.out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentransfer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +137,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=2, help="n-gram order (default 2: bigrams)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random halves")
     p.set_defaults(func=_divergence)
+    p = sub.add_parser(
+        "generate",
+        help="generate MIDI by a biased random walk with restart over a target's token graph",
+        description="Walk the target corpus's successor graph: from token u to v with "
+        "probability proportional to count(u->v)^beta * exp(sim(h_u, h_v) / temperature) among "
+        "the top-k successors the REMI grammar allows; restart to the start state with "
+        "probability --restart. Needs the outputs of a workflow run under --results.",
+    )
+    p.add_argument("--corpus", required=True, help="target corpus name, e.g. bach")
+    p.add_argument("--results", default="results", help="the workflow's results folder")
+    p.add_argument("--model", default="small", help="model name (config model.name)")
+    p.add_argument(
+        "--variant",
+        default="emb_neighbours",
+        help="graph-model variant whose node embeddings bias the walk",
+    )
+    p.add_argument(
+        "--counts-only", action="store_true", help="no bias: a first-order Markov walk on counts"
+    )
+    p.add_argument("--prompt", help="a seed MIDI file: its tokens start every sample")
+    p.add_argument("--n", type=int, default=4, help="number of samples (default 4)")
+    p.add_argument("--length", type=int, default=1024, help="tokens to generate per sample")
+    p.add_argument("--beta", type=float, default=1.0, help="exponent of the transition counts")
+    p.add_argument(
+        "--temperature", type=float, default=0.5, help="similarity temperature: lower = more bias"
+    )
+    p.add_argument("--top-k", type=int, default=16, help="candidates per step (0 = all)")
+    p.add_argument("--restart", type=float, default=0.05, help="restart probability per step")
+    p.add_argument("--similarity", choices=["cosine", "dot"], default="cosine")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
+    p.add_argument("--out", required=True, help="output folder for sample_NNN.mid and records")
+    p.set_defaults(func=_generate)
     return parser
 
 

@@ -70,6 +70,12 @@ def check(config: dict, schema: dict | None = None) -> None:
                 f"config key baselines.finetune: {name!r} is not an enabled target corpus "
                 f"(targets: {targets})"
             )
+    gcn_variants = config.get("gcn", {}).get("variants")
+    for v in config.get("generate", {}).get("variants", []):
+        if gcn_variants is not None and v != "counts" and v not in gcn_variants:
+            raise ConfigError(
+                f"config key generate.variants: {v!r} is not trained (gcn.variants: {gcn_variants})"
+            )
     model = config.get("model", {})
     if model.get("source") == "local" and not model.get("path"):
         raise ConfigError("config key model.path: required when model.source is 'local'")

@@ -378,3 +378,69 @@ def run_adjacency(
             "window": len(offset_weights),
         },
     )
+
+
+def run_generate(
+    *,
+    tokenizer_json: str,
+    successors_npz: str,
+    nodes_h5: str | None,
+    out_dir: str,
+    cfg: dict,
+    prompt_midi: str | None = None,
+) -> dict:
+    """Generate samples by the biased random walk with restart; write MIDI, tokens and a record.
+
+    ``nodes_h5=None`` walks on the counts alone (the first-order Markov baseline).
+    """
+    import h5py
+
+    from .fileio import atomic_path
+    from .graph import load_matrix
+    from .rwr import WalkConfig, Walker, decode, load_node_embeddings, token_errors, write_midi
+    from .tokenize import tokenize_file
+
+    tokenizer = load_tokenizer(tokenizer_json)
+    walk_cfg = WalkConfig(**{k: cfg[k] for k in WalkConfig.__dataclass_fields__ if k in cfg})
+    h = vocab_ids = None
+    if nodes_h5:
+        h, vocab_ids = load_node_embeddings(nodes_h5)
+    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg)
+    prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
+    t0 = time.perf_counter()
+    samples = walker.generate(prompt=prompt)
+    seconds = time.perf_counter() - t0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    errors, notes = [], []
+    for i, ids in enumerate(samples):
+        score = decode(tokenizer, ids)
+        errors.append(token_errors(tokenizer, ids))
+        notes.append(int(score.note_num()))
+        write_midi(score, out / f"sample_{i:03d}.mid")
+    offsets = np.zeros(len(samples) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in samples], out=offsets[1:])
+    with atomic_path(out / "tokens.h5", suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("ids", data=np.concatenate(samples).astype(np.int32))
+        h5.create_dataset("offsets", data=offsets)
+        h5.attrs["tokenizer_hash"] = sha256_file(tokenizer_json)
+        h5.attrs["prompt_tokens"] = 0 if prompt is None else len(prompt)
+    generated = int(sum(len(s) for s in samples)) - (
+        0 if prompt is None else len(prompt) * len(samples)
+    )
+    info = {
+        "parameters": walk_cfg.__dict__,
+        "biased": nodes_h5 is not None,
+        "nodes": nodes_h5,
+        "prompt": prompt_midi,
+        "prompt_tokens": 0 if prompt is None else len(prompt),
+        "samples": len(samples),
+        "tokens_generated": generated,
+        "seconds": round(seconds, 4),
+        "tokens_per_second": round(generated / max(seconds, 1e-9), 1),
+        "token_error_rate": errors,
+        "notes": notes,
+        "walk_stats": walker.last_stats,
+    }
+    write_json(info, out / "generation.json")
+    return info
