@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .fileio import atomic_path
+from .fileio import h5_atomic
 from .model import context_length, with_specials
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,8 @@ def write_embeddings(
     attrs: dict,
 ) -> None:
     """Write the cache atomically (chunked, gzip-compressed)."""
-    import h5py
 
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+    with h5_atomic(path) as h5:
         for name, data in (
             ("token", token),
             ("position", position),

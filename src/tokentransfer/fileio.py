@@ -59,6 +59,26 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+@contextlib.contextmanager
+def h5_atomic(path: str | os.PathLike, **kwargs) -> Iterator:
+    """Yield an ``h5py.File`` built in memory; write it to ``path`` atomically on success.
+
+    HDF5 is assembled in a memory buffer and only then written out through
+    :func:`write_bytes_atomic`, so a full disk or a read-only folder fails in one plain
+    ``OSError`` with the OS message and leaves neither a partial file nor a temporary one.
+    (Letting the HDF5 library write to a file that does not fit makes it fail at close, and
+    the process can then crash at interpreter exit.) ``kwargs`` go to ``h5py.File``.
+    """
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", **kwargs) as h5:
+        yield h5
+    write_bytes_atomic(path, buf.getvalue())
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path, torch_save_atomic, write_text_atomic
+from .fileio import h5_atomic, torch_save_atomic, write_text_atomic
 from .graph import load_matrix
 from .linkpred import (
     CIRCULAR_VARIANTS,
@@ -64,7 +64,6 @@ def run_variant(
     device: str = "cpu",
 ) -> dict:
     """Train and evaluate one variant (see the module doc); ``hp`` is the ``gcn`` config."""
-    import h5py
 
     from .embed import read_embeddings
 
@@ -113,7 +112,7 @@ def run_variant(
             ]
             if s_i == 0 and e_i == 0:
                 torch_save_atomic(model.state_dict(), checkpoint)
-                with atomic_path(nodes_h5, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+                with h5_atomic(nodes_h5) as h5:
                     h5.create_dataset("embeddings", data=best["embeddings"].astype(np.float32))
                     h5.create_dataset("vocab_ids", data=nodes.astype(np.int64))
                     h5.attrs["variant"] = variant

@@ -340,8 +340,12 @@ def save_model(model, tokenizer_json: str | os.PathLike, out_dir: str | os.PathL
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".tmp-{out_dir.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
+    except BaseException:  # a full disk, a read-only folder: leave no partial folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)

@@ -393,9 +393,8 @@ def run_generate(
 
     ``nodes_h5=None`` walks on the counts alone (the first-order Markov baseline).
     """
-    import h5py
 
-    from .fileio import atomic_path
+    from .fileio import h5_atomic
     from .graph import load_matrix
     from .rwr import WalkConfig, Walker, decode, load_node_embeddings, token_errors, write_midi
     from .tokenize import tokenize_file
@@ -420,7 +419,7 @@ def run_generate(
         write_midi(score, out / f"sample_{i:03d}.mid")
     offsets = np.zeros(len(samples) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in samples], out=offsets[1:])
-    with atomic_path(out / "tokens.h5", suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+    with h5_atomic(out / "tokens.h5") as h5:
         h5.create_dataset("ids", data=np.concatenate(samples).astype(np.int32))
         h5.create_dataset("offsets", data=offsets)
         h5.attrs["tokenizer_hash"] = sha256_file(tokenizer_json)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path, sha256_file, write_text_atomic
+from .fileio import atomic_path, h5_atomic, sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def write_shard(
         ids = np.concatenate(result.sequences).astype(np.int32)
     else:
         ids = np.zeros(0, dtype=np.int32)
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+    with h5_atomic(path, track_order=True) as h5:
         if len(ids):
             h5.create_dataset(
                 "ids", data=ids, chunks=(min(len(ids), 1 << 16),), compression="gzip", shuffle=True
