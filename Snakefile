@@ -24,6 +24,7 @@ include: "rules/tokenize.smk"
 include: "rules/model.smk"
 include: "rules/graph.smk"
 include: "rules/generate.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

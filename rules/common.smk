@@ -36,6 +36,7 @@ wildcard_constraints:
     model=MODEL,
     variant="|".join(config["gcn"]["variants"] + ["counts"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
+    method="markov[123]|transformer|finetuned|real_target|real_base",
 
 
 def tegridy_zip_path(name):
@@ -122,6 +123,99 @@ def generate_inputs(wildcards):
     return out
 
 
+# baselines that sample from a transformer (they ask for a GPU when use_gpu is set)
+MODEL_BASELINES = ("transformer", "finetuned")
+
+
+def eval_methods(corpus):
+    """The baselines evaluated on a target: finetuned only where the model is fine-tuned."""
+    return [
+        m
+        for m in config["evaluate"]["methods"]
+        if m != "finetuned" or corpus in FINETUNE
+    ]
+
+
+def baseline_inputs(wildcards):
+    out = {
+        "tokenizer": "results/tokenizer/tokenizer.json",
+        "shards": shards_of([wildcards.corpus]),
+        "split": f"results/splits/{wildcards.corpus}.tsv",
+    }
+    if wildcards.method == "real_base":
+        out["base_shards"] = shards_of(BASES)
+    if wildcards.method == "transformer":
+        out["model"] = f"results/models/{wildcards.model}/hf"
+    if wildcards.method == "finetuned":
+        out["model"] = f"results/finetune/{wildcards.model}/{wildcards.corpus}/hf"
+    if config["generate"]["prompt"]:
+        out["prompt"] = config["generate"]["prompt"]
+    return out
+
+
+def eval_sets(model, corpus):
+    """Method name -> sample folder of every set evaluated on a target, walks first."""
+    sets = {v: f"results/generated/{model}/{corpus}/{v}" for v in GEN_VARIANTS}
+    for m in eval_methods(corpus):
+        sets[m] = f"results/baselines/{model}/{corpus}/{m}"
+    return sets
+
+
+def evaluate_inputs(wildcards):
+    sets = eval_sets(wildcards.model, wildcards.corpus)
+    out = {
+        "tokenizer": "results/tokenizer/tokenizer.json",
+        "shards": shards_of([wildcards.corpus]),
+        "split": f"results/splits/{wildcards.corpus}.tsv",
+        "sets": [f"{d}/tokens.h5" for d in sets.values()],
+        "infos": [f"{d}/generation.json" for d in sets.values()],
+        "gcn": [
+            f"results/gcn/{wildcards.model}/{wildcards.corpus}/{v}/metrics.json"
+            for v in GEN_VARIANTS
+            if v != "counts"
+        ],
+    }
+    if "finetuned" in sets:
+        out["finetune"] = (
+            f"results/finetune/{wildcards.model}/{wildcards.corpus}/metrics.json"
+        )
+    return out
+
+
+def figure_inputs(wildcards):
+    sets = eval_sets(wildcards.model, wildcards.corpus)
+    return {
+        "tokenizer": "results/tokenizer/tokenizer.json",
+        "metrics": f"results/eval/{wildcards.model}/{wildcards.corpus}/metrics.tsv",
+        "sets": [f"{d}/tokens.h5" for d in sets.values()],
+        "shards": shards_of([wildcards.corpus]),
+        "split": f"results/splits/{wildcards.corpus}.tsv",
+    }
+
+
+def training_figure_inputs(wildcards):
+    return {
+        "pretrain": f"results/models/{wildcards.model}/training_log.tsv",
+        "finetune": expand(
+            "results/finetune/{model}/{corpus}/training_log.tsv",
+            model=wildcards.model,
+            corpus=FINETUNE,
+        ),
+    }
+
+
+def eval_targets():
+    out = ["results/eval/summary.tsv"]
+    if config["evaluate"]["figures"]:
+        out += expand(
+            "results/eval/{model}/{corpus}/figures/metrics.png",
+            model=MODEL,
+            corpus=TARGETS,
+        )
+        out.append(f"results/eval/{MODEL}/training.png")
+    return out
+
+
 def all_targets():
     return (
         expand("results/tokens/{corpus}/index.tsv", corpus=CORPORA)
@@ -141,4 +235,5 @@ def all_targets():
             corpus=TARGETS,
             variant=GEN_VARIANTS,
         )
+        + eval_targets()
     )

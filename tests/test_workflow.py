@@ -43,7 +43,9 @@ TINY_GCN = {
     "original_epochs": 5,
 }
 TINY_GENERATE = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
-TIMING_KEYS = {"seconds", "tokens_per_second"}
+TIMING_KEYS = {"seconds", "tokens_per_second", "adapt_seconds"}
+#: columns of the evaluation tables that hold wall times
+TIMING_COLUMNS = {"gen_tokens_per_s", "gen_seconds", "adapt_seconds"}
 
 
 def fixture_config(fixtures: Path) -> dict:
@@ -172,6 +174,10 @@ def without_timings(path: Path) -> bytes | object:
         return strip(json.loads(path.read_text()))
     if path.name == "training_log.tsv":
         return [line.rsplit("\t", 1)[0] for line in path.read_text().splitlines()]
+    if path.suffix == ".tsv":
+        rows = [line.split("\t") for line in path.read_text().splitlines()]
+        keep = [i for i, c in enumerate(rows[0] if rows else []) if c not in TIMING_COLUMNS]
+        return [[r[i] for i in keep] for r in rows]
     return path.read_bytes()
 
 
@@ -215,6 +221,10 @@ def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
         "linkpred": 2,
         "gcn_summary": 1,
         "generate": 2,
+        "baseline": 5,  # markov2, markov3, transformer, real_target, real_base (no fine-tune)
+        "evaluate": 1,
+        "figures": 1,
+        "eval_summary": 1,
         "all": 1,
     }
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/tokens").rglob("*.h5")}
@@ -243,6 +253,10 @@ def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
         "linkpred": 2,
         "gcn_summary": 1,
         "generate": 2,
+        "baseline": 5,  # markov2, markov3, transformer, real_target, real_base (no fine-tune)
+        "evaluate": 1,
+        "figures": 1,
+        "eval_summary": 1,
         "all": 1,
     }
 
@@ -266,6 +280,11 @@ def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
         "linkpred": 2 * (n - 1),
         "gcn_summary": 1,
         "generate": 2 * (n - 1),
+        "baseline": 5 * (n - 1) + 1,  # five per target, and the fine-tuned model on jazzlead
+        "evaluate": n - 1,
+        "figures": n - 1,
+        "eval_summary": 1,
+        "training_figure": 1,
         "all": 1,
     }
 
@@ -363,7 +382,8 @@ def test_local_model_source(tmp_path, fixtures_dir):
     from tokentransfer.model import ModelSpec, build_model, save_model, special_ids
     from tokentransfer.tokenize import build_tokenizer, save_tokenizer
 
-    tok = build_tokenizer({"kind": "TSD", "use_programs": True})
+    # REMI with other settings than the config's (walks need REMI's grammar)
+    tok = build_tokenizer({"kind": "REMI", "use_programs": True, "use_tempos": True})
     save_tokenizer(tok, tmp_path / "tok.json")
     spec = ModelSpec(layers=1, dim=16, heads=2, context=64)
     model = build_model(spec, len(tok), special_ids(tok), 3)
@@ -373,6 +393,7 @@ def test_local_model_source(tmp_path, fixtures_dir):
     config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
     config["gcn"] = {**TINY_GCN, "variants": ["contextual"]}
     config["generate"] = {**TINY_GENERATE, "variants": ["contextual"]}
+    config["evaluate"] = {"methods": ["markov2", "transformer"], "figures": False}
     work = tmp_path / "work"
     work.mkdir()
     cfg = write_config(work / "config.yaml", config)
@@ -383,6 +404,14 @@ def test_local_model_source(tmp_path, fixtures_dir):
     cache = read_embeddings(work / "results/embeddings/mine/bach.h5")
     assert np.array_equal(cache["token"], model.transformer.wte.weight.detach().numpy())
     assert cache["attrs"]["tokenizer_hash"] == sha256_file(tmp_path / "tok.json")
+    methods = (work / "results/eval/mine/bach/metrics.tsv").read_text().splitlines()
+    assert [m.split("\t")[1] for m in methods[1:]] == [
+        "test_pieces",
+        "contextual",
+        "markov2",
+        "transformer",
+    ]
+    assert not (work / "results/eval/mine/training.png").exists()  # evaluate.figures: false
     # a tokenizer whose vocabulary does not match the model is refused, naming both files
     save_tokenizer(build_tokenizer({"kind": "REMI"}), tmp_path / "other.json")
     config["model"]["tokenizer"] = str(tmp_path / "other.json")
@@ -489,3 +518,62 @@ def test_cli_generate_with_a_prompt(fixture_run, tmp_path, fixtures_dir):
     assert first[: len(expected)].tolist() == expected.tolist()
     assert len(first) == len(expected) + 64
     assert main([*args, "--corpus", "nope", "--out", str(tmp_path / "c")]) == 2
+
+
+EVAL_METHODS = ["markov2", "markov3", "transformer", "finetuned", "real_target", "real_base"]
+
+
+def test_evaluation_tables(fixture_run):
+    """Every walk and baseline is evaluated on every target, with the same samples x length."""
+    from tokentransfer.evaluate import SAMPLE_METRICS, SET_METRICS, read_tsv
+
+    work, _ = fixture_run
+    summary = read_tsv(work / "results/eval/summary.tsv")
+    n, length = TINY_GENERATE["samples"], TINY_GENERATE["length"]
+    for corpus in ("bach", "karaoke", "jazzlead"):
+        rows = {r["method"]: r for r in read_tsv(work / f"results/eval/small/{corpus}/metrics.tsv")}
+        methods = ["test_pieces", *TINY_GENERATE["variants"]]
+        methods += [m for m in EVAL_METHODS if m != "finetuned" or corpus == "jazzlead"]
+        assert list(rows) == methods
+        assert [r["method"] for r in summary if r["corpus"] == corpus] == methods
+        for method, row in rows.items():
+            assert int(row["samples"]) == n
+            if row["kind"] != "reference":  # generators: exactly n x length new tokens
+                assert int(row["tokens"]) == n * length, (corpus, method)
+            for name in SET_METRICS:
+                if method == "test_pieces":
+                    assert row[name] == ""  # the reference itself
+                elif row[name]:
+                    assert 0.0 <= float(row[name]) <= 1.0, (corpus, method, name)
+            for name in SAMPLE_METRICS:
+                assert f"{name}_std" in row
+        # the walks keep the grammar; excerpts of training pieces are copies by construction
+        for variant in TINY_GENERATE["variants"]:
+            assert float(rows[variant]["token_error_rate"]) == 0.0
+        assert float(rows["real_target"]["copy_rate"]) == 1.0
+        assert float(rows["real_target"]["longest_copy"]) >= float(rows["counts"]["longest_copy"])
+        samples = read_tsv(work / f"results/eval/small/{corpus}/samples.tsv")
+        assert len(samples) == n * len(methods)
+        for i in range(n):
+            info = work / f"results/baselines/small/{corpus}/markov2/sample_{i:03d}.mid"
+            assert info.stat().st_size > 0
+
+
+def test_report_has_every_figure(fixture_run):
+    """`snakemake --report` builds a zip with the tables, figures and captions."""
+    import zipfile
+
+    work, cfg = fixture_run
+    snakemake(work, "--configfile", str(cfg), "--report", "results/report.zip")
+    with zipfile.ZipFile(work / "results/report.zip") as z:
+        names = z.namelist()
+        html = z.read(next(n for n in names if n.endswith("report.html"))).decode()
+    base = [n.rsplit("/", 1)[-1] for n in names]
+    assert base.count("metrics.png") == 3  # one chart per target
+    assert base.count("pitch_classes.png") == 3
+    assert base.count("pianorolls.png") == 3
+    assert base.count("training.png") == 1
+    assert base.count("metrics.tsv") == 3
+    assert "summary.tsv" in base  # link prediction and evaluation summaries
+    for caption in ("pooled pitch-class histograms", "piano roll", "Link prediction"):
+        assert caption.lower() in html.lower(), caption

@@ -394,9 +394,8 @@ def run_generate(
     ``nodes_h5=None`` walks on the counts alone (the first-order Markov baseline).
     """
 
-    from .fileio import h5_atomic
     from .graph import load_matrix
-    from .rwr import WalkConfig, Walker, decode, load_node_embeddings, token_errors, write_midi
+    from .rwr import WalkConfig, Walker, load_node_embeddings
     from .tokenize import tokenize_file
 
     tokenizer = load_tokenizer(tokenizer_json)
@@ -409,6 +408,33 @@ def run_generate(
     t0 = time.perf_counter()
     samples = walker.generate(prompt=prompt)
     seconds = time.perf_counter() - t0
+    extra = {
+        "parameters": walk_cfg.__dict__,
+        "biased": nodes_h5 is not None,
+        "nodes": nodes_h5,
+        "prompt": prompt_midi,
+        "walk_stats": walker.last_stats,
+    }
+    return write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
+
+
+def write_samples(
+    tokenizer,
+    tokenizer_json: str,
+    samples: list[np.ndarray],
+    out_dir: str | os.PathLike,
+    prompt: np.ndarray | None,
+    seconds: float,
+    extra: dict,
+) -> dict:
+    """Write one sample set: ``sample_NNN.mid``, ``tokens.h5`` and ``generation.json``.
+
+    Used by the graph walks and by every baseline, so that the evaluation reads them alike.
+    ``seconds`` is the time spent producing the samples; ``extra`` goes into the record.
+    """
+    from .fileio import h5_atomic
+    from .rwr import decode, token_errors, write_midi
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     errors, notes = [], []
@@ -417,29 +443,35 @@ def run_generate(
         errors.append(token_errors(tokenizer, ids))
         notes.append(int(score.note_num()))
         write_midi(score, out / f"sample_{i:03d}.mid")
+    prompt_len = 0 if prompt is None else len(prompt)
     offsets = np.zeros(len(samples) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in samples], out=offsets[1:])
     with h5_atomic(out / "tokens.h5") as h5:
         h5.create_dataset("ids", data=np.concatenate(samples).astype(np.int32))
         h5.create_dataset("offsets", data=offsets)
         h5.attrs["tokenizer_hash"] = sha256_file(tokenizer_json)
-        h5.attrs["prompt_tokens"] = 0 if prompt is None else len(prompt)
-    generated = int(sum(len(s) for s in samples)) - (
-        0 if prompt is None else len(prompt) * len(samples)
-    )
+        h5.attrs["prompt_tokens"] = prompt_len
+    generated = int(sum(len(s) for s in samples)) - prompt_len * len(samples)
     info = {
-        "parameters": walk_cfg.__dict__,
-        "biased": nodes_h5 is not None,
-        "nodes": nodes_h5,
-        "prompt": prompt_midi,
-        "prompt_tokens": 0 if prompt is None else len(prompt),
+        **extra,
+        "prompt_tokens": prompt_len,
         "samples": len(samples),
         "tokens_generated": generated,
         "seconds": round(seconds, 4),
         "tokens_per_second": round(generated / max(seconds, 1e-9), 1),
         "token_error_rate": errors,
         "notes": notes,
-        "walk_stats": walker.last_stats,
     }
     write_json(info, out / "generation.json")
     return info
+
+
+def read_samples(tokens_h5: str | os.PathLike) -> tuple[list[np.ndarray], int]:
+    """The samples of a ``tokens.h5`` written by :func:`write_samples`, and the prompt length."""
+    import h5py
+
+    with h5py.File(tokens_h5, "r") as h5:
+        ids = h5["ids"][:].astype(np.int64)
+        offsets = h5["offsets"][:]
+        prompt = int(h5.attrs.get("prompt_tokens", 0))
+    return [ids[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)], prompt

@@ -1,0 +1,23 @@
+"""The report's figures of one target: metric chart, pitch-class histograms, piano rolls."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+from tokentransfer.figures import target_figures  # noqa: E402
+from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.stages import corpus_tokens  # noqa: E402
+
+smk = snakemake  # noqa: F821
+setup_logging(smk.log[0])
+target_figures(
+    tokenizer_json=smk.input.tokenizer,
+    metrics_tsv=smk.input.metrics,
+    sets={Path(p).parent.name: p for p in smk.input.sets},
+    metrics_png=smk.output.metrics,
+    pitch_png=smk.output.pitch,
+    rolls_png=smk.output.rolls,
+    title=smk.wildcards.corpus,
+    reference=corpus_tokens(list(smk.input.shards), [smk.input.split], "test"),
+)

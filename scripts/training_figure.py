@@ -1,0 +1,15 @@
+"""The report's training curves: pretraining and fine-tuning loss."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+from tokentransfer.figures import training_curves  # noqa: E402
+from tokentransfer.fileio import setup_logging  # noqa: E402
+
+smk = snakemake  # noqa: F821
+setup_logging(smk.log[0])
+logs = {"pretrain": smk.input.pretrain}
+logs.update({f"finetune {Path(p).parent.name}": p for p in smk.input.finetune})
+training_curves(logs, smk.output[0])

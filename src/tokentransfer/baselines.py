@@ -1,0 +1,405 @@
+"""The sample generators the graph walk (:mod:`tokentransfer.rwr`) is compared against.
+
+- :class:`NgramModel`: an n-gram Markov chain over token ids (order 1, 2, 3, ...) with
+  interpolated absolute discounting, fitted on the target corpus;
+- :func:`transformer_samples`: ancestral sampling from a HF causal LM (the pretrained or the
+  fine-tuned transformer), batched, with a KV cache and a sliding window past its context;
+- :func:`real_excerpts`: excerpts of real pieces (the reference sets: a held-out target set is
+  the ceiling, another corpus the floor).
+
+Every generator returns a list of ``n`` int64 arrays of token ids, each of exactly ``length``
+generated tokens (a prompt, if any, is prepended and not counted), and is deterministic for a
+seed: sample ``i`` draws from ``np.random.default_rng(np.random.SeedSequence(seed).spawn(n)[i])``,
+as :meth:`tokentransfer.rwr.Walker.generate` does, so sample ``i`` does not depend on ``n``'s
+other samples nor on how they are batched.
+
+The n-gram chain ignores the REMI grammar, so its samples may contain token errors; the
+evaluation measures them (:func:`tokentransfer.rwr.token_errors`), nothing here fixes them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+BOS_TOKEN = "BOS_None"
+BAR_TOKEN = "Bar_None"
+
+#: distributions kept per context while sampling (cleared when full)
+_CACHE_SIZE = 4096
+
+
+def _rngs(seed: int, n: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(ss) for ss in np.random.SeedSequence(int(seed)).spawn(n)]
+
+
+def _check_counts(n: int, length: int) -> None:
+    if n < 0 or length < 0:
+        raise ValueError(f"n and length must be >= 0, got {n} and {length}")
+
+
+# --------------------------------------------------------------------------- tokenizer ids
+
+
+def _vocab_id(tokenizer: Any, token: str) -> int:
+    vocab = tokenizer.vocab
+    if token not in vocab:
+        raise ValueError(f"tokenizer has no {token} token")
+    return int(vocab[token])
+
+
+def bar_id(tokenizer: Any) -> int:
+    """Id of the ``Bar_None`` token."""
+    return _vocab_id(tokenizer, BAR_TOKEN)
+
+
+def start_tokens(tokenizer: Any) -> list[int]:
+    """Ids a transformer sample without a prompt starts from: ``[BOS, Bar]``."""
+    return [_vocab_id(tokenizer, BOS_TOKEN), bar_id(tokenizer)]
+
+
+# --------------------------------------------------------------------------- n-gram chain
+
+
+class NgramModel:
+    """An n-gram Markov chain over token ids with interpolated absolute discounting.
+
+    ``order``: 1 unigram, 2 bigram, 3 trigram, ...; ids must lie in ``[0, vocab_size)``.
+    For a context ``h`` (the last ``order - 1`` tokens, fewer at the start of a sample) and
+    ``h'`` (``h`` without its first token)::
+
+        P(w | h) = max(c(h w) - D, 0) / c(h) + D * N1+(h .) / c(h) * P(w | h')
+
+    where ``c(h w)`` counts the n-gram, ``c(h) = sum_w c(h w)`` and ``N1+(h .)`` is the number
+    of distinct tokens seen after ``h``; a context never seen (``c(h) = 0``) backs off fully:
+    ``P(w | h) = P(w | h')``. The lower orders are the same model one order down (plain
+    absolute discounting, not Kneser–Ney continuation counts), so an order-3 model's
+    distribution for an unseen pair context is the order-2 model's for its last token. At the
+    bottom the unigram is mixed with a uniform floor over the tokens seen in training::
+
+        P(w) = (1 - floor) * c(w) / N + floor / |seen|      (w seen), 0 otherwise
+
+    so a transition unseen in the fitting data but between seen tokens has a non-zero
+    probability (for ``discount > 0``), and a token never seen in training (a special token,
+    say) has probability 0 and is never sampled. With ``discount = 0`` a seen context gets the
+    maximum-likelihood estimate ``c(h w) / c(h)``.
+
+    Counts are stored sparsely per order as sorted packed keys (``h * V + w``) and fitted with
+    ``np.unique``; n-grams never cross sequence boundaries.
+    """
+
+    def __init__(
+        self, order: int, vocab_size: int, discount: float = 0.75, *, floor: float = 0.01
+    ) -> None:
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        if float(vocab_size) ** order >= 2.0**62:
+            raise ValueError(f"vocab_size ** order ({vocab_size} ** {order}) overflows int64 keys")
+        if not 0.0 <= discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {discount}")
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"floor must be in [0, 1], got {floor}")
+        self.order = int(order)
+        self.vocab_size = int(vocab_size)
+        self.discount = float(discount)
+        self.floor = float(floor)
+        self.unigram: np.ndarray | None = None  # [V] P(w)
+        self.unigram_counts = np.zeros(self.vocab_size, dtype=np.int64)
+        self.first_token: int | None = None
+        # per order k >= 2 (index k - 2): n-gram keys, counts, and per context: keys, c(h),
+        # N1+(h .), and the slice [lo, hi) of its n-grams
+        self._grams: list[tuple[np.ndarray, ...]] = []
+        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, seqs: Sequence[np.ndarray]) -> NgramModel:
+        """Count the n-grams of ``seqs`` (each a piece; nothing counted across pieces)."""
+        v = self.vocab_size
+        arrays = [np.asarray(s, dtype=np.int64).ravel() for s in seqs]
+        arrays = [a for a in arrays if len(a)]
+        if not arrays:
+            raise ValueError("no tokens to fit the n-gram model on")
+        for a in arrays:
+            if a.min() < 0 or a.max() >= v:
+                raise ValueError(f"token ids must be in [0, {v}), got {a.min()}..{a.max()}")
+        flat = np.concatenate(arrays)
+        self.unigram_counts = np.bincount(flat, minlength=v).astype(np.int64)
+        seen = self.unigram_counts > 0
+        uni = (1.0 - self.floor) * self.unigram_counts / len(flat)
+        uni[seen] += self.floor / seen.sum()
+        self.unigram = uni / uni.sum()
+        firsts = np.bincount([a[0] for a in arrays], minlength=v)
+        self.first_token = int(np.argmax(firsts))  # ties: the smallest id
+
+        self._grams = []
+        for k in range(2, self.order + 1):
+            powers = v ** np.arange(k - 1, -1, -1, dtype=np.int64)
+            keys = [
+                np.lib.stride_tricks.sliding_window_view(a, k) @ powers
+                for a in arrays
+                if len(a) >= k
+            ]
+            if keys:
+                gk, gc = np.unique(np.concatenate(keys), return_counts=True)
+            else:
+                gk, gc = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            gc = gc.astype(np.int64)
+            # keys are sorted by (context, token): each context's n-grams are one slice
+            ctx, lo, n_next = np.unique(gk // v, return_index=True, return_counts=True)
+            hi = lo + n_next
+            c_ctx = np.add.reduceat(gc, lo) if len(gk) else np.zeros(0, np.int64)
+            self._grams.append((gk % v, gc, ctx, c_ctx, n_next, lo, hi))
+        self._cache = {}
+        return self
+
+    def _fitted(self) -> np.ndarray:
+        if self.unigram is None:
+            raise RuntimeError("NgramModel is not fitted: call fit() first")
+        return self.unigram
+
+    # ------------------------------------------------------------------ probabilities
+    def _context(self, context: Sequence[int]) -> tuple[int, ...]:
+        ctx = tuple(int(t) for t in context)
+        return ctx[-(self.order - 1) :] if self.order > 1 else ()
+
+    def _dist(self, ctx: tuple[int, ...]) -> np.ndarray:
+        p = self._fitted()
+        v = self.vocab_size
+        # from the unigram up, one order at a time over the context's suffixes
+        for j in range(1, len(ctx) + 1):
+            h = ctx[len(ctx) - j :]
+            if any(t < 0 or t >= v for t in h):
+                break  # an id out of range: no longer context can have been seen either
+            tokens, counts, ctx_keys, c_ctx, n_next, lo, hi = self._grams[j - 1]
+            key = 0
+            for t in h:
+                key = key * v + t
+            i = int(np.searchsorted(ctx_keys, key))
+            if i == len(ctx_keys) or ctx_keys[i] != key:
+                continue  # unseen context: P(w | h) = P(w | h')
+            c = float(c_ctx[i])
+            s = slice(int(lo[i]), int(hi[i]))
+            q = p * (self.discount * float(n_next[i]) / c)
+            q[tokens[s]] += np.maximum(counts[s] - self.discount, 0.0) / c
+            p = q
+        return p
+
+    def distribution(self, context: Sequence[int] = ()) -> np.ndarray:
+        """``P(. | context)`` over the vocabulary (length ``vocab_size``, sums to 1).
+
+        Only the last ``order - 1`` tokens of ``context`` are used; a shorter context uses the
+        orders it can fill (an empty one: the unigram).
+        """
+        return self._dist(self._context(context)).copy()
+
+    def prob(self, context: Sequence[int], token: int) -> float:
+        """``P(token | context)``."""
+        token = int(token)
+        if not 0 <= token < self.vocab_size:
+            return 0.0
+        return float(self._dist(self._context(context))[token])
+
+    # ------------------------------------------------------------------ sampling
+    def _cdf(self, ctx: tuple[int, ...]) -> np.ndarray:
+        cdf = self._cache.get(ctx)
+        if cdf is None:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            cdf = np.cumsum(self._dist(ctx))
+            self._cache[ctx] = cdf
+        return cdf
+
+    def sample(
+        self, n: int, length: int, seed: int, start: Sequence[int] | None = None
+    ) -> list[np.ndarray]:
+        """``n`` samples of ``length`` tokens, int64.
+
+        With ``start`` (a prompt), each sample is the prompt followed by ``length`` new tokens
+        (an empty ``start`` counts as none).
+        Without it, each sample's first token is the most frequent first token of the fitting
+        sequences (for REMI pieces the ``Bar`` token) and counts in ``length``; the rest follow
+        from the chain. Sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``.
+        """
+        self._fitted()
+        _check_counts(n, length)
+        if start is not None and len(start) == 0:
+            start = None
+        prompt = [] if start is None else [int(t) for t in start]
+        out = []
+        for rng in _rngs(seed, n):
+            seq = list(prompt)
+            if start is None and length:
+                seq.append(int(self.first_token))  # type: ignore[arg-type]
+            total = len(prompt) + length
+            k = self.order - 1
+            while len(seq) < total:
+                ctx = tuple(seq[-k:]) if k else ()
+                cdf = self._cdf(ctx)
+                i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+                if i >= self.vocab_size:  # rounding at the very top
+                    i = int(np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)[-1])
+                seq.append(i)
+            out.append(np.asarray(seq, dtype=np.int64))
+        return out
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+def transformer_samples(
+    model: Any,
+    n: int,
+    length: int,
+    seed: int,
+    start: Sequence[int],
+    temperature: float = 1.0,
+    top_k: int = 0,
+    device: Any = None,
+    batch: int = 8,
+    banned: Sequence[int] = (),
+    keep_start: bool = False,
+) -> list[np.ndarray]:
+    """``n`` samples of ``length`` tokens from a HF causal LM by ancestral sampling.
+
+    Each sample is conditioned on ``start`` (e.g. :func:`start_tokens`: ``[BOS, Bar]``, or a
+    user prompt). The returned arrays hold the ``length`` generated tokens only, or
+    ``start + generated`` with ``keep_start=True`` (use it for a prompt). Logits are divided by
+    ``temperature``, the ``banned`` ids (pass the tokenizer's PAD/BOS/EOS, see
+    :func:`tokentransfer.model.special_ids`) are masked out, then only the ``top_k`` most likely
+    are kept (``0``: the full softmax).
+
+    Samples run in batches of ``batch`` with a KV cache. Past the model's context length the
+    cache is recomputed on the last ``context // 2`` tokens (a sliding window). Draws are
+    inverse-CDF with one uniform per token from sample ``i``'s own
+    ``default_rng(SeedSequence(seed).spawn(n)[i])``, so a sample is reproducible and does not
+    depend on ``batch``. ``device``: where to run (the model is moved there; default: where the
+    model is). The model is run in eval mode under ``torch.no_grad`` (its training
+    mode is restored afterwards).
+    """
+    import torch
+
+    from .model import context_length
+
+    _check_counts(n, length)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0: all), got {top_k}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    start = [int(t) for t in start]
+    if not start:
+        raise ValueError("start must hold at least one token (e.g. [BOS, Bar])")
+    if device is None:
+        device = next(model.parameters()).device
+    else:
+        model.to(device)
+    context = context_length(model)
+    window = max(1, context // 2)
+    rngs = _rngs(seed, n)
+    head = np.asarray(start if keep_start else [], dtype=np.int64)
+    if length == 0:
+        return [head.copy() for _ in range(n)]
+
+    was_training = model.training
+    model.eval()
+    out: list[np.ndarray] = []
+    try:
+        with torch.no_grad():
+            for b0 in range(0, n, batch):
+                group = rngs[b0 : b0 + batch]
+                seqs = torch.tensor([start] * len(group), dtype=torch.long, device=device)
+                gen = _generate(
+                    model, seqs, group, length, context, window, temperature, top_k, banned
+                )
+                out.extend(np.concatenate([head, g]) for g in gen)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _generate(model, seqs, rngs, length, context, window, temperature, top_k, banned):
+    """Generated tokens [len(rngs), length] (int64 numpy) for one batch starting at ``seqs``."""
+    import torch
+
+    # transformers 5 renamed ``past_key_values`` to ``cache`` (argument and output)
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def forward(ids, past=None):
+        res = model(input_ids=ids, use_cache=True, **({name: past} if past is not None else {}))
+        return res.logits[:, -1, :].float(), res[name]
+
+    ids = seqs if seqs.shape[1] < context else seqs[:, -window:]
+    logits, past = forward(ids)
+    cache_len = ids.shape[1]
+    ban = torch.as_tensor(list(banned), dtype=torch.long, device=seqs.device)
+    generated = np.zeros((len(rngs), length), dtype=np.int64)
+    for step in range(length):
+        logits = logits / temperature
+        if len(ban):
+            logits[:, ban] = -float("inf")
+        if top_k and top_k < logits.shape[1]:
+            kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, -float("inf"))
+        probs = torch.softmax(logits.double(), dim=1)
+        cdf = torch.cumsum(probs, dim=1)
+        u = torch.tensor([r.random() for r in rngs], dtype=torch.float64, device=cdf.device)
+        target = (u * cdf[:, -1]).unsqueeze(1)
+        nxt = torch.searchsorted(cdf, target, right=True).squeeze(1)
+        # u * total can round up to the total: fall back to the last token with probability
+        last = probs.shape[1] - 1 - torch.argmax(torch.flip(probs > 0, dims=[1]).int(), dim=1)
+        nxt = torch.minimum(nxt, last)
+        generated[:, step] = nxt.cpu().numpy()
+        if step == length - 1:
+            break
+        seqs = torch.cat([seqs, nxt.unsqueeze(1)], dim=1)
+        if cache_len >= context:  # no room for one more position: slide the window
+            logits, past = forward(seqs[:, -window:])
+            cache_len = window
+        else:
+            logits, past = forward(nxt.unsqueeze(1), past)
+            cache_len += 1
+    return generated
+
+
+# --------------------------------------------------------------------------- real pieces
+
+
+def real_excerpts(
+    seqs: Sequence[np.ndarray], n: int, length: int, seed: int, bar_id: int | None = None
+) -> list[np.ndarray]:
+    """``n`` excerpts of ``length`` consecutive tokens of real pieces, int64.
+
+    Pieces are chosen with ``default_rng(SeedSequence(seed))``: a random order without
+    replacement while there are pieces left, then with replacement. In a piece, an excerpt
+    starts at a random position among those holding ``bar_id`` that leave ``length`` tokens (a
+    random position when there is none, or ``bar_id`` is None). A piece not longer than
+    ``length`` is taken whole (its excerpt is then shorter). Excerpt ``i``'s position draws from
+    ``SeedSequence(seed).spawn(n)[i]``.
+    """
+    _check_counts(n, length)
+    pieces = [np.asarray(s, dtype=np.int64).ravel() for s in seqs]
+    if n and not pieces:
+        raise ValueError("no pieces to take excerpts from")
+    root = np.random.SeedSequence(int(seed))
+    pick = np.random.default_rng(root)
+    first = pick.permutation(len(pieces))[: min(n, len(pieces))]
+    rest = pick.integers(0, len(pieces), size=n - len(first))
+    chosen = np.concatenate([first, rest]).astype(np.int64)
+    out = []
+    for idx, ss in zip(chosen, root.spawn(n), strict=True):
+        piece = pieces[int(idx)]
+        if len(piece) <= length:
+            out.append(piece.copy())
+            continue
+        rng = np.random.default_rng(ss)
+        last = len(piece) - length
+        cands = np.flatnonzero(piece[: last + 1] == bar_id) if bar_id is not None else []
+        pos = int(rng.choice(cands)) if len(cands) else int(rng.integers(0, last + 1))
+        out.append(piece[pos : pos + length].copy())
+    return out

@@ -1,0 +1,380 @@
+"""Evaluation: the graph walks against baselines, on the target's held-out test pieces.
+
+Every method produces one *sample set* in the same layout (``sample_NNN.mid``, ``tokens.h5``,
+``generation.json``; see :func:`tokentransfer.stages.write_samples`): the same number of
+samples of the same length, from the same prompt and seed.
+
+Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``):
+
+- ``markov1`` .. ``markov3``: n-gram chains fitted on the target's training pieces, with
+  interpolated absolute-discount smoothing (:class:`tokentransfer.baselines.NgramModel`);
+- ``transformer``: the pretrained transformer, unadapted; ``finetuned``: fine-tuned on the
+  target (only for the targets of ``baselines.finetune``);
+- ``real_target``: excerpts of the target's *training* pieces (the ceiling: real music of the
+  style that is not in the reference; the test pieces themselves would score a divergence of 0
+  by construction); ``real_base``: excerpts of base pieces (the floor).
+
+Metrics against the target's test pieces: token bigram/trigram Jensen-Shannon divergence and
+the pitch-class histogram distance (of the pooled set), per-sample music metrics
+(:data:`tokentransfer.metrics.MUSIC_METRICS`), the token error rate, memorisation (the share of
+a sample's n-grams found in the training pieces, and the longest span copied from one) and cost
+(generation tokens/s, adaptation seconds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: baselines that are not walks over the graph
+BASELINES = (
+    "markov1",
+    "markov2",
+    "markov3",
+    "transformer",
+    "finetuned",
+    "real_target",
+    "real_base",
+)
+#: per-sample metrics, in the order of the table (music metrics come from metrics.MUSIC_METRICS)
+SAMPLE_METRICS = (
+    "pitch_class_entropy",
+    "pitch_range",
+    "polyphony",
+    "note_density",
+    "scale_consistency",
+    "groove_consistency",
+    "empty_beat_rate",
+    "token_error_rate",
+    "copy_rate",
+    "longest_copy",
+)
+#: metrics of a whole sample set
+SET_METRICS = ("js_bigram", "js_trigram", "pch_distance")
+COST_COLUMNS = ("gen_tokens_per_s", "gen_seconds", "adapt_seconds")
+
+
+def method_kind(method: str) -> str:
+    """``graph`` (a walk), ``baseline`` (a generator) or ``reference`` (real pieces)."""
+    if method.startswith("real_") or method == "test_pieces":
+        return "reference"
+    return "baseline" if method in BASELINES else "graph"
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def run_baseline(
+    method: str,
+    *,
+    tokenizer_json: str,
+    target_shards: list[str],
+    target_split: str,
+    base_shards: list[str],
+    model_dir: str | None,
+    out_dir: str,
+    gen_cfg: dict,
+    eval_cfg: dict,
+    prompt_midi: str | None = None,
+    use_gpu: bool = False,
+    threads: int = 1,
+) -> dict:
+    """Produce one baseline's sample set (``generate.samples`` x ``generate.length`` tokens)."""
+    from .baselines import NgramModel, bar_id, real_excerpts, start_tokens, transformer_samples
+    from .model import device_for, load_model, special_ids
+    from .stages import corpus_tokens, set_threads, write_samples
+    from .tokenize import load_tokenizer, tokenize_file
+
+    set_threads(threads)
+    tokenizer = load_tokenizer(tokenizer_json)
+    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+    prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
+    train = corpus_tokens(target_shards, [target_split], "train")
+    extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi}
+    adapt = 0.0
+    t0 = time.perf_counter()
+    if method.startswith("markov"):
+        order = int(method[len("markov") :])
+        t_fit = time.perf_counter()
+        chain = NgramModel(order, len(tokenizer), discount=eval_cfg["markov_discount"])
+        chain.fit(train)
+        adapt = time.perf_counter() - t_fit
+        t0 = time.perf_counter()
+        start = None if prompt is None else [int(t) for t in prompt]
+        samples = chain.sample(n, length, seed, start=start)
+        extra.update(order=order, discount=eval_cfg["markov_discount"], train_pieces=len(train))
+    elif method in ("transformer", "finetuned"):
+        if model_dir is None:
+            raise ValueError(f"baseline {method} needs a model folder")
+        model, _ = load_model(model_dir, tokenizer_json)
+        device = device_for(use_gpu)
+        model.to(device)
+        special = special_ids(tokenizer)
+        start = start_tokens(tokenizer) if prompt is None else [special["bos"], *prompt]
+        t0 = time.perf_counter()
+        samples = transformer_samples(
+            model,
+            n,
+            length,
+            seed,
+            start,
+            temperature=eval_cfg["temperature"],
+            top_k=eval_cfg["top_k"],
+            device=device,
+            banned=sorted(special.values()),
+        )
+        if prompt is not None:
+            samples = [np.concatenate([prompt, s]) for s in samples]
+        extra.update(
+            model=str(model_dir),
+            device=str(device),
+            temperature=eval_cfg["temperature"],
+            top_k=eval_cfg["top_k"],
+        )
+    elif method in ("real_target", "real_base"):
+        pieces = train if method == "real_target" else corpus_tokens(base_shards)
+        samples = real_excerpts(pieces, n, length, seed, bar_id=bar_id(tokenizer))
+        prompt = None
+        extra.update(pieces=len(pieces))
+    else:
+        raise ValueError(f"unknown baseline {method!r} (known: {', '.join(BASELINES)})")
+    seconds = time.perf_counter() - t0
+    extra["adapt_seconds"] = round(adapt, 4)
+    info = write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
+    log.info("%s: %d samples x %d tokens in %.2f s", method, n, length, seconds)
+    return info
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _score_metrics(tokenizer, ids: np.ndarray) -> dict[str, float]:
+    from .metrics import MUSIC_METRICS
+    from .rwr import decode, token_errors
+
+    score = decode(tokenizer, ids)
+    out = {name: float(fn(score)) for name, fn in MUSIC_METRICS.items()}
+    out["token_error_rate"] = token_errors(tokenizer, ids)
+    return out
+
+
+def pooled_pitch_classes(tokenizer, seqs: list[np.ndarray]) -> np.ndarray:
+    from .metrics import pitch_class_histogram
+    from .rwr import decode
+
+    total = np.zeros(12)
+    for ids in seqs:
+        score = decode(tokenizer, ids)
+        total += pitch_class_histogram(score) * max(int(score.note_num()), 0)
+    return total / total.sum() if total.sum() > 0 else total
+
+
+def _pch_distance(hist: np.ndarray, reference: np.ndarray) -> float:
+    """Total variation distance of two pitch-class histograms; nan when either has no note."""
+    from .metrics import histogram_distance
+
+    if hist.sum() == 0 or reference.sum() == 0:
+        return math.nan
+    return histogram_distance(hist, reference)
+
+
+def evaluate_set(
+    tokenizer,
+    samples: list[np.ndarray],
+    prompt_tokens: int,
+    reference: dict,
+    copy_n: int,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Set-level metrics and per-sample metrics of one sample set against ``reference``.
+
+    ``reference`` is :func:`build_reference`'s dict. A prompt's tokens are left out of every
+    metric that could credit the method with them (divergences, copying).
+    """
+    from .metrics import longest_copies, ngram_copy_rate
+    from .ngrams import js_divergence, ngram_counts
+
+    new = [s[prompt_tokens:] for s in samples]
+    set_metrics = {
+        "js_bigram": js_divergence(ngram_counts(new, 2), reference["bigrams"]),
+        "js_trigram": js_divergence(ngram_counts(new, 3), reference["trigrams"]),
+        "pch_distance": _pch_distance(pooled_pitch_classes(tokenizer, samples), reference["pch"]),
+    }
+    longest = longest_copies(new, reference["train"]) if reference["train"] else [0] * len(new)
+    rows = []
+    for ids, tail, span in zip(samples, new, longest, strict=True):
+        row = _score_metrics(tokenizer, ids)
+        row["copy_rate"] = (
+            ngram_copy_rate(tail, reference["train"], copy_n, reference["train_hashes"])
+            if reference["train"]
+            else math.nan
+        )
+        row["longest_copy"] = float(span)
+        rows.append(row)
+    return set_metrics, rows
+
+
+def build_reference(tokenizer, test: list[np.ndarray], train: list[np.ndarray], copy_n: int):
+    """What every sample set is compared with: the test pieces' n-grams and pitch classes,
+    and the training pieces (for the copy metrics)."""
+    from .metrics import unique_window_hashes
+    from .ngrams import ngram_counts
+
+    if not test:
+        raise ValueError("the target has no test pieces to evaluate against")
+    return {
+        "bigrams": ngram_counts(test, 2),
+        "trigrams": ngram_counts(test, 3),
+        "pch": pooled_pitch_classes(tokenizer, test),
+        "train": train,
+        "train_hashes": unique_window_hashes(train, copy_n) if train else None,
+    }
+
+
+def _fmt(v) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4f}"
+
+
+def _adapt_seconds(method: str, info: dict, costs: dict) -> float | None:
+    """Seconds spent adapting to the target (graph network training, fine-tuning, fitting)."""
+    if method in costs:
+        return costs[method]
+    return info.get("adapt_seconds")
+
+
+def run_evaluate(
+    *,
+    tokenizer_json: str,
+    target_shards: list[str],
+    target_split: str,
+    sets: dict[str, str],
+    out_tsv: str,
+    samples_tsv: str,
+    eval_cfg: dict,
+    gen_cfg: dict,
+    costs: dict[str, float] | None = None,
+    corpus: str = "",
+) -> list[dict]:
+    """Evaluate every sample set (method -> its ``tokens.h5``) against the target's test pieces.
+
+    Writes ``out_tsv`` (one row per method: set metrics, per-sample means and stds, cost) and
+    ``samples_tsv`` (one row per sample). ``costs`` maps a method to its adaptation seconds
+    where the sample set's own record does not hold them. A ``test_pieces`` row gives the
+    music metrics of excerpts of the test pieces themselves (divergences left empty: they are
+    the reference).
+    """
+    from .baselines import bar_id, real_excerpts
+    from .fileio import write_text_atomic
+    from .metrics import describe
+    from .stages import corpus_tokens, read_samples
+    from .tokenize import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_json)
+    test = corpus_tokens(target_shards, [target_split], "test")
+    train = corpus_tokens(target_shards, [target_split], "train")
+    copy_n = int(eval_cfg["copy_n"])
+    reference = build_reference(tokenizer, test, train, copy_n)
+    costs = costs or {}
+    rows, sample_rows = [], []
+    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+    test_excerpts = real_excerpts(test, n, length, seed, bar_id=bar_id(tokenizer))
+    entries = [("test_pieces", test_excerpts, 0, {})]
+    for method, tokens_h5 in sets.items():
+        samples, prompt = read_samples(tokens_h5)
+        info_path = Path(tokens_h5).with_name("generation.json")
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        entries.append((method, samples, prompt, info))
+    for method, samples, prompt, info in entries:
+        t0 = time.perf_counter()
+        set_metrics, per_sample = evaluate_set(tokenizer, samples, prompt, reference, copy_n)
+        if method == "test_pieces":  # the reference itself: its divergences say nothing
+            set_metrics = dict.fromkeys(SET_METRICS, math.nan)
+        row: dict = {
+            "corpus": corpus,
+            "method": method,
+            "kind": method_kind(method),
+            "samples": len(samples),
+            "tokens": int(sum(len(s) - prompt for s in samples)),
+            **set_metrics,
+        }
+        for name in SAMPLE_METRICS:
+            mean, std, _ = describe([r[name] for r in per_sample])
+            row[name] = mean
+            row[f"{name}_std"] = std
+        row["gen_tokens_per_s"] = info.get("tokens_per_second")
+        row["gen_seconds"] = info.get("seconds")
+        row["adapt_seconds"] = _adapt_seconds(method, info, costs)
+        rows.append(row)
+        for i, r in enumerate(per_sample):
+            sample_rows.append({"corpus": corpus, "method": method, "sample": i, **r})
+        log.info(
+            "%s: evaluated %d samples in %.2f s", method, len(samples), time.perf_counter() - t0
+        )
+    write_text_atomic(out_tsv, to_tsv(rows))
+    write_text_atomic(samples_tsv, to_tsv(sample_rows))
+    return rows
+
+
+def to_tsv(rows: list[dict]) -> str:
+    """Rows of dicts as TSV text (columns of the first row, numbers with 4 decimals)."""
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    columns = list(rows[0])
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([_fmt(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def graph_adapt_seconds(metrics_json: str) -> float | None:
+    """Training seconds of the graph network whose node embeddings a walk uses (first seed,
+    first encoder: the checkpoint that ``nodes.h5`` comes from)."""
+    info = json.loads(Path(metrics_json).read_text())
+    encoders = info.get("encoders") or []
+    per_seed = info.get("per_seed") or []
+    if not encoders or not per_seed:
+        return None
+    return per_seed[0]["methods"].get(encoders[0], {}).get("seconds")
+
+
+def collect_costs(gcn_metrics: list[str], finetune_metrics: str | None) -> dict[str, float]:
+    """Adaptation seconds by method: each walk variant's graph-network training (its folder
+    name is the variant) and the fine-tuning run."""
+    costs = {}
+    for path in gcn_metrics:
+        seconds = graph_adapt_seconds(path)
+        if seconds is not None:
+            costs[Path(path).parent.name] = float(seconds)
+    if finetune_metrics:
+        costs["finetuned"] = float(json.loads(Path(finetune_metrics).read_text())["seconds"])
+    return costs
+
+
+def run_summary(tables: list[str], out_tsv: str) -> None:
+    """Concatenate the per-target tables into one."""
+    from .fileio import write_text_atomic
+
+    rows = [r for t in tables for r in read_tsv(t)]
+    write_text_atomic(out_tsv, to_tsv(rows))
