@@ -25,6 +25,7 @@ include: "rules/model.smk"
 include: "rules/graph.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
+include: "rules/fewshot.smk"
 
 
 rule all:

@@ -37,6 +37,8 @@ wildcard_constraints:
     variant="|".join(config["gcn"]["variants"] + ["counts"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
     method="markov[123]|transformer|finetuned|real_target|real_base",
+    k=r"\d+",
+    draw=r"\d+",
 
 
 def tegridy_zip_path(name):
@@ -216,6 +218,47 @@ def eval_targets():
     return out
 
 
+FEWSHOT = config["fewshot"]
+
+
+def fewshot_curve_inputs(wildcards):
+    """Every (k, draw) point of a target, and the unadapted transformer's samples if made."""
+    points = expand(
+        "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}.tsv",
+        model=wildcards.model,
+        corpus=wildcards.corpus,
+        k=FEWSHOT["ks"],
+        draw=range(FEWSHOT["draws"]),
+    )
+    if "finetuned" in FEWSHOT["methods"]:
+        points += expand(
+            "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_finetuned.tsv",
+            model=wildcards.model,
+            corpus=wildcards.corpus,
+            k=FEWSHOT["ks"],
+            draw=range(FEWSHOT["draws"]),
+        )
+    out = {
+        "tokenizer": "results/tokenizer/tokenizer.json",
+        "shards": shards_of([wildcards.corpus]),
+        "split": f"results/splits/{wildcards.corpus}.tsv",
+        "points": points,
+    }
+    if "transformer" in config["evaluate"]["methods"]:
+        out["transformer"] = (
+            f"results/baselines/{wildcards.model}/{wildcards.corpus}/transformer/tokens.h5"
+        )
+    return out
+
+
+def fewshot_targets():
+    if not FEWSHOT["enabled"]:
+        return []
+    return expand(
+        "results/fewshot/{model}/{corpus}/curve.tsv", model=MODEL, corpus=TARGETS
+    )
+
+
 def all_targets():
     return (
         expand("results/tokens/{corpus}/index.tsv", corpus=CORPORA)
@@ -236,4 +279,5 @@ def all_targets():
             variant=GEN_VARIANTS,
         )
         + eval_targets()
+        + fewshot_targets()
     )

@@ -188,6 +188,15 @@ def _pch_distance(hist: np.ndarray, reference: np.ndarray) -> float:
     return histogram_distance(hist, reference)
 
 
+def _js(counts, reference) -> float:
+    """Jensen-Shannon divergence of two n-gram tables; nan for a set too short to have any."""
+    from .ngrams import js_divergence
+
+    if counts[1].sum() == 0:
+        return math.nan
+    return js_divergence(counts, reference)
+
+
 def evaluate_set(
     tokenizer,
     samples: list[np.ndarray],
@@ -201,14 +210,15 @@ def evaluate_set(
     metric that could credit the method with them (divergences, copying).
     """
     from .metrics import longest_copies, ngram_copy_rate
-    from .ngrams import js_divergence, ngram_counts
+    from .ngrams import ngram_counts
 
     new = [s[prompt_tokens:] for s in samples]
     set_metrics = {
-        "js_bigram": js_divergence(ngram_counts(new, 2), reference["bigrams"]),
-        "js_trigram": js_divergence(ngram_counts(new, 3), reference["trigrams"]),
-        "pch_distance": _pch_distance(pooled_pitch_classes(tokenizer, samples), reference["pch"]),
+        JS_NAMES[n]: _js(ngram_counts(new, n), counts) for n, counts in reference["ngrams"].items()
     }
+    set_metrics["pch_distance"] = _pch_distance(
+        pooled_pitch_classes(tokenizer, samples), reference["pch"]
+    )
     longest = longest_copies(new, reference["train"]) if reference["train"] else [0] * len(new)
     rows = []
     for ids, tail, span in zip(samples, new, longest, strict=True):
@@ -223,17 +233,26 @@ def evaluate_set(
     return set_metrics, rows
 
 
-def build_reference(tokenizer, test: list[np.ndarray], train: list[np.ndarray], copy_n: int):
-    """What every sample set is compared with: the test pieces' n-grams and pitch classes,
-    and the training pieces (for the copy metrics)."""
+#: names of the n-gram divergences by order
+JS_NAMES = {2: "js_bigram", 3: "js_trigram", 4: "js_4gram"}
+
+
+def build_reference(
+    tokenizer,
+    test: list[np.ndarray],
+    train: list[np.ndarray],
+    copy_n: int,
+    orders: tuple[int, ...] = (2, 3),
+):
+    """What every sample set is compared with: the test pieces' n-grams (of ``orders``) and
+    pitch classes, and the training pieces (for the copy metrics)."""
     from .metrics import unique_window_hashes
     from .ngrams import ngram_counts
 
     if not test:
         raise ValueError("the target has no test pieces to evaluate against")
     return {
-        "bigrams": ngram_counts(test, 2),
-        "trigrams": ngram_counts(test, 3),
+        "ngrams": {n: ngram_counts(test, n) for n in orders},
         "pch": pooled_pitch_classes(tokenizer, test),
         "train": train,
         "train_hashes": unique_window_hashes(train, copy_n) if train else None,

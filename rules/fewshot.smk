@@ -1,0 +1,94 @@
+# Few-shot curve: every method adapted on nested subsets of k pieces of each target, measured on
+# the target's test pieces. Many small jobs: grouped, so that a cluster gets one job per target.
+
+
+rule fewshot_point:
+    input:
+        tokenizer="results/tokenizer/tokenizer.json",
+        shards=lambda wildcards: shards_of([wildcards.corpus]),
+        split="results/splits/{corpus}.tsv",
+        embeddings="results/embeddings/{model}/{corpus}.h5",
+    output:
+        "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}.tsv",
+    log:
+        "logs/fewshot/{model}/{corpus}/k{k}_d{draw}.log",
+    benchmark:
+        "logs/benchmarks/fewshot/{model}/{corpus}/k{k}_d{draw}.tsv"
+    group:
+        "fewshot"
+    conda:
+        "../envs/graph.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=config["fewshot"],
+        gen=config["generate"],
+        eval=config["evaluate"],
+        graph=config["graph"],
+        gcn=config["gcn"],
+    script:
+        "../scripts/fewshot_point.py"
+
+
+rule fewshot_finetune:
+    input:
+        tokenizer="results/tokenizer/tokenizer.json",
+        model="results/models/{model}/hf",
+        shards=lambda wildcards: shards_of([wildcards.corpus]),
+        split="results/splits/{corpus}.tsv",
+    output:
+        "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_finetuned.tsv",
+    log:
+        "logs/fewshot/{model}/{corpus}/k{k}_d{draw}_finetuned.log",
+    benchmark:
+        "logs/benchmarks/fewshot/{model}/{corpus}/k{k}_d{draw}_finetuned.tsv"
+    group:
+        "fewshot"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["model"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=GPU,
+    params:
+        cfg=config["fewshot"],
+        gen=config["generate"],
+        eval=config["evaluate"],
+        finetune=config["finetune"],
+        use_gpu=config["use_gpu"],
+        checkpoint="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}.pt",
+    script:
+        "../scripts/fewshot_finetune.py"
+
+
+rule fewshot_curve:
+    input:
+        unpack(fewshot_curve_inputs),
+    output:
+        curve=report(
+            "results/fewshot/{model}/{corpus}/curve.tsv",
+            caption="../report/fewshot_curve.rst",
+            category="Few-shot",
+            subcategory="{corpus}",
+        ),
+        figure=report(
+            "results/fewshot/{model}/{corpus}/curve.png",
+            caption="../report/fewshot_figure.rst",
+            category="Few-shot",
+            subcategory="{corpus}",
+        ),
+    log:
+        "logs/fewshot/{model}/{corpus}/curve.log",
+    benchmark:
+        "logs/benchmarks/fewshot/{model}/{corpus}/curve.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        copy_n=config["evaluate"]["copy_n"],
+    script:
+        "../scripts/fewshot_curve.py"

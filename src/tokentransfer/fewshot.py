@@ -1,0 +1,458 @@
+"""The few-shot curve: every method adapted on k pieces of a target style, k = 1, 2, 5, ...
+
+The target's test pieces are fixed (its grouped split). From its training pieces, nested
+subsets are drawn *by group* — a "piece" is a group, so the 12 transpositions of one song are
+one piece and come together: draw d orders the training groups with a seeded shuffle, and the
+subset of k pieces is the first k groups in that order (so the k=5 subset contains the k=2
+subset of the same draw). ``k = 0`` in the config means all training pieces; a k larger than
+the number of training pieces is skipped (recorded, no rows).
+
+Each method adapts on the subset alone and produces ``generate.samples`` samples of
+``generate.length`` tokens: n-gram chains (``markov1`` .. ``markov3``, smoothed so that they
+can leave the subset's own transitions), the walk on the subset's successor counts
+(``counts``), the biased walk of each ``fewshot.variants`` entry (graph network trained by link
+prediction on the subset's graph, features from the pretrained model's embeddings of this
+target), and ``finetuned`` (the pretrained transformer fine-tuned on the subset for
+``fewshot.finetune_steps`` steps, in its own job). The unadapted transformer is a reference
+line (the evaluation's ``transformer`` samples).
+
+Rows of ``curve.tsv``: corpus, method, k, draw, pieces (groups), files, metric, value.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: the metrics of the curve (set metrics and per-sample means; see tokentransfer.evaluate)
+CURVE_METRICS = (
+    "js_trigram",
+    "js_4gram",
+    "pch_distance",
+    "pitch_class_entropy",
+    "scale_consistency",
+    "groove_consistency",
+    "note_density",
+    "empty_beat_rate",
+    "token_error_rate",
+    "copy_rate",
+    "longest_copy",
+)
+COST_METRICS = ("adapt_seconds", "gen_tokens_per_s", "tokens")
+COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
+MARKOVS = ("markov1", "markov2", "markov3")
+
+
+def read_groups(split_tsv: str | os.PathLike, part: str = "train") -> dict[str, list[str]]:
+    """``{group: [file_id, ...]}`` of one part of a split file, both sorted."""
+    groups: dict[str, list[str]] = {}
+    with open(split_tsv, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if row["split"] == part:
+                groups.setdefault(row["group"], []).append(row["file_id"])
+    return {g: sorted(f) for g, f in sorted(groups.items())}
+
+
+def group_order(groups: list[str], seed: int, draw: int) -> list[str]:
+    """The seeded order of draw ``draw`` over the (sorted) group names."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, draw]))
+    names = sorted(groups)
+    return [names[i] for i in rng.permutation(len(names))]
+
+
+def subset(groups: dict[str, list[str]], k: int, seed: int, draw: int) -> list[str] | None:
+    """File ids of the k-piece subset of draw ``draw`` (k = 0: every training piece); None
+    when the target has fewer than k training pieces."""
+    if k == 0:
+        k = len(groups)
+    if k > len(groups) or k < 1:
+        return None
+    chosen = group_order(list(groups), seed, draw)[:k]
+    return sorted(f for g in chosen for f in groups[g])
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def _walk(tokenizer, succ, gen_cfg: dict, h=None, vocab_ids=None) -> list[np.ndarray]:
+    from .rwr import WalkConfig, Walker
+
+    cfg = WalkConfig(**{k: gen_cfg[k] for k in WalkConfig.__dataclass_fields__ if k in gen_cfg})
+    return Walker(succ, tokenizer, h, vocab_ids, cfg).generate()
+
+
+def graph_embeddings(
+    seqs: list[np.ndarray], vocab: int, emb: dict, variant: str, graph_cfg: dict, gcn_cfg: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train the graph network of ``variant`` on the graph of ``seqs`` (seed: the first of
+    ``gcn.seeds``, encoder: the first of ``gcn.encoders``); its node embeddings and ids."""
+    from .graph import cooccurrence
+    from .linkpred import (
+        message_graph,
+        raw_features,
+        split_pairs,
+        standardise,
+        train_link_predictor,
+        used_nodes,
+        variant_pairs,
+    )
+
+    seed = gcn_cfg["seeds"][0]
+    a = cooccurrence(seqs, vocab, graph_cfg["offset_weights"], graph_cfg["self_loops"])
+    nodes = used_nodes(a)
+    raw = raw_features(variant, nodes, emb, seed=seed)
+    pairs = variant_pairs(variant, a, nodes, raw)
+    split = split_pairs(pairs, len(nodes), gcn_cfg["val_fraction"], gcn_cfg["test_fraction"], seed)
+    _, _, best = train_link_predictor(
+        message_graph(split, len(nodes), self_loops=True),
+        standardise(raw),
+        split,
+        encoder=gcn_cfg["encoders"][0],
+        hidden=gcn_cfg["hidden"],
+        layers=gcn_cfg["layers"],
+        dropout=gcn_cfg["dropout"],
+        lr=gcn_cfg["lr"],
+        epochs=gcn_cfg["epochs"],
+        patience=gcn_cfg["patience"],
+        seed=seed,
+    )
+    return best["embeddings"], nodes
+
+
+def _rows(corpus, method, k, draw, pieces, files, values: dict[str, float]) -> list[dict]:
+    return [
+        {
+            "corpus": corpus,
+            "method": method,
+            "k": k,
+            "draw": draw,
+            "pieces": pieces,
+            "files": files,
+            "metric": m,
+            "value": values.get(m, math.nan),
+        }
+        for m in (*CURVE_METRICS, *COST_METRICS)
+    ]
+
+
+def measure(tokenizer, samples, reference, copy_n: int) -> dict[str, float]:
+    """The curve's metrics of one sample set (means over samples for per-sample metrics)."""
+    from .evaluate import evaluate_set
+    from .metrics import describe
+
+    set_metrics, per_sample = evaluate_set(tokenizer, samples, 0, reference, copy_n)
+    out = dict(set_metrics)
+    for name in CURVE_METRICS:
+        if name not in out:
+            out[name] = describe([r[name] for r in per_sample])[0]
+    return out
+
+
+class _Point:
+    """What every method of one (corpus, k, draw) shares: data, reference and the output."""
+
+    def __init__(self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, gen_cfg, eval_cfg):
+        from .stages import corpus_tokens
+        from .tokenize import load_tokenizer
+
+        self.tokenizer = load_tokenizer(tokenizer_json)
+        self.corpus, self.k, self.draw = corpus, k, draw
+        self.gen_cfg = gen_cfg
+        self.copy_n = int(eval_cfg["copy_n"])
+        groups = read_groups(split)
+        ids = subset(groups, k, cfg["seed"], draw)
+        self.skipped = ids is None
+        self.pieces = len(groups) if k == 0 else k
+        self.rows: list[dict] = []
+        if self.skipped:
+            log.info("%s: %d training pieces, fewer than k=%d: skipped", corpus, len(groups), k)
+            return
+        keep = set(ids)
+        by_id = dict(zip(*_ids_and_tokens(shards), strict=True))
+        self.train = [by_id[f] for f in sorted(keep) if f in by_id]
+        self.files = len(self.train)
+        test = corpus_tokens(shards, [split], "test")
+        from .evaluate import build_reference
+
+        self.reference = build_reference(self.tokenizer, test, self.train, self.copy_n, (3, 4))
+
+    def add(self, method: str, samples, adapt_s: float, gen_s: float) -> None:
+        values = measure(self.tokenizer, samples, self.reference, self.copy_n)
+        tokens = sum(len(s) for s in samples)
+        values["adapt_seconds"] = adapt_s
+        values["gen_tokens_per_s"] = tokens / max(gen_s, 1e-9)
+        values["tokens"] = tokens
+        self.rows += _rows(self.corpus, method, self.k, self.draw, self.pieces, self.files, values)
+        log.info(
+            "k=%d draw %d %s: js_trigram %.3f, adapt %.2f s",
+            self.k,
+            self.draw,
+            method,
+            values["js_trigram"],
+            adapt_s,
+        )
+
+    def write(self, out_tsv: str) -> None:
+        from .evaluate import to_tsv
+        from .fileio import write_text_atomic
+
+        text = to_tsv(self.rows) if self.rows else "\t".join(COLUMNS) + "\n"
+        write_text_atomic(out_tsv, text)
+
+
+def _ids_and_tokens(shards: list[str]) -> tuple[list[str], list[np.ndarray]]:
+    from .tokenize import read_shard
+
+    ids, seqs = [], []
+    for path in shards:
+        shard = read_shard(path)
+        for i, fid in enumerate(shard.file_ids):
+            ids.append(fid)
+            seqs.append(shard.sequence(i))
+    return ids, seqs
+
+
+def run_point(
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    embeddings: str,
+    corpus: str,
+    k: int,
+    draw: int,
+    cfg: dict,
+    gen_cfg: dict,
+    eval_cfg: dict,
+    graph_cfg: dict,
+    gcn_cfg: dict,
+    out_tsv: str,
+) -> list[dict]:
+    """Every cheap method (chains, walks) adapted on one subset; rows to ``out_tsv``."""
+    from .baselines import NgramModel
+    from .embed import read_embeddings
+    from .graph import successors
+
+    p = _Point(
+        tokenizer_json=tokenizer_json,
+        shards=shards,
+        split=split,
+        corpus=corpus,
+        k=k,
+        draw=draw,
+        cfg=cfg,
+        gen_cfg=gen_cfg,
+        eval_cfg=eval_cfg,
+    )
+    if not p.skipped:
+        n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+        vocab = len(p.tokenizer)
+        for method in cfg["methods"]:
+            if method not in MARKOVS:
+                continue
+            t0 = time.perf_counter()
+            chain = NgramModel(int(method[-1]), vocab, discount=eval_cfg["markov_discount"])
+            chain.fit(p.train)
+            t1 = time.perf_counter()
+            samples = chain.sample(n, length, seed)
+            p.add(method, samples, t1 - t0, time.perf_counter() - t1)
+        t0 = time.perf_counter()
+        succ = successors(p.train, vocab)
+        t1 = time.perf_counter()
+        if "counts" in cfg["methods"]:
+            samples = _walk(p.tokenizer, succ, gen_cfg)
+            p.add("counts", samples, t1 - t0, time.perf_counter() - t1)
+        emb = read_embeddings(embeddings) if cfg["variants"] else None
+        for variant in cfg["variants"]:
+            t0 = time.perf_counter()
+            try:
+                h, nodes = graph_embeddings(p.train, vocab, emb, variant, graph_cfg, gcn_cfg)
+            except ValueError as exc:  # a graph too small to split into train/val/test pairs
+                log.warning("k=%d draw %d %s: no graph network (%s)", k, draw, variant, exc)
+                p.rows += _rows(corpus, variant, k, draw, p.pieces, p.files, {})
+                continue
+            t1 = time.perf_counter()
+            samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes)
+            p.add(variant, samples, t1 - t0, time.perf_counter() - t1)
+    p.write(out_tsv)
+    return p.rows
+
+
+def run_finetune_point(
+    *,
+    tokenizer_json: str,
+    model_dir: str,
+    shards: list[str],
+    split: str,
+    corpus: str,
+    k: int,
+    draw: int,
+    cfg: dict,
+    gen_cfg: dict,
+    eval_cfg: dict,
+    finetune_cfg: dict,
+    checkpoint: str,
+    out_tsv: str,
+    use_gpu: bool = False,
+    threads: int = 1,
+) -> list[dict]:
+    """The pretrained transformer fine-tuned on one subset (``fewshot.finetune_steps``
+    steps, resumable from ``checkpoint``), sampled and measured; rows to ``out_tsv``."""
+    from .baselines import start_tokens, transformer_samples
+    from .model import TrainSpec, WindowSampler, context_length, device_for, load_model
+    from .model import special_ids as specials
+    from .model import train as train_model
+    from .stages import set_threads
+
+    set_threads(threads)
+    p = _Point(
+        tokenizer_json=tokenizer_json,
+        shards=shards,
+        split=split,
+        corpus=corpus,
+        k=k,
+        draw=draw,
+        cfg=cfg,
+        gen_cfg=gen_cfg,
+        eval_cfg=eval_cfg,
+    )
+    if not p.skipped:
+        model, _ = load_model(model_dir, tokenizer_json)
+        device = device_for(use_gpu)
+        special = specials(p.tokenizer)
+        steps = int(cfg["finetune_steps"])
+        spec = TrainSpec(
+            steps=steps,
+            batch=finetune_cfg["batch"],
+            lr=finetune_cfg["lr"],
+            warmup=min(finetune_cfg["warmup"], max(steps // 10, 1)),
+            seed=cfg["seed"] + draw,
+            checkpoint_every=max(steps // 4, 1),
+        )
+        sampler = WindowSampler(p.train, special, context_length(model), spec.seed)
+        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        stats = train_model(model, sampler, spec, checkpoint=checkpoint, device=device)
+        t1 = time.perf_counter()
+        samples = transformer_samples(
+            model,
+            int(gen_cfg["samples"]),
+            int(gen_cfg["length"]),
+            int(gen_cfg["seed"]),
+            start_tokens(p.tokenizer),
+            temperature=eval_cfg["temperature"],
+            top_k=eval_cfg["top_k"],
+            device=device,
+            banned=sorted(special.values()),
+        )
+        p.add("finetuned", samples, stats["seconds"], time.perf_counter() - t1)
+        Path(checkpoint).unlink(missing_ok=True)
+    p.write(out_tsv)
+    return p.rows
+
+
+def run_curve(
+    *,
+    points: list[str],
+    out_tsv: str,
+    out_png: str,
+    corpus: str,
+    reference_rows: list[dict] | None = None,
+) -> list[dict]:
+    """Gather the points of one target into ``curve.tsv`` and draw the curves."""
+    from .evaluate import read_tsv, to_tsv
+    from .fileio import write_text_atomic
+
+    rows = [r for path in points for r in read_tsv(path)]
+    rows += reference_rows or []
+    rows.sort(key=lambda r: (r["method"], _k_key(r["k"]), int(r["draw"]), r["metric"]))
+    write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
+    curve_figure(rows, out_png, corpus)
+    return rows
+
+
+def _k_key(k) -> int:
+    return int(k) if str(k).lstrip("-").isdigit() else 10**9
+
+
+def reference_rows(
+    *, tokenizer_json: str, shards: list[str], split: str, tokens_h5: str, corpus: str, copy_n: int
+) -> list[dict]:
+    """The unadapted transformer's samples measured like the points (copying against all
+    training pieces), as rows with k = -1 (a reference line, not a point of the curve)."""
+    from .evaluate import build_reference
+    from .stages import corpus_tokens, read_samples
+    from .tokenize import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_json)
+    test = corpus_tokens(shards, [split], "test")
+    train = corpus_tokens(shards, [split], "train")
+    samples, _ = read_samples(tokens_h5)
+    reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
+    values = measure(tokenizer, samples, reference, copy_n)
+    return [
+        {**r, "k": -1, "pieces": 0, "files": 0}
+        for r in _rows(corpus, "transformer", -1, 0, 0, 0, values)
+        if r["metric"] in CURVE_METRICS
+    ]
+
+
+#: metrics drawn, with labels
+FIGURE_METRICS = (
+    ("js_trigram", "trigram JS divergence to test"),
+    ("js_4gram", "4-gram JS divergence to test"),
+    ("pch_distance", "pitch-class distance to test"),
+    ("groove_consistency", "groove consistency"),
+    ("token_error_rate", "token error rate"),
+    ("copy_rate", "copy rate from the subset"),
+)
+
+
+def curve_figure(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Metric against k (log axis), one line per method (mean over draws, band: min to max);
+    the unadapted transformer as a dashed horizontal line."""
+    from .figures import _pyplot, _save
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), squeeze=False)
+    methods = sorted({r["method"] for r in rows if _k_key(r["k"]) >= 0})
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    for ax, (metric, label) in zip(axes.ravel(), FIGURE_METRICS, strict=True):
+        for method in methods:
+            by_k: dict[int, list[float]] = {}
+            for r in rows:
+                if r["method"] == method and r["metric"] == metric and _k_key(r["k"]) >= 0:
+                    v = float(r["value"]) if r["value"] not in ("", None) else math.nan
+                    if math.isfinite(v):
+                        by_k.setdefault(int(r["pieces"]), []).append(v)
+            if not by_k:
+                continue
+            ks = sorted(by_k)
+            mean = [float(np.mean(by_k[k])) for k in ks]
+            ax.plot(ks, mean, marker="o", markersize=3, label=method, color=colours[method])
+            lo = [min(by_k[k]) for k in ks]
+            hi = [max(by_k[k]) for k in ks]
+            ax.fill_between(ks, lo, hi, alpha=0.15, color=colours[method])
+        for r in rows:
+            line = r["method"] == "transformer" and r["metric"] == metric and _k_key(r["k"]) < 0
+            if line and r["value"] not in ("", None) and math.isfinite(float(r["value"])):
+                ax.axhline(float(r["value"]), color="black", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ticks = sorted({int(r["pieces"]) for r in rows if _k_key(r["k"]) >= 0})
+        if ticks:
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+        ax.set_xlabel("training pieces k")
+        ax.set_title(label, fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{title}: few-shot adaptation (dashed: the transformer unadapted)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
