@@ -35,3 +35,46 @@ def test_inspect_manifest_and_shard(tmp_path, capsys, fixtures_dir):
     out = capsys.readouterr().out
     assert f"{len(mids)} files" in out
     assert hashlib.sha256(tok.read_bytes()).hexdigest()[:12] in out
+
+
+def test_results_prints_the_tables(tmp_path, capsys):
+    """`tokentransfer results` turns summary.tsv and curve.tsv into markdown tables."""
+    from tokentransfer.evaluate import to_tsv
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.tsv").write_text(
+        to_tsv(
+            [
+                {"corpus": "bach", "method": "counts", "js_trigram": 0.5, "gen_tokens_per_s": 1e4},
+                {"corpus": "bach", "method": "markov2", "js_trigram": 0.75, "gen_tokens_per_s": ""},
+            ]
+        )
+    )
+    curve = tmp_path / "fewshot" / "small" / "bach" / "curve.tsv"
+    curve.parent.mkdir(parents=True)
+    rows = [
+        {
+            "corpus": "bach",
+            "method": m,
+            "k": k,
+            "draw": d,
+            "pieces": p,
+            "files": p,
+            "metric": "js_trigram",
+            "value": v,
+        }
+        for m, k, d, p, v in [
+            ("counts", 1, 0, 1, 0.8),
+            ("counts", 1, 1, 1, 0.6),
+            ("counts", 0, 0, 9, 0.4),
+            ("transformer", -1, 0, 0, 0.9),
+        ]
+    ]
+    curve.write_text(to_tsv(rows))
+    assert main(["results", "--results", str(tmp_path), "--metric", "js_trigram"]) == 0
+    out = capsys.readouterr().out
+    assert "| bach | counts | – | 0.500 |" in out
+    assert "10,000" in out
+    assert "| counts | 0.700 ± 0.100 | 0.400 ± 0.000 |" in out
+    assert "| transformer (unadapted) | 0.900 | 0.900 |" in out
+    assert main(["results", "--results", str(tmp_path / "nope")]) == 2

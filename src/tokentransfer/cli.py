@@ -1,4 +1,4 @@
-"""The ``tokentransfer`` command: check a config, inspect manifests, token shards, divergences.
+"""The ``tokentransfer`` command: check a config, inspect outputs, generate, print results.
 
 The workflow itself runs with ``snakemake``; this command is for looking at what it made.
 """
@@ -116,6 +116,16 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results(args: argparse.Namespace) -> int:
+    from .tables import results_markdown
+
+    if not Path(args.results).is_dir():
+        print(f"{args.results}: no such folder (run the workflow first)", file=sys.stderr)
+        return 2
+    print(results_markdown(args.results, tuple(args.metric)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentransfer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,11 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     p.add_argument("--out", required=True, help="output folder for sample_NNN.mid and records")
     p.set_defaults(func=_generate)
+    p = sub.add_parser(
+        "results",
+        help="print a run's evaluation summary and few-shot numbers as markdown tables",
+    )
+    p.add_argument("--results", default="results", help="the workflow's results folder")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        help="few-shot metric to tabulate (repeatable; default js_trigram and js_4gram)",
+    )
+    p.set_defaults(func=_results)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "results" and not args.metric:
+        args.metric = ["js_trigram", "js_4gram"]
     return args.func(args)
 
 

@@ -1,0 +1,112 @@
+"""Markdown tables of the results, for the README and for people reading a run's outputs.
+
+``tokentransfer results --results results/`` prints them: the evaluation summary (one row per
+target and method) and the few-shot curves' key numbers (each method at a few k, mean and
+spread over draws).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import read_tsv
+
+#: columns of the evaluation table: (column, header)
+EVAL_COLUMNS = (
+    ("js_bigram", "JS bigram"),
+    ("js_trigram", "JS trigram"),
+    ("pch_distance", "pitch-class dist."),
+    ("scale_consistency", "scale cons."),
+    ("groove_consistency", "groove cons."),
+    ("token_error_rate", "token errors"),
+    ("copy_rate", "copy rate"),
+    ("gen_tokens_per_s", "gen. tokens/s"),
+    ("adapt_seconds", "adapt s"),
+)
+
+
+def _cell(value: str, digits: int = 3) -> str:
+    if value in ("", None):
+        return "–"
+    v = float(value)
+    if not math.isfinite(v):
+        return "–"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def eval_markdown(summary_tsv: str | os.PathLike) -> str:
+    """The evaluation summary as a markdown table."""
+    rows = read_tsv(summary_tsv)
+    head = ["target", "method", *(h for _, h in EVAL_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["corpus"], r["method"]]
+        cells += [
+            _cell(r.get(c, ""), 1 if c in ("gen_tokens_per_s", "adapt_seconds") else 3)
+            for c, _ in EVAL_COLUMNS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fewshot_summary(curve_tsv: str | os.PathLike, metric: str) -> dict[str, dict[int, list]]:
+    """``{method: {pieces: [values over draws]}}`` of one metric of a curve (k = -1, the
+    unadapted reference, under pieces -1)."""
+    out: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for r in read_tsv(curve_tsv):
+        if r["metric"] != metric or r["value"] in ("", None):
+            continue
+        pieces = -1 if r["k"] == "-1" else int(r["pieces"])
+        out[r["method"]][pieces].append(float(r["value"]))
+    return {m: dict(v) for m, v in out.items()}
+
+
+def fewshot_markdown(
+    curve_tsv: str | os.PathLike, metric: str, ks: tuple[int, ...] = (1, 5, 20)
+) -> str:
+    """One metric of a curve at k in ``ks`` and at all pieces: mean ± std over draws."""
+    data = fewshot_summary(curve_tsv, metric)
+    all_pieces = max((p for v in data.values() for p in v), default=0)
+    measured = {p for v in data.values() for p in v}
+    columns = [k for k in ks if k < all_pieces and k in measured] + [all_pieces]
+    head = ["method", *(f"k={k}" if k != all_pieces else f"all ({k})" for k in columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method in sorted(data):
+        by_k = data[method]
+        if -1 in by_k:  # the unadapted reference: one value for every k
+            v = by_k[-1][0]
+            lines.append(
+                f"| {method} (unadapted) | " + " | ".join(f"{v:.3f}" for _ in columns) + " |"
+            )
+            continue
+        cells = []
+        for k in columns:
+            vals = [x for x in by_k.get(k, []) if math.isfinite(x)]
+            cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if vals else "–")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def results_markdown(
+    results: str | os.PathLike, metrics: tuple[str, ...] = ("js_trigram", "js_4gram")
+) -> str:
+    """Every table a run has: the evaluation summary, and each target's few-shot numbers."""
+    results = Path(results)
+    parts = []
+    summary = results / "eval" / "summary.tsv"
+    if summary.exists():
+        parts.append("### Evaluation (`results/eval/summary.tsv`)\n\n" + eval_markdown(summary))
+    for curve in sorted(results.glob("fewshot/*/*/curve.tsv")):
+        for metric in metrics:
+            parts.append(
+                f"### Few-shot: {curve.parent.name}, {metric} (mean ± std over draws)\n\n"
+                + fewshot_markdown(curve, metric)
+            )
+    return "\n".join(parts) if parts else f"no results under {results}\n"
