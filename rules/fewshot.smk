@@ -60,7 +60,7 @@ rule fewshot_finetune:
         use_gpu=config["use_gpu"],
         checkpoint="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}.pt",
     script:
-        "../scripts/fewshot_finetune.py"
+        "../scripts/fewshot_point.py"
 
 
 rule fewshot_curve:

@@ -1,4 +1,5 @@
-"""One few-shot point: the n-gram chains and the walks adapted on one subset of a target."""
+"""One few-shot point: the methods adapted on one subset of a target (rule fewshot_point: the
+chains and walks; rule fewshot_finetune: the fine-tuned transformer)."""
 
 import sys
 from pathlib import Path
@@ -10,18 +11,28 @@ from tokentransfer.fileio import setup_logging  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
+finetune = None
+if smk.rule == "fewshot_finetune":
+    finetune = {
+        "model_dir": smk.input.model,
+        "cfg": dict(smk.params.finetune),
+        "checkpoint": smk.params.checkpoint,
+        "use_gpu": smk.params.use_gpu,
+        "threads": smk.threads,
+    }
 run_point(
     tokenizer_json=smk.input.tokenizer,
     shards=list(smk.input.shards),
     split=smk.input.split,
-    embeddings=smk.input.embeddings,
     corpus=smk.wildcards.corpus,
     k=int(smk.wildcards.k),
     draw=int(smk.wildcards.draw),
     cfg=dict(smk.params.cfg),
     gen_cfg=dict(smk.params.gen),
     eval_cfg=dict(smk.params.eval),
-    graph_cfg=dict(smk.params.graph),
-    gcn_cfg=dict(smk.params.gcn),
     out_tsv=smk.output[0],
+    embeddings=smk.input.get("embeddings"),
+    graph_cfg=dict(smk.params.get("graph", {})),
+    gcn_cfg=dict(smk.params.get("gcn", {})),
+    finetune=finetune,
 )

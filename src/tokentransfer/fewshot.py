@@ -100,7 +100,7 @@ def graph_embeddings(
         raw_features,
         split_pairs,
         standardise,
-        train_link_predictor,
+        train_from_config,
         used_nodes,
         variant_pairs,
     )
@@ -111,19 +111,9 @@ def graph_embeddings(
     raw = raw_features(variant, nodes, emb, seed=seed)
     pairs = variant_pairs(variant, a, nodes, raw)
     split = split_pairs(pairs, len(nodes), gcn_cfg["val_fraction"], gcn_cfg["test_fraction"], seed)
-    _, _, best = train_link_predictor(
-        message_graph(split, len(nodes), self_loops=True),
-        standardise(raw),
-        split,
-        encoder=gcn_cfg["encoders"][0],
-        hidden=gcn_cfg["hidden"],
-        layers=gcn_cfg["layers"],
-        dropout=gcn_cfg["dropout"],
-        lr=gcn_cfg["lr"],
-        epochs=gcn_cfg["epochs"],
-        patience=gcn_cfg["patience"],
-        seed=seed,
-    )
+    graph = message_graph(split, len(nodes), self_loops=True)
+    encoder = gcn_cfg["encoders"][0]
+    _, _, best = train_from_config(graph, standardise(raw), split, gcn_cfg, encoder, seed)
     return best["embeddings"], nodes
 
 
@@ -163,6 +153,7 @@ class _Point:
         from .stages import corpus_tokens
         from .tokenize import load_tokenizer
 
+        self.tokenizer_json = tokenizer_json
         self.tokenizer = load_tokenizer(tokenizer_json)
         self.corpus, self.k, self.draw = corpus, k, draw
         self.gen_cfg = gen_cfg
@@ -225,22 +216,25 @@ def run_point(
     tokenizer_json: str,
     shards: list[str],
     split: str,
-    embeddings: str,
     corpus: str,
     k: int,
     draw: int,
     cfg: dict,
     gen_cfg: dict,
     eval_cfg: dict,
-    graph_cfg: dict,
-    gcn_cfg: dict,
     out_tsv: str,
+    embeddings: str | None = None,
+    graph_cfg: dict | None = None,
+    gcn_cfg: dict | None = None,
+    finetune: dict | None = None,
 ) -> list[dict]:
-    """Every cheap method (chains, walks) adapted on one subset; rows to ``out_tsv``."""
-    from .baselines import NgramModel
-    from .embed import read_embeddings
-    from .graph import successors
+    """Adapt the methods on the k-piece subset of draw ``draw``; measured rows to ``out_tsv``.
 
+    Without ``finetune``: every cheap method (the chains of ``cfg["methods"]``, the counts walk,
+    the walks of ``cfg["variants"]``, whose graph networks need ``embeddings``, ``graph_cfg``
+    and ``gcn_cfg``). With ``finetune`` (keys ``model_dir``, ``cfg``: the ``finetune`` config
+    section, ``checkpoint``, ``use_gpu``, ``threads``): the transformer fine-tuned on the subset.
+    """
     p = _Point(
         tokenizer_json=tokenizer_json,
         shards=shards,
@@ -252,110 +246,91 @@ def run_point(
         gen_cfg=gen_cfg,
         eval_cfg=eval_cfg,
     )
-    if not p.skipped:
-        n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
-        vocab = len(p.tokenizer)
-        for method in cfg["methods"]:
-            if method not in MARKOVS:
-                continue
-            t0 = time.perf_counter()
-            chain = NgramModel(int(method[-1]), vocab, discount=eval_cfg["markov_discount"])
-            chain.fit(p.train)
-            t1 = time.perf_counter()
-            samples = chain.sample(n, length, seed)
-            p.add(method, samples, t1 - t0, time.perf_counter() - t1)
-        t0 = time.perf_counter()
-        succ = successors(p.train, vocab)
-        t1 = time.perf_counter()
-        if "counts" in cfg["methods"]:
-            samples = _walk(p.tokenizer, succ, gen_cfg)
-            p.add("counts", samples, t1 - t0, time.perf_counter() - t1)
-        emb = read_embeddings(embeddings) if cfg["variants"] else None
-        for variant in cfg["variants"]:
-            t0 = time.perf_counter()
-            try:
-                h, nodes = graph_embeddings(p.train, vocab, emb, variant, graph_cfg, gcn_cfg)
-            except ValueError as exc:  # a graph too small to split into train/val/test pairs
-                log.warning("k=%d draw %d %s: no graph network (%s)", k, draw, variant, exc)
-                p.rows += _rows(corpus, variant, k, draw, p.pieces, p.files, {})
-                continue
-            t1 = time.perf_counter()
-            samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes)
-            p.add(variant, samples, t1 - t0, time.perf_counter() - t1)
+    if not p.skipped and finetune is None:
+        _cheap_methods(p, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg or {}, gcn_cfg or {})
+    elif not p.skipped:
+        _finetuned(p, cfg, gen_cfg, eval_cfg, finetune)
     p.write(out_tsv)
     return p.rows
 
 
-def run_finetune_point(
-    *,
-    tokenizer_json: str,
-    model_dir: str,
-    shards: list[str],
-    split: str,
-    corpus: str,
-    k: int,
-    draw: int,
-    cfg: dict,
-    gen_cfg: dict,
-    eval_cfg: dict,
-    finetune_cfg: dict,
-    checkpoint: str,
-    out_tsv: str,
-    use_gpu: bool = False,
-    threads: int = 1,
-) -> list[dict]:
-    """The pretrained transformer fine-tuned on one subset (``fewshot.finetune_steps``
-    steps, resumable from ``checkpoint``), sampled and measured; rows to ``out_tsv``."""
+def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn_cfg) -> None:
+    from .baselines import NgramModel
+    from .embed import read_embeddings
+    from .graph import successors
+
+    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+    vocab = len(p.tokenizer)
+    for method in cfg["methods"]:
+        if method not in MARKOVS:
+            continue
+        t0 = time.perf_counter()
+        chain = NgramModel(int(method[-1]), vocab, discount=eval_cfg["markov_discount"])
+        chain.fit(p.train)
+        t1 = time.perf_counter()
+        samples = chain.sample(n, length, seed)
+        p.add(method, samples, t1 - t0, time.perf_counter() - t1)
+    t0 = time.perf_counter()
+    succ = successors(p.train, vocab)
+    t1 = time.perf_counter()
+    if "counts" in cfg["methods"]:
+        samples = _walk(p.tokenizer, succ, gen_cfg)
+        p.add("counts", samples, t1 - t0, time.perf_counter() - t1)
+    emb = read_embeddings(embeddings) if cfg["variants"] else None
+    for variant in cfg["variants"]:
+        t0 = time.perf_counter()
+        try:
+            h, nodes = graph_embeddings(p.train, vocab, emb, variant, graph_cfg, gcn_cfg)
+        except ValueError as exc:  # a graph too small to split into train/val/test pairs
+            log.warning("k=%d draw %d %s: no graph network (%s)", p.k, p.draw, variant, exc)
+            p.rows += _rows(p.corpus, variant, p.k, p.draw, p.pieces, p.files, {})
+            continue
+        t1 = time.perf_counter()
+        samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes)
+        p.add(variant, samples, t1 - t0, time.perf_counter() - t1)
+
+
+def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
+    """The pretrained transformer fine-tuned on the subset (``fewshot.finetune_steps`` steps,
+    resumable from its checkpoint after a kill), sampled and measured."""
     from .baselines import start_tokens, transformer_samples
     from .model import TrainSpec, WindowSampler, context_length, device_for, load_model
     from .model import special_ids as specials
     from .model import train as train_model
     from .stages import set_threads
 
-    set_threads(threads)
-    p = _Point(
-        tokenizer_json=tokenizer_json,
-        shards=shards,
-        split=split,
-        corpus=corpus,
-        k=k,
-        draw=draw,
-        cfg=cfg,
-        gen_cfg=gen_cfg,
-        eval_cfg=eval_cfg,
+    set_threads(int(finetune.get("threads", 1)))
+    model, _ = load_model(finetune["model_dir"], p.tokenizer_json)
+    device = device_for(bool(finetune.get("use_gpu")))
+    special = specials(p.tokenizer)
+    steps = int(cfg["finetune_steps"])
+    ft = finetune["cfg"]
+    spec = TrainSpec(
+        steps=steps,
+        batch=ft["batch"],
+        lr=ft["lr"],
+        warmup=min(ft["warmup"], max(steps // 10, 1)),
+        seed=cfg["seed"] + p.draw,
+        checkpoint_every=max(steps // 4, 1),
     )
-    if not p.skipped:
-        model, _ = load_model(model_dir, tokenizer_json)
-        device = device_for(use_gpu)
-        special = specials(p.tokenizer)
-        steps = int(cfg["finetune_steps"])
-        spec = TrainSpec(
-            steps=steps,
-            batch=finetune_cfg["batch"],
-            lr=finetune_cfg["lr"],
-            warmup=min(finetune_cfg["warmup"], max(steps // 10, 1)),
-            seed=cfg["seed"] + draw,
-            checkpoint_every=max(steps // 4, 1),
-        )
-        sampler = WindowSampler(p.train, special, context_length(model), spec.seed)
-        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-        stats = train_model(model, sampler, spec, checkpoint=checkpoint, device=device)
-        t1 = time.perf_counter()
-        samples = transformer_samples(
-            model,
-            int(gen_cfg["samples"]),
-            int(gen_cfg["length"]),
-            int(gen_cfg["seed"]),
-            start_tokens(p.tokenizer),
-            temperature=eval_cfg["temperature"],
-            top_k=eval_cfg["top_k"],
-            device=device,
-            banned=sorted(special.values()),
-        )
-        p.add("finetuned", samples, stats["seconds"], time.perf_counter() - t1)
-        Path(checkpoint).unlink(missing_ok=True)
-    p.write(out_tsv)
-    return p.rows
+    checkpoint = Path(finetune["checkpoint"])
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    sampler = WindowSampler(p.train, special, context_length(model), spec.seed)
+    stats = train_model(model, sampler, spec, checkpoint=checkpoint, device=device)
+    t1 = time.perf_counter()
+    samples = transformer_samples(
+        model,
+        int(gen_cfg["samples"]),
+        int(gen_cfg["length"]),
+        int(gen_cfg["seed"]),
+        start_tokens(p.tokenizer),
+        temperature=eval_cfg["temperature"],
+        top_k=eval_cfg["top_k"],
+        device=device,
+        banned=sorted(special.values()),
+    )
+    p.add("finetuned", samples, stats["seconds"], time.perf_counter() - t1)
+    checkpoint.unlink(missing_ok=True)
 
 
 def run_curve(

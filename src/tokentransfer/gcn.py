@@ -35,7 +35,7 @@ from .linkpred import (
     raw_features,
     split_pairs,
     standardise,
-    train_link_predictor,
+    train_from_config,
     used_nodes,
     variant_pairs,
 )
@@ -83,19 +83,8 @@ def run_variant(
         row: dict = {"seed": seed, "methods": {}}
         for e_i, encoder in enumerate(encoders):
             t0 = time.perf_counter()
-            model, history, best = train_link_predictor(
-                graph,
-                features,
-                split,
-                encoder=encoder,
-                hidden=hp["hidden"],
-                layers=hp["layers"],
-                dropout=hp["dropout"],
-                lr=hp["lr"],
-                epochs=hp["epochs"],
-                patience=hp["patience"],
-                seed=seed,
-                device=device,
+            model, history, best = train_from_config(
+                graph, features, split, hp, encoder, seed, device
             )
             seconds = time.perf_counter() - t0
             scores = evaluate(model, graph, features, split, device)

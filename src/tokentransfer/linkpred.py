@@ -759,3 +759,23 @@ def original_protocol(
     out.update(link_metrics(p, q))
     out.update(leak_counts(split))
     return out
+
+
+def train_from_config(
+    graph, features, split: PairSplit, hp: dict, encoder: str, seed: int, device="cpu"
+):
+    """``train_link_predictor`` with the sizes and schedule of the ``gcn`` config section."""
+    return train_link_predictor(
+        graph,
+        features,
+        split,
+        encoder=encoder,
+        hidden=hp["hidden"],
+        layers=hp["layers"],
+        dropout=hp["dropout"],
+        lr=hp["lr"],
+        epochs=hp["epochs"],
+        patience=hp["patience"],
+        seed=seed,
+        device=device,
+    )
