@@ -48,9 +48,9 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200):
-    """Run the real workflow with the CLI in ``workdir`` (its own results/, resources/, logs/)."""
-    cmd = [
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """``python -m snakemake`` on this checkout's Snakefile, working in ``workdir``."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -60,6 +60,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200
         str(workdir),
         *args,
     ]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200):
+    """Run the real workflow with the CLI in ``workdir`` (its own results/, resources/, logs/)."""
+    cmd = snakemake_cmd(workdir, *args)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import snakemake_cmd
 
 #: a job's start in Snakemake's output: "rule tokenize_shard:" / "localcheckpoint ingest:"
 JOB_START = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
@@ -119,16 +119,7 @@ def group_members(pgid: int) -> list[int]:
 
 def start_snakemake(workdir: Path, *args: str) -> Run:
     """``python -m snakemake`` on the repository's Snakefile in ``workdir``, in a new session."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
+    cmd = snakemake_cmd(workdir, *args)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         cmd,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, snakemake, write_config
+from tests.conftest import REPO, snakemake, snakemake_cmd, write_config
 from tests.faults_helpers import (
     WRITER_NAMES,
     Run,
@@ -276,19 +276,6 @@ def without_dac_override(cmd: list[str]) -> list[str]:
         pytest.skip("running as root without setpriv: a chmod 0555 folder would not stop writes")
     caps = "-dac_override,-dac_read_search"
     return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", "--", *cmd]
-
-
-def snakemake_cmd(work: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(work),
-        *args,
-    ]
 
 
 @pytest.mark.e2e
