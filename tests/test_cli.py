@@ -45,8 +45,18 @@ def test_results_prints_the_tables(tmp_path, capsys):
     (tmp_path / "eval" / "summary.tsv").write_text(
         to_tsv(
             [
-                {"corpus": "bach", "method": "counts", "js_trigram": 0.5, "gen_tokens_per_s": 1e4},
-                {"corpus": "bach", "method": "markov2", "js_trigram": 0.75, "gen_tokens_per_s": ""},
+                {
+                    "corpus": "bach",
+                    "method": "counts",
+                    "js_trigram": 0.5,
+                    "gen_tokens_per_second": 1e4,
+                },
+                {
+                    "corpus": "bach",
+                    "method": "markov2",
+                    "js_trigram": 0.75,
+                    "gen_tokens_per_second": "",
+                },
             ]
         )
     )

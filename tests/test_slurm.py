@@ -107,6 +107,11 @@ def _fixture_config(fixtures: Path) -> dict:
     model_keys = schema.get("properties", {}).get("model", {}).get("properties", {})
     if model_keys:
         config["model"] = {k: v for k, v in SMALL_MODEL.items() if k in model_keys}
+    # short graph training, walks and baselines: every stage runs, each briefly
+    config["gcn"] = {"variants": ["emb_neighbours"], "seeds": [0], "hidden": 16, "epochs": 20}
+    config["generate"] = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
+    config["baselines"] = {"finetune": ["jazzlead"]}
+    config["finetune"] = {"steps": 4, "batch": 2, "warmup": 1}
     return config
 
 

@@ -45,7 +45,7 @@ TINY_GCN = {
 TINY_GENERATE = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
 TIMING_KEYS = {"seconds", "tokens_per_second", "adapt_seconds"}
 #: columns of the evaluation tables that hold wall times
-TIMING_COLUMNS = {"gen_tokens_per_s", "gen_seconds", "adapt_seconds"}
+TIMING_COLUMNS = {"gen_tokens_per_second", "gen_seconds", "adapt_seconds"}
 
 
 def fixture_config(fixtures: Path) -> dict:

@@ -61,7 +61,7 @@ SAMPLE_METRICS = (
 )
 #: metrics of a whole sample set
 SET_METRICS = ("js_bigram", "js_trigram", "pch_distance")
-COST_COLUMNS = ("gen_tokens_per_s", "gen_seconds", "adapt_seconds")
+COST_COLUMNS = ("gen_tokens_per_second", "gen_seconds", "adapt_seconds")
 
 
 def method_kind(method: str) -> str:
@@ -335,7 +335,7 @@ def run_evaluate(
             mean, std, _ = describe([r[name] for r in per_sample])
             row[name] = mean
             row[f"{name}_std"] = std
-        row["gen_tokens_per_s"] = info.get("tokens_per_second")
+        row["gen_tokens_per_second"] = info.get("tokens_per_second")
         row["gen_seconds"] = info.get("seconds")
         row["adapt_seconds"] = _adapt_seconds(method, info, costs)
         rows.append(row)

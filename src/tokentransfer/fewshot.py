@@ -46,7 +46,7 @@ CURVE_METRICS = (
     "copy_rate",
     "longest_copy",
 )
-COST_METRICS = ("adapt_seconds", "gen_tokens_per_s", "tokens")
+COST_METRICS = ("adapt_seconds", "gen_tokens_per_second", "tokens")
 COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
 MARKOVS = ("markov1", "markov2", "markov3")
 
@@ -179,7 +179,7 @@ class _Point:
         values = measure(self.tokenizer, samples, self.reference, self.copy_n)
         tokens = sum(len(s) for s in samples)
         values["adapt_seconds"] = adapt_s
-        values["gen_tokens_per_s"] = tokens / max(gen_s, 1e-9)
+        values["gen_tokens_per_second"] = tokens / max(gen_s, 1e-9)
         values["tokens"] = tokens
         self.rows += _rows(self.corpus, method, self.k, self.draw, self.pieces, self.files, values)
         log.info(

@@ -25,7 +25,7 @@ EVAL_COLUMNS = (
     ("groove_consistency", "groove cons."),
     ("token_error_rate", "token errors"),
     ("copy_rate", "copy rate"),
-    ("gen_tokens_per_s", "gen. tokens/s"),
+    ("gen_tokens_per_second", "gen. tokens/s"),
     ("adapt_seconds", "adapt s"),
 )
 
@@ -49,7 +49,7 @@ def eval_markdown(summary_tsv: str | os.PathLike) -> str:
     for r in rows:
         cells = [r["corpus"], r["method"]]
         cells += [
-            _cell(r.get(c, ""), 1 if c in ("gen_tokens_per_s", "adapt_seconds") else 3)
+            _cell(r.get(c, ""), 1 if c in ("gen_tokens_per_second", "adapt_seconds") else 3)
             for c, _ in EVAL_COLUMNS
         ]
         lines.append("| " + " | ".join(cells) + " |")
