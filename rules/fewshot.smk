@@ -1,5 +1,6 @@
 # Few-shot curve: every method adapted on nested subsets of k pieces of each target, measured on
-# the target's test pieces. Many small jobs: grouped, so that a cluster gets one job per target.
+# the target's test pieces. Many small jobs, in group "fewshot": profiles/slurm submits them 16 to
+# a cluster job (group-components).
 
 
 rule fewshot_point:
