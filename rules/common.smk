@@ -1,6 +1,7 @@
 # Config validation, input functions and wildcard constraints shared by every stage.
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,6 +39,11 @@ wildcard_constraints:
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
     method="markov[123]|transformer|finetuned|real_target|real_base",
     k=r"\d+",
+    setname="|".join(
+        config["gcn"]["variants"]
+        + ["counts", "markov1", "markov2", "markov3", "transformer", "finetuned"]
+        + ["real_target", "real_base"]
+    ),
     draw=r"\d+",
 
 
@@ -206,8 +212,46 @@ def training_figure_inputs(wildcards):
     }
 
 
+AUDIO = config["report"]
+
+
+def check_audio():
+    """report.audio needs fluidsynth and the soundfont: say so before any job runs."""
+    if not AUDIO["audio"]:
+        return
+    if shutil.which("fluidsynth") is None:
+        raise WorkflowError(
+            "config key report.audio: the fluidsynth program is not installed "
+            "(Debian/Ubuntu: apt-get install fluidsynth fluid-soundfont-gm; or --use-conda)"
+        )
+    if not os.path.isfile(AUDIO["soundfont"]):
+        raise WorkflowError(
+            f"config key report.soundfont: {AUDIO['soundfont']} does not exist "
+            "(Debian/Ubuntu: apt-get install fluid-soundfont-gm)"
+        )
+
+
+check_audio()
+
+
+def audio_midi(wildcards):
+    """The first sample of a walk variant or of a baseline."""
+    kind = "generated" if wildcards.setname in GEN_VARIANTS else "baselines"
+    return f"results/{kind}/{wildcards.model}/{wildcards.corpus}/{wildcards.setname}/sample_000.mid"
+
+
+def audio_targets():
+    if not AUDIO["audio"]:
+        return []
+    return [
+        f"results/eval/{MODEL}/{corpus}/audio/{name}.flac"
+        for corpus in TARGETS
+        for name in eval_sets(MODEL, corpus)
+    ]
+
+
 def eval_targets():
-    out = ["results/eval/summary.tsv"]
+    out = ["results/eval/summary.tsv"] + audio_targets()
     if config["evaluate"]["figures"]:
         out += expand(
             "results/eval/{model}/{corpus}/figures/metrics.png",

@@ -136,3 +136,33 @@ rule training_figure:
         runtime=5,
     script:
         "../scripts/training_figure.py"
+
+
+rule audio:
+    input:
+        audio_midi,
+    output:
+        report(
+            "results/eval/{model}/{corpus}/audio/{setname}.flac",
+            caption="../report/audio.rst",
+            category="Samples",
+            subcategory="{corpus}",
+        ),
+    log:
+        "logs/audio/{model}/{corpus}/{setname}.log",
+    benchmark:
+        "logs/benchmarks/audio/{model}/{corpus}/{setname}.tsv"
+    group:
+        "audio"
+    conda:
+        "../envs/audio.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        soundfont=config["report"]["soundfont"],
+        rate=config["report"]["sample_rate"],
+    shell:
+        # rendered to a temporary name, renamed into place only when FluidSynth succeeded
+        "fluidsynth -ni -q -T flac -r {params.rate} -F {output}.tmp.flac "
+        "{params.soundfont:q} {input:q} > {log} 2>&1 && mv {output}.tmp.flac {output}"

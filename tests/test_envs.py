@@ -39,8 +39,9 @@ from tests.conftest import REPO
 RUNTIME_ENV = "tokentransfer.yaml"
 #: runtime dependencies of pyproject that the rules' env does not need
 ORCHESTRATOR_ONLY = {"snakemake"}
-#: env packages that are not Python distributions of pyproject
-ENV_ONLY = {"python", "pip"}
+#: env packages that are not Python distributions of pyproject (fluidsynth: the audio renderer,
+#: a system program that a pip install gets from the OS, e.g. Debian's fluidsynth)
+ENV_ONLY = {"python", "pip", "fluidsynth"}
 #: conda-forge names whose PyPI name differs
 CONDA_TO_PYPI = {
     "pytorch": "torch",

@@ -577,3 +577,37 @@ def test_report_has_every_figure(fixture_run):
     assert "summary.tsv" in base  # link prediction and evaluation summaries
     for caption in ("pooled pitch-class histograms", "piano roll", "Link prediction"):
         assert caption.lower() in html.lower(), caption
+
+
+def test_report_audio(fixture_run, tmp_path):
+    """report.audio renders the first sample of every method to FLAC, into the report."""
+    import os
+    import zipfile
+
+    import yaml
+
+    if (
+        shutil.which("fluidsynth") is None
+        or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file()
+    ):
+        msg = "fluidsynth or fluid-soundfont-gm not installed (apt-get install both)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{msg}: .ci/run installs them")
+        pytest.skip(msg)
+    work, cfg = fixture_run
+    config = yaml.safe_load(cfg.read_text())
+    config["report"] = {"audio": True}
+    cfg2 = write_config(tmp_path / "config.yaml", config)
+    planned = dry_run(work, cfg2)
+    per_target = len(TINY_GENERATE["variants"]) + len(EVAL_METHODS) - 1  # finetuned: jazzlead
+    assert planned == {"audio": 3 * per_target + 1, "all": 1}  # nothing else reruns
+    run(work, cfg2)
+    audio = sorted((work / "results/eval/small/jazzlead/audio").iterdir())
+    assert [p.stem for p in audio] == sorted([*TINY_GENERATE["variants"], *EVAL_METHODS])
+    for p in audio:
+        assert p.read_bytes()[:4] == b"fLaC" and p.stat().st_size > 1000
+    snakemake(work, "--configfile", str(cfg2), "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as z:
+        assert sum(n.endswith(".flac") for n in z.namelist()) == len(
+            list(work.glob("results/eval/small/*/audio/*.flac"))
+        )
