@@ -162,7 +162,6 @@ rule audio:
     params:
         soundfont=config["report"]["soundfont"],
         rate=config["report"]["sample_rate"],
-    shell:
-        # rendered to a temporary name, renamed into place only when FluidSynth succeeded
-        "fluidsynth -ni -q -T flac -r {params.rate} -F {output}.tmp.flac "
-        "{params.soundfont:q} {input:q} > {log} 2>&1 && mv {output}.tmp.flac {output}"
+        max_seconds=config["report"]["max_seconds"],
+    script:
+        "../scripts/audio.py"
