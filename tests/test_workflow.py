@@ -605,7 +605,9 @@ def test_report_audio(fixture_run, tmp_path):
     audio = sorted((work / "results/eval/small/jazzlead/audio").iterdir())
     assert [p.stem for p in audio] == sorted([*TINY_GENERATE["variants"], *EVAL_METHODS])
     for p in audio:
-        assert p.read_bytes()[:4] == b"fLaC" and p.stat().st_size > 1000
+        assert p.read_bytes()[:4] == b"fLaC"
+        if p.stem in TINY_GENERATE["variants"] or p.stem.startswith("real_"):  # these have notes
+            assert p.stat().st_size > 1000, p  # (the tiny transformer's samples may be silent)
     snakemake(work, "--configfile", str(cfg2), "--report", str(tmp_path / "report.zip"))
     with zipfile.ZipFile(tmp_path / "report.zip") as z:
         assert sum(n.endswith(".flac") for n in z.namelist()) == len(
