@@ -5,25 +5,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
-from tokentransfer.fewshot import reference_rows, run_curve  # noqa: E402
+from tokentransfer.fewshot import run_curve  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-ref = None
-if smk.input.get("transformer"):
-    ref = reference_rows(
-        tokenizer_json=smk.input.tokenizer,
-        shards=list(smk.input.shards),
-        split=smk.input.split,
-        tokens_h5=smk.input.transformer,
-        corpus=smk.wildcards.corpus,
-        copy_n=smk.params.copy_n,
-    )
 run_curve(
     points=list(smk.input.points),
     out_tsv=smk.output.curve,
     out_png=smk.output.figure,
     corpus=smk.wildcards.corpus,
-    reference_rows=ref,
+    transformer_h5=smk.input.get("transformer"),
+    tokenizer_json=smk.input.tokenizer,
+    shards=list(smk.input.shards),
+    split=smk.input.split,
+    copy_n=smk.params.copy_n,
 )

@@ -150,7 +150,7 @@ class _Point:
     """What every method of one (corpus, k, draw) shares: data, reference and the output."""
 
     def __init__(self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, gen_cfg, eval_cfg):
-        from .stages import corpus_tokens
+        from .evaluate import build_reference
         from .tokenize import load_tokenizer
 
         self.tokenizer_json = tokenizer_json
@@ -166,12 +166,11 @@ class _Point:
         if self.skipped:
             log.info("%s: %d training pieces, fewer than k=%d: skipped", corpus, len(groups), k)
             return
-        keep = set(ids)
-        by_id = dict(zip(*_ids_and_tokens(shards), strict=True))
-        self.train = [by_id[f] for f in sorted(keep) if f in by_id]
+        by_id = dict(zip(*_ids_and_tokens(shards), strict=True))  # every shard read once
+        self.train = [by_id[f] for f in ids if f in by_id]
         self.files = len(self.train)
-        test = corpus_tokens(shards, [split], "test")
-        from .evaluate import build_reference
+        test_ids = sorted(f for fs in read_groups(split, "test").values() for f in fs)
+        test = [by_id[f] for f in test_ids if f in by_id]
 
         self.reference = build_reference(self.tokenizer, test, self.train, self.copy_n, (3, 4))
 
@@ -339,14 +338,19 @@ def run_curve(
     out_tsv: str,
     out_png: str,
     corpus: str,
-    reference_rows: list[dict] | None = None,
+    transformer_h5: str | None = None,
+    **reference,
 ) -> list[dict]:
-    """Gather the points of one target into ``curve.tsv`` and draw the curves."""
+    """Gather the points of one target into ``curve.tsv`` and draw the curves; with
+    ``transformer_h5`` (the unadapted transformer's samples) add its reference line, measured
+    by :func:`reference_rows` (``reference``: its ``tokenizer_json``, ``shards``, ``split``,
+    ``copy_n``)."""
     from .evaluate import read_tsv, to_tsv
     from .fileio import write_text_atomic
 
     rows = [r for path in points for r in read_tsv(path)]
-    rows += reference_rows or []
+    if transformer_h5:
+        rows += reference_rows(tokens_h5=transformer_h5, corpus=corpus, **reference)
     rows.sort(key=lambda r: (r["method"], _k_key(r["k"]), int(r["draw"]), r["metric"]))
     write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
     curve_figure(rows, out_png, corpus)
