@@ -11,7 +11,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tokentransfer.config import check, enabled_corpora, load_yaml  # noqa: E402
-from tokentransfer.corpus import list_dir_files, read_manifest, shard_of  # noqa: E402
+from tokentransfer.corpus import (  # noqa: E402
+    folder_problem,
+    list_dir_files,
+    read_manifest,
+    shard_of,
+)
 from tokentransfer.sources import source_kind  # noqa: E402
 from tokentransfer.tegridy import mirror_path  # noqa: E402
 
@@ -60,13 +65,14 @@ def corpus_sources(corpus):
 def ingest_inputs(wildcards):
     """Zips and folder files of a corpus: a new or changed file reruns its ingestion."""
     zips, files = [], []
-    for kind, spec in corpus_sources(wildcards.corpus):
+    for i, (kind, spec) in enumerate(corpus_sources(wildcards.corpus)):
         if kind == "tegridy":
             zips.append(tegridy_zip_path(spec["zip"]))
         elif kind == "dir":
-            if not os.path.isdir(spec["path"]):
+            problem = folder_problem(spec["path"])
+            if problem is not None:
                 raise WorkflowError(
-                    f"config key corpora.{wildcards.corpus}.sources: folder {spec['path']} does not exist"
+                    f"config key corpora.{wildcards.corpus}.sources[{i}].dir.path: {problem}"
                 )
             files.extend(list_dir_files(spec["path"]))
     return {"zips": zips, "files": files}
@@ -122,6 +128,8 @@ def generate_inputs(wildcards):
         "tokenizer": "results/tokenizer/tokenizer.json",
         "successors": f"results/graphs/{wildcards.corpus}/successors.npz",
     }
+    if config["generate"]["context"] != "none":
+        out["context"] = f"results/graphs/{wildcards.corpus}/context_successors.npz"
     if wildcards.variant != "counts":
         out["nodes"] = (
             f"results/gcn/{wildcards.model}/{wildcards.corpus}/{wildcards.variant}/nodes.h5"

@@ -340,10 +340,10 @@ def test_check_midi_rejects(fixtures_dir: Path):
     assert check_midi(_score_bytes([]), limits) == "no notes"
 
     zero_tpq = real[:12] + (0).to_bytes(2, "big") + real[14:]
-    assert check_midi(zero_tpq, limits) == "absurd ticks per quarter: 0"
+    assert check_midi(zero_tpq, limits) == "absurd ticks per quarter: 0 (allowed: 24 to 32767)"
     huge_tpq = real[:12] + (30000).to_bytes(2, "big") + real[14:]
     assert check_midi(huge_tpq, Limits(max_ticks_per_quarter=960)) == (
-        "absurd ticks per quarter: 30000"
+        "absurd ticks per quarter: 30000 (allowed: 24 to 960)"
     )
     assert check_midi(huge_tpq, limits) is None  # within the default limit
 

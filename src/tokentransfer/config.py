@@ -7,6 +7,7 @@ where the schema lists them, the allowed values.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -35,12 +36,20 @@ def _describe(err: jsonschema.ValidationError) -> str:
     where = key_path(err.absolute_path)
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
-        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
+        patterns = list(err.schema.get("patternProperties", {}))
+        extra = []
+        if isinstance(err.instance, dict):
+            extra = sorted(
+                k
+                for k in err.instance
+                if k not in allowed and not any(re.search(p, k) for p in patterns)
+            )
         bad = ", ".join(repr(e) for e in extra) or err.message
+        if patterns:
+            plural = "s" if len(extra) > 1 else ""
+            pats = ", ".join(patterns)
+            return f"config key {where}: name{plural} {bad} not allowed (names must match {pats})"
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-        if err.schema.get("patternProperties"):
-            pats = ", ".join(err.schema["patternProperties"])
-            hint = f" (names must match {pats})"
         return f"config key {where}: unknown key {bad}{hint}"
     if err.validator == "enum":
         return f"config key {where}: {err.instance!r} is not one of {err.validator_value}"
@@ -58,6 +67,14 @@ def check(config: dict, schema: dict | None = None) -> None:
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_describe(best))
+    _check_regexes(config)
+    ingest = config.get("ingest", {})
+    low, high = ingest.get("min_ticks_per_quarter", 24), ingest.get("max_ticks_per_quarter", 32767)
+    if low > high:
+        raise ConfigError(
+            f"config key ingest.min_ticks_per_quarter: {low} is larger than "
+            f"ingest.max_ticks_per_quarter {high}"
+        )
     enabled = {n: c for n, c in config.get("corpora", {}).items() if c.get("enabled", True)}
     roles = {c.get("role") for c in enabled.values()}
     for role in ("base", "target"):
@@ -82,6 +99,28 @@ def check(config: dict, schema: dict | None = None) -> None:
     dim, heads = model.get("dim", 128), model.get("heads", 4)
     if dim % heads:
         raise ConfigError(f"config key model.dim: {dim} is not divisible by model.heads {heads}")
+
+
+#: source settings that hold a regular expression
+REGEX_KEYS = ("group", "include", "exclude")
+
+
+def _check_regexes(config: dict) -> None:
+    """Compile every source's ``group``, ``include`` and ``exclude`` (the schema cannot)."""
+    for name, corpus in config.get("corpora", {}).items():
+        for i, source in enumerate(corpus.get("sources", [])):
+            for kind, spec in source.items():
+                for key in REGEX_KEYS:
+                    pattern = (spec or {}).get(key)
+                    if pattern is None:
+                        continue
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        raise ConfigError(
+                            f"config key corpora.{name}.sources[{i}].{kind}.{key}: "
+                            f"invalid regex {pattern!r}: {exc}"
+                        ) from None
 
 
 def enabled_corpora(config: dict, role: str | None = None) -> list[str]:

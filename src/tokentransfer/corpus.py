@@ -62,6 +62,7 @@ class Limits:
     max_ratio: float = 200.0
     max_depth: int = 3
     max_hours: float = 2.0
+    min_ticks_per_quarter: int = 24
     max_ticks_per_quarter: int = 32767
     min_notes: int = 1
 
@@ -260,11 +261,25 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a source folder (``"{path} does not exist"``,
+    ``"{path} is a file, not a folder"``, ...), or ``None`` when it is a folder."""
+    p = Path(path)
+    if p.is_dir():
+        return None
+    if not os.path.lexists(p):
+        return f"{p} does not exist"
+    if p.is_file():
+        return f"{p} is a file, not a folder"
+    return f"{p} is not a folder"
+
+
 def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[Found]:
     """Yield the files under a folder, recursively, in sorted order; links are refused."""
     root = Path(root)
-    if not root.is_dir():
-        raise CorpusError(f"source folder does not exist: {root}")
+    problem = folder_problem(root)
+    if problem is not None:
+        raise CorpusError(f"source folder {problem}")
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
@@ -294,15 +309,39 @@ def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[F
                 yield Found(source, rel, size=st.st_size, load=full.read_bytes)
 
 
+def _utf8_name(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, kept by the OS as surrogates
+        return False
+    return True
+
+
 def list_dir_files(root: str | os.PathLike) -> list[str]:
-    """All regular files under ``root`` (for Snakemake's input function: a new file reruns)."""
-    out = []
+    """What Snakemake tracks of a ``dir`` source: a new, removed or changed file reruns.
+
+    Every regular file under ``root``, except files whose path is not valid UTF-8: Snakemake
+    cannot hold such a name (its lock file is UTF-8), so their folder is listed instead, and
+    adding, removing or renaming one still reruns. (Ingestion reads them all the same and
+    stores them under their hash; :func:`printable` writes their names in the manifest.)
+    """
+    out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
+        untracked = False
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             if os.path.isfile(full) and not os.path.islink(full):
-                out.append(full)
+                if _utf8_name(full):
+                    out.append(full)
+                else:
+                    untracked = True
+        if untracked:
+            folder = dirpath
+            while not _utf8_name(folder):  # a folder with such a name: its first UTF-8 parent
+                folder = os.path.dirname(folder)
+            if folder not in out:
+                out.append(folder)
     return out
 
 
@@ -312,8 +351,10 @@ def list_dir_files(root: str | os.PathLike) -> list[str]:
 def check_midi(data: bytes, limits: Limits) -> str | None:
     """Why ``data`` is not a usable MIDI file, or ``None`` when it is.
 
-    Checks the ``MThd`` header, that symusic parses it, the ticks per quarter, that it has at
-    least ``limits.min_notes`` notes and lasts at most ``limits.max_hours``.
+    Checks the ``MThd`` header, that symusic parses it, the ticks per quarter (between
+    ``limits.min_ticks_per_quarter`` and ``limits.max_ticks_per_quarter``; SMPTE timing is not
+    ticks per quarter and passes), that it has at least ``limits.min_notes`` notes and lasts
+    at most ``limits.max_hours``.
     """
     if len(data) == 0:
         return "empty file"
@@ -321,8 +362,9 @@ def check_midi(data: bytes, limits: Limits) -> str | None:
         return "not a MIDI file (no MThd header)"
     if len(data) >= 14:
         tpq = int.from_bytes(data[12:14], "big")
-        if tpq & 0x8000 == 0 and not 0 < tpq <= limits.max_ticks_per_quarter:
-            return f"absurd ticks per quarter: {tpq}"
+        low, high = limits.min_ticks_per_quarter, limits.max_ticks_per_quarter
+        if tpq & 0x8000 == 0 and not low <= tpq <= high:
+            return f"absurd ticks per quarter: {tpq} (allowed: {low} to {high})"
     try:
         import symusic
 

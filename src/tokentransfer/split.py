@@ -42,11 +42,12 @@ def assign(rows: list[Row], fraction: float, seed: int, held: str = "test") -> d
 def write_split(
     manifest: str | os.PathLike, out: str | os.PathLike, fraction: float, seed: int, held: str
 ) -> Counter:
-    """Write ``file_id group split`` for a corpus; return the counts per split."""
+    """Write ``file_id group split`` for a corpus, one row per accepted file (a duplicate's
+    rows repeat its kept file's id and are left out); return the counts per split."""
     rows = read_manifest(manifest)
     split = assign(rows, fraction, seed, held)
     lines = ["\t".join(SPLIT_COLUMNS)]
-    lines += [f"{r.file_id}\t{r.group}\t{split[r.file_id]}" for r in rows if r.file_id in split]
+    lines += [f"{r.file_id}\t{r.group}\t{split[r.file_id]}" for r in rows if r.status == "ok"]
     write_text_atomic(out, "\n".join(lines) + "\n")
     return Counter(split.values())
 

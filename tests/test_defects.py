@@ -1,0 +1,238 @@
+"""Defects found by trying to break the workflow (issue 16, section 2), one test or more each.
+
+Every input here is built in the test (MIDI written with symusic, zips with zipfile), except the
+Tegridy zip of item 3, which is a real copy from the mirror with some bytes changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+
+import pytest
+import symusic
+import yaml
+
+from tests.conftest import REPO, snakemake, write_config
+from tokentransfer import sources
+from tokentransfer.config import SCHEMA_PATH, ConfigError, check, load_yaml
+from tokentransfer.corpus import Limits, check_midi, read_manifest
+from tokentransfer.fileio import sha256_bytes
+from tokentransfer.split import read_split, write_split
+
+# --------------------------------------------------------------------------- helpers
+
+
+def midi_bytes(pitches: list[int], tpq: int = 480, repeat: int = 1) -> bytes:
+    """A one-track MIDI file: ``pitches`` as quarter notes, the whole line ``repeat`` times."""
+    score = symusic.Score(tpq)
+    track = symusic.Track()
+    t = 0
+    for _ in range(repeat):
+        for p in pitches:
+            track.notes.append(symusic.Note(t, tpq // 2, p, 80))
+            t += tpq
+    score.tracks.append(track)
+    return score.dumps_midi()
+
+
+def tiny_corpora(root: Path) -> dict:
+    """Two `dir` corpora of four distinct MIDI files each; the config's ``corpora`` key."""
+    for name, low in (("b", 50), ("t", 60)):
+        folder = root / "data" / name
+        folder.mkdir(parents=True)
+        for i in range(4):
+            (folder / f"p{i}.mid").write_bytes(midi_bytes([low + i, low + i + 4, low + i + 7]))
+    return {
+        "base": {"role": "base", "sources": [{"dir": {"path": str(root / "data" / "b")}}]},
+        "tgt": {"role": "target", "sources": [{"dir": {"path": str(root / "data" / "t")}}]},
+    }
+
+
+def tiny_config(root: Path, **extra) -> Path:
+    return write_config(root / "config.yaml", {"shards": 1, "corpora": tiny_corpora(root), **extra})
+
+
+GOOD = {
+    "corpora": {
+        "base": {"role": "base", "sources": [{"music21": {"composer": "palestrina"}}]},
+        "bach": {
+            "role": "target",
+            "sources": [
+                {"dir": {"path": "/data/bach"}},
+                {"tegridy": {"zip": "POP909-Score.zip"}},
+                {"music21": {"composer": "bach"}},
+            ],
+        },
+    }
+}
+
+
+def refused(config: dict) -> str:
+    with pytest.raises(ConfigError) as err:
+        check(config, load_yaml(SCHEMA_PATH))
+    return str(err.value)
+
+
+# --------------------------------------------------------------------------- 1. odd file names
+
+
+def test_1_non_utf8_file_name_in_a_dir_source_is_ingested_by_the_workflow(tmp_path):
+    cfg = tiny_config(tmp_path)
+    folder = os.fsencode(tmp_path / "data" / "t")
+    odd = midi_bytes([70, 74, 77])
+    with open(folder + b"/bad_\xff.mid", "wb") as fh:
+        fh.write(odd)
+    manifest = "results/corpora/tgt/manifest.tsv"
+    snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", manifest)
+    rows = {r.path: r for r in read_manifest(tmp_path / manifest)}
+    assert set(rows) == {"bad_\\xff.mid", "p0.mid", "p1.mid", "p2.mid", "p3.mid"}
+    row = rows["bad_\\xff.mid"]
+    assert row.status == "ok" and row.file_id == sha256_bytes(odd)
+    stored = tmp_path / "resources/corpora/tgt/midi" / f"{row.file_id}.mid"
+    assert stored.read_bytes() == odd
+    # nothing to do on a second look; a second such file in the folder reruns the ingestion
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", manifest)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    with open(folder + b"/bad_\xfe.mid", "wb") as fh:
+        fh.write(midi_bytes([71, 75, 78]))
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", manifest)
+    assert re.search(r"^ingest\s+1$", proc.stdout + proc.stderr, re.M), proc.stdout
+
+
+# --------------------------------------------------------------------------- 4. bad regexes
+
+
+REGEX_KEYS = [
+    (kind, index, key)
+    for kind, index in (("dir", 0), ("tegridy", 1))
+    for key in ("group", "include", "exclude")
+] + [("music21", 2, "group")]  # music21 sources select by composer and glob, no include/exclude
+
+
+@pytest.mark.parametrize(("kind", "index", "key"), REGEX_KEYS)
+def test_4_bad_regex_is_refused_at_config_time_naming_the_key(kind, index, key):
+    config = copy.deepcopy(GOOD)
+    config["corpora"]["bach"]["sources"][index][kind][key] = "^(.+_v\\d+$"
+    msg = refused(config)
+    assert msg.startswith(f"config key corpora.bach.sources[{index}].{kind}.{key}: "), msg
+    assert "'^(.+_v\\\\d+$'" in msg and "missing )" in msg, msg
+    assert "\n" not in msg
+
+
+def test_4_validate_and_dry_run_refuse_a_bad_group(tmp_path, capsys):
+    from tokentransfer.cli import main
+
+    cfg = tiny_config(tmp_path)
+    config = yaml.safe_load(cfg.read_text())
+    config["corpora"]["tgt"]["sources"][0]["dir"]["group"] = "(["
+    write_config(cfg, config)
+    assert main(["validate", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "config key corpora.tgt.sources[0].dir.group: invalid regex '(['" in err
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config key corpora.tgt.sources[0].dir.group: invalid regex '(['" in out, out
+    assert "Traceback" not in out
+
+
+# --------------------------------------------------------------------------- 6. split rows
+
+
+def test_6_split_has_one_row_per_file_id(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    pieces = [midi_bytes([60 + i, 64 + i]) for i in range(5)]
+    for i, data in enumerate(pieces):
+        (src / f"p{i}.mid").write_bytes(data)
+    (src / "copy_of_p0.mid").write_bytes(pieces[0])  # two duplicates of p0 and one of p1
+    (src / "again_p0.mid").write_bytes(pieces[0])
+    (src / "copy_of_p1.mid").write_bytes(pieces[1])
+    rows = sources.ingest(
+        "t",
+        {"sources": [{"dir": {"path": str(src)}}]},
+        store=tmp_path / "store",
+        manifest=tmp_path / "manifest.tsv",
+        limits=Limits(),
+        seed=0,
+    )
+    assert [r.status for r in rows].count("duplicate") == 3
+    write_split(tmp_path / "manifest.tsv", tmp_path / "split.tsv", 0.2, 0, "test")
+    lines = (tmp_path / "split.tsv").read_text().splitlines()
+    ids = [line.split("\t")[0] for line in lines[1:]]
+    assert len(ids) == len(set(ids)) == 5
+    assert set(ids) == {
+        r.file_id for r in read_manifest(tmp_path / "manifest.tsv") if r.status == "ok"
+    }
+    assert set(read_split(tmp_path / "split.tsv")) == set(ids)
+
+
+# --------------------------------------------------------------------------- 7. messages
+
+
+def test_7_bad_corpus_name_blames_only_that_name():
+    config = copy.deepcopy(GOOD)
+    config["corpora"]["my bach"] = config["corpora"].pop("bach")
+    msg = refused(config)
+    assert msg.startswith("config key corpora: "), msg
+    assert "'my bach'" in msg and "'base'" not in msg, msg
+    assert "^[A-Za-z0-9][A-Za-z0-9_-]*$" in msg, msg
+
+
+@pytest.mark.parametrize("what", ["file", "missing"])
+def test_7_dir_path_that_is_a_file_says_so(tmp_path, what):
+    cfg = tiny_config(tmp_path)
+    config = yaml.safe_load(cfg.read_text())
+    target = tmp_path / "data" / "t" / "p0.mid"
+    if what == "missing":
+        target = tmp_path / "data" / "nowhere"
+    config["corpora"]["tgt"]["sources"][0]["dir"]["path"] = str(target)
+    write_config(cfg, config)
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
+    assert proc.returncode != 0
+    expected = "is a file, not a folder" if what == "file" else "does not exist"
+    assert (
+        f"config key corpora.tgt.sources[0].dir.path: {target} {expected}"
+        in proc.stdout + proc.stderr
+    ), (proc.stdout + proc.stderr)[-3000:]
+    with pytest.raises(sources.CorpusError, match=re.escape(f"{target} {expected}")):
+        sources.collect(config["corpora"]["tgt"]["sources"][0], limits=Limits(), seed=0)
+
+
+# --------------------------------------------------------------------------- 9. resolution
+
+
+def test_9_ticks_per_quarter_below_the_lower_bound_is_refused():
+    limits = Limits()
+    assert limits.min_ticks_per_quarter == 24
+    for tpq in (1, 2, 23):
+        assert check_midi(midi_bytes([60, 62, 64], tpq=tpq), limits) == (
+            f"absurd ticks per quarter: {tpq} (allowed: 24 to 32767)"
+        )
+    assert check_midi(midi_bytes([60, 62, 64], tpq=24), limits) is None
+    assert check_midi(midi_bytes([60, 62, 64], tpq=4), Limits(min_ticks_per_quarter=4)) is None
+    config = copy.deepcopy(GOOD)
+    config["ingest"] = {"min_ticks_per_quarter": 960, "max_ticks_per_quarter": 480}
+    msg = refused(config)
+    assert msg.startswith("config key ingest.min_ticks_per_quarter: 960 is larger than"), msg
+
+
+def test_9_lower_bound_is_documented():
+    schema = load_yaml(SCHEMA_PATH)
+    assert schema["properties"]["ingest"]["properties"]["min_ticks_per_quarter"]["default"] == 24
+    doc = (REPO / "config" / "README.md").read_text()
+    assert "| `ingest.min_ticks_per_quarter` | 24 |" in doc
+
+
+# --------------------------------------------------------------------------- 10. README
+
+
+def test_10_readme_says_a_grown_corpus_reruns_embed_perplexity_and_figures():
+    """The rules tests/test_workflow.py::test_grown_corpus_reruns_one_shard sees rerun."""
+    text = (REPO / "README.md").read_text()
+    (row,) = [line for line in text.splitlines() if line.startswith("| a target corpus grew")]
+    for stage in ("embedding", "perplexity", "figures", "split", "graph", "walks", "evaluation"):
+        assert stage in row, (stage, row)
