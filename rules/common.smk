@@ -18,7 +18,7 @@ from tokentransfer.corpus import (  # noqa: E402
     shard_of,
 )
 from tokentransfer.sources import source_kind  # noqa: E402
-from tokentransfer.tegridy import mirror_path  # noqa: E402
+from tokentransfer.tegridy import TegridyError, mirror_path, verify  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 check(config, load_yaml(SCHEMA))  # a refused config names its key
@@ -52,10 +52,25 @@ wildcard_constraints:
     draw=r"\d+",
 
 
+_VERIFIED_MIRROR = set()
+
+
 def tegridy_zip_path(name):
-    """The mirror's copy of a Tegridy zip, else where fetch_tegridy downloads it."""
+    """The mirror's copy of a Tegridy zip, checked against its pinned sha256 (a corrupted or
+    substituted copy is refused, naming the zip and both hashes); else where fetch_tegridy
+    downloads it (and verifies it)."""
     local = mirror_path(config["tegridy"]["mirror"], name)
-    return str(local) if local is not None else f"resources/tegridy/{name}"
+    if local is None:
+        return f"resources/tegridy/{name}"
+    st = local.stat()
+    key = (str(local), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED_MIRROR:
+        try:
+            verify(local, name)
+        except TegridyError as exc:
+            raise WorkflowError(f"config key tegridy.mirror: {exc}") from None
+        _VERIFIED_MIRROR.add(key)
+    return str(local)
 
 
 def corpus_sources(corpus):

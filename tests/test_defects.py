@@ -7,8 +7,11 @@ Tegridy zip of item 3, which is a real copy from the mirror with some bytes chan
 from __future__ import annotations
 
 import copy
+import io
 import os
 import re
+import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from tokentransfer.config import SCHEMA_PATH, ConfigError, check, load_yaml
 from tokentransfer.corpus import Limits, check_midi, read_manifest
 from tokentransfer.fileio import sha256_bytes
 from tokentransfer.split import read_split, write_split
+from tokentransfer.tegridy import TegridyError, catalogue
 
 # --------------------------------------------------------------------------- helpers
 
@@ -100,6 +104,73 @@ def test_1_non_utf8_file_name_in_a_dir_source_is_ingested_by_the_workflow(tmp_pa
         fh.write(midi_bytes([71, 75, 78]))
     proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", manifest)
     assert re.search(r"^ingest\s+1$", proc.stdout + proc.stderr, re.M), proc.stdout
+
+
+# --------------------------------------------------------------------------- 3. Tegridy mirror
+
+GOTHIC = "Gothic-Horror-Movies-CC-BY-NC-SA.zip"  # the smallest zip (43 kB, 12 MIDI files)
+
+
+def altered_mirror(tmp_path: Path, tegridy_dir: Path) -> tuple[Path, str]:
+    """A mirror folder holding a copy of GOTHIC with 16 bytes in the middle changed.
+
+    The copy still opens as a zip (the bytes sit inside one entry's compressed data), so
+    without a checksum it would be ingested quietly, that entry lost or changed.
+    """
+    data = bytearray((tegridy_dir / GOTHIC).read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        info = max(zf.infolist(), key=lambda i: i.compress_size)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 64
+    data[start : start + 16] = bytes(16)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / GOTHIC).write_bytes(bytes(data))
+    with zipfile.ZipFile(mirror / GOTHIC) as zf:  # still a zip
+        assert len(zf.infolist()) >= 12
+    return mirror, sha256_bytes(bytes(data))
+
+
+def test_3_altered_mirror_zip_is_refused_where_the_workflow_hands_it_over(tmp_path, tegridy_dir):
+    mirror, altered = altered_mirror(tmp_path, tegridy_dir)
+    pinned = catalogue()[GOTHIC].sha256
+    assert altered != pinned
+    corpora = tiny_corpora(tmp_path)
+    corpora["tgt"]["sources"] = [{"tegridy": {"zip": GOTHIC}}]
+    cfg = write_config(
+        tmp_path / "config.yaml",
+        {"shards": 1, "tegridy": {"mirror": str(mirror)}, "corpora": corpora},
+    )
+    manifest = "results/corpora/tgt/manifest.tsv"
+    proc = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", manifest, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    lines = [x for x in out.splitlines() if "fails its checksum" in x]
+    assert lines, out[-3000:]
+    assert GOTHIC in lines[0] and altered in lines[0] and pinned in lines[0], lines[0]
+    assert not (tmp_path / manifest).exists()
+    assert not (tmp_path / "resources/corpora/tgt").exists()
+    # the pinned copy goes through the same input function
+    shutil.copy(tegridy_dir / GOTHIC, mirror / GOTHIC)
+    snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", manifest)
+    assert {r.status for r in read_manifest(tmp_path / manifest)} >= {"ok"}
+
+
+def test_3_ingestion_refuses_an_altered_tegridy_zip(tmp_path, tegridy_dir):
+    """Ingestion itself checks what it is handed (a mirror copy or a download)."""
+    mirror, altered = altered_mirror(tmp_path, tegridy_dir)
+    with pytest.raises(TegridyError) as err:
+        sources.ingest(
+            "tgt",
+            {"sources": [{"tegridy": {"zip": GOTHIC}}]},
+            store=tmp_path / "store",
+            manifest=tmp_path / "manifest.tsv",
+            limits=Limits(),
+            seed=0,
+            tegridy_zips={GOTHIC: str(mirror / GOTHIC)},
+        )
+    msg = str(err.value)
+    assert GOTHIC in msg and altered in msg and catalogue()[GOTHIC].sha256 in msg, msg
+    assert not (tmp_path / "manifest.tsv").exists() and not list(tmp_path.glob("store/*"))
 
 
 # --------------------------------------------------------------------------- 4. bad regexes

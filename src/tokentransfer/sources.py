@@ -22,6 +22,7 @@ from .corpus import (
     summarize,
     write_manifest,
 )
+from .tegridy import verify
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def collect(
         zpath = (tegridy_zips or {}).get(spec["zip"])
         if zpath is None:
             raise CorpusError(f"no local copy of Tegridy zip {spec['zip']} was provided")
+        verify(zpath, spec["zip"])  # a mirror's copy as much as a download: pinned by sha256
         found = list(iter_zip(zpath, label, limits, prefix=""))
     else:
         found = list(iter_dir(spec["path"], label, limits))
