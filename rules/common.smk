@@ -143,6 +143,8 @@ def generate_inputs(wildcards):
         "tokenizer": "results/tokenizer/tokenizer.json",
         "successors": f"results/graphs/{wildcards.corpus}/successors.npz",
     }
+    if config["generate"]["context"] != "none":
+        out["context"] = f"results/graphs/{wildcards.corpus}/context_successors.npz"
     if wildcards.variant != "counts":
         out["nodes"] = (
             f"results/gcn/{wildcards.model}/{wildcards.corpus}/{wildcards.variant}/nodes.h5"

@@ -10,6 +10,7 @@ rule adjacency:
     output:
         adjacency="results/graphs/{corpus}/adjacency.npz",
         successors="results/graphs/{corpus}/successors.npz",
+        context="results/graphs/{corpus}/context_successors.npz",
         stats=report(
             "results/graphs/{corpus}/graph_stats.json",
             caption="../report/graph_stats.rst",

@@ -17,6 +17,7 @@ stats = run_adjacency(
     split=smk.input.split,
     adjacency=smk.output.adjacency,
     successors_out=smk.output.successors,
+    context_out=smk.output.context,
     stats_out=smk.output.stats,
     offset_weights=list(smk.params.offset_weights),
     self_loops=smk.params.self_loops,

@@ -13,6 +13,7 @@ setup_logging(smk.log[0])
 run_generate(
     tokenizer_json=smk.input.tokenizer,
     successors_npz=smk.input.successors,
+    context_npz=smk.input.get("context"),
     nodes_h5=smk.input.get("nodes"),
     out_dir=str(Path(smk.output.info).parent),
     cfg=dict(smk.params.cfg),

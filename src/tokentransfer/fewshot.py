@@ -82,11 +82,11 @@ def subset(groups: dict[str, list[str]], k: int, seed: int, draw: int) -> list[s
 # --------------------------------------------------------------------------- methods
 
 
-def _walk(tokenizer, succ, gen_cfg: dict, h=None, vocab_ids=None) -> list[np.ndarray]:
+def _walk(tokenizer, succ, gen_cfg: dict, h=None, vocab_ids=None, ctx=None) -> list[np.ndarray]:
     from .rwr import WalkConfig, Walker
 
     cfg = WalkConfig(**{k: gen_cfg[k] for k in WalkConfig.__dataclass_fields__ if k in gen_cfg})
-    return Walker(succ, tokenizer, h, vocab_ids, cfg).generate()
+    return Walker(succ, tokenizer, h, vocab_ids, cfg, ctx).generate()
 
 
 def graph_embeddings(
@@ -256,7 +256,7 @@ def run_point(
 def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn_cfg) -> None:
     from .baselines import NgramModel
     from .embed import read_embeddings
-    from .graph import successors
+    from .graph import context_successors, successors
 
     n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
     vocab = len(p.tokenizer)
@@ -271,9 +271,10 @@ def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn
         p.add(method, samples, t1 - t0, time.perf_counter() - t1)
     t0 = time.perf_counter()
     succ = successors(p.train, vocab)
+    ctx = context_successors(p.train, p.tokenizer) if gen_cfg["context"] != "none" else None
     t1 = time.perf_counter()
     if "counts" in cfg["methods"]:
-        samples = _walk(p.tokenizer, succ, gen_cfg)
+        samples = _walk(p.tokenizer, succ, gen_cfg, ctx=ctx)
         p.add("counts", samples, t1 - t0, time.perf_counter() - t1)
     emb = read_embeddings(embeddings) if cfg["variants"] else None
     for variant in cfg["variants"]:
@@ -285,7 +286,7 @@ def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn
             p.rows += _rows(p.corpus, variant, p.k, p.draw, p.pieces, p.files, {})
             continue
         t1 = time.perf_counter()
-        samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes)
+        samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes, ctx)
         p.add(variant, samples, t1 - t0, time.perf_counter() - t1)
 
 

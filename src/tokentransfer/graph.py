@@ -110,3 +110,34 @@ def write_stats(a: sp.csr_matrix, path: str | os.PathLike, extra: dict | None = 
     out = {**stats(a), **(extra or {})}
     write_text_atomic(path, json.dumps(out, indent=2, sort_keys=True) + "\n")
     return out
+
+
+#: notes per onset told apart by the context successor counts (0, 1, 2, 3 or more)
+CONTEXT_NOTES = 4
+
+
+def context_successors(seqs: Sequence[np.ndarray], tokenizer) -> sp.csr_matrix:
+    """Successor counts per grammar context: a CSR matrix [V * C, V].
+
+    Row ``u * C + c`` counts the tokens that follow ``u`` where the state after ``u`` has
+    context ``c = (position in bar + 1) * CONTEXT_NOTES + min(notes at the onset, 3)``
+    (:meth:`tokentransfer.grammar.Grammar.contexts`), ``C`` the number of such contexts.
+    Summing the rows of one ``u`` gives its row of :func:`successors`.
+    """
+    from .grammar import Grammar
+
+    g = Grammar(tokenizer)
+    v, c = g.vocab_size, g.n_contexts(CONTEXT_NOTES)
+    rows, cols = [], []
+    for s in seqs:
+        s = np.asarray(s, dtype=np.int64)
+        if len(s) > 1:
+            ctx = g.contexts(s, CONTEXT_NOTES)
+            rows.append(s[:-1] * c + ctx[:-1])
+            cols.append(s[1:])
+    if not rows:
+        return sp.csr_matrix((v * c, v), dtype=np.float64)
+    r, col = np.concatenate(rows), np.concatenate(cols)
+    m = sp.coo_matrix((np.ones(len(r)), (r, col)), shape=(v * c, v)).tocsr()
+    m.sum_duplicates()
+    return m

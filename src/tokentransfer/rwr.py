@@ -1,61 +1,49 @@
-"""Generation by a biased random walk with restart (RWR) over the target's successor graph.
+"""Generation by a biased random walk with restart (RWR) over the target's token graph.
 
-The walker moves over the first-order successor graph of the target corpus (``succ``: a
-scipy CSR [V, V] of counts ``count(u -> v)`` over vocabulary ids, diagonal kept; see
-:func:`tokentransfer.graph.successors`). From token ``u`` it moves to ``v`` with probability
+The walker moves over the target corpus's successor graph: first-order counts
+``count(u -> v)`` over vocabulary ids (``succ``, a scipy CSR [V, V], see
+:func:`tokentransfer.graph.successors`), and, unless ``context: none``, the same counts split
+by the grammar context after ``u`` (``ctx_succ``, [V * C, V], see
+:func:`tokentransfer.graph.context_successors`): the position in the bar, and with
+``context: onset`` also how many notes already started at that onset (0, 1, 2, 3+). A node of
+the walk is thus a token in its context (a state-expanded token graph): from token ``u`` in
+context ``c`` it moves to ``v`` with probability
 
-    P(v | u)  proportional to  count(u -> v) ** beta * exp(sim(h_u, h_v) / temperature)
+    P(v | u, c)  proportional to  count_c(u -> v) ** beta * exp(sim(h_u, h_v) / temperature)
 
-restricted to the ``top_k`` candidates of ``u`` by that weight (``top_k = 0``: all of them), and
-then to the candidates the tokenizer's grammar allows in the current state (below). ``sim`` is
-the cosine (or the dot product) of the graph model's node embeddings ``h``; a token without an
-embedding has a similarity term of 0 (a factor ``exp(0) = 1``). With ``h = None`` the walk is the
-plain first-order Markov chain of the counts (the baseline without the graph model's bias).
+restricted to the ``top_k`` candidates by that weight (``top_k = 0``: all of them), then to the
+candidates the REMI grammar allows in the current state (:mod:`tokentransfer.grammar`).
+``sim`` is the cosine (or the dot product) of the graph model's node embeddings ``h``; a token
+without an embedding has a similarity term of 0. With ``h = None`` the walk is the Markov chain
+of the counts (the baseline without the graph model's bias). A context never seen after ``u``
+in the corpus backs off to ``u``'s context-free row; ``context: none`` always uses those rows
+(the plain first-order walk). Why the context: a first-order walk picks a ``Position`` from the
+last ``Duration`` alone, not knowing where in the bar it stands, and under the grammar's
+forward-only mask drifts to late positions and empty bars; conditioned on the position (and on
+the notes at the onset) the walk reproduces the style's onset density and chord sizes.
 
-Restart. At every step, with probability ``restart`` (alpha), the walker jumps back to its start
-state and the sample GOES ON from there: nothing already generated is discarded and the length
-is exact. The start state is a bar start (``Bar_None``) without a prompt, or the state the prompt
-left. Because time cannot go backwards inside a bar, a restart appends *restart tokens*
-(:attr:`Walker.restart_tokens`):
+Restart. At every step, with probability ``restart`` (alpha), a restart becomes pending; it
+happens at the next bar line the walk reaches by itself (when it draws ``Bar``), so a restart
+never cuts a bar short. The walker then returns to its start state: ``Bar_None`` without a
+prompt (the walk goes on from a bar start, where it already is: without a prompt a restart
+changes no token, it is counted), and with a prompt ``Bar_None [TimeSig_<current>]`` followed
+by the prompt's tokens from its last ``Position`` on (its final onset), so that the walker
+stands, one bar later, in the grammar state and on the node where the prompt ended. These
+*restart tokens* (:attr:`Walker.restart_tokens`) are emitted one per step. A dead end (no
+allowed successor even after widening, below) restarts at once if a ``Bar`` may follow
+(counted apart). In order, a step tries: the candidates of the token in its context; the
+token's top-k context-free candidates; all of its successors (``widened``: top-k is a bias,
+the grammar comes first); a dead-end restart; where a ``Bar`` cannot follow either (a dead end
+mid-note), a token the grammar allows drawn by corpus frequency (``backoffs``).
 
-- no prompt: ``[Bar_None]`` (a new bar; the walk then continues from the ``Bar_None`` node);
-- with a prompt: ``[Bar_None, TimeSig_<current>]`` followed by the prompt's tokens from its
-  last ``Position`` on (its final onset), so that the walker stands, one bar later, in the
-  grammar state and on the node where the prompt ended, and continues from there.
-
-A restart can only be appended where the grammar lets a ``Bar`` follow (after a ``Duration``, a
-``TimeSig``, ...); one drawn elsewhere (mid-note) is kept pending and happens at the first step
-where it can. ``restart = 1`` therefore means "restart at every step the grammar allows": the
-sample is the restart tokens repeated, separated only by the tokens the grammar forces in
-between (with time signatures ``Bar_None`` must be followed by a ``TimeSig``, so a sample without
-prompt is ``Bar_None TimeSig_x Bar_None TimeSig_x ...``). A dead end (no allowed successor) also
-restarts (counted apart). In order, a step tries: the top-k candidates the grammar allows; if
-none, all of the token's successors the grammar allows (``widened``: top-k is a bias, the
-grammar comes first); if none, a dead-end restart; where a ``Bar`` cannot follow either (a dead
-end mid-note), a token the grammar allows drawn by corpus frequency (``backoffs``).
-
-Grammar. The walker keeps a small state machine over the REMI token stream (previous token
-type, position in the bar, positions in the bar for the current time signature, current
-program, pitches already played at the current onset) and masks the candidates with it, so
-that every sample passes miditok's ``tokens_errors`` with zero errors: token-type successions
-from the tokenizer's own ``tokens_types_graph``; ``Position`` strictly increasing within a bar
-(and below the bar's length for its time signature); no pitch twice at the same onset for the
-same program; ``PitchDrum`` only after ``Program_-1`` and ``Pitch`` only after other programs;
-one time signature per sample (a ``TimeSig`` repeats the current one); special tokens (PAD, BOS,
-EOS, MASK) are never generated. Other token types a REMI config may add (Tempo, KeySig, Chord,
-Pedal, PitchBend, ControlChange) are constrained by type only, which is all miditok checks for
-them. REMI options whose grammar the machine does not model (rests, pitch intervals, bar-end or
-numbered bars, one sequence per track with programs, a trained vocabulary) and other tokenizer
-kinds raise NotImplementedError. A prompt is replayed through the same machine (with miditok's
-own checks, so a prompt with grammar errors is refused). As the length is exact, a sample may
-end inside a note (say on a ``Pitch``); miditok counts no error and the decoder drops that note.
-
-Why not DGL. DGL's weighted ``random_walk`` (with ``restart_prob``) walks node to node with fixed
-edge weights; it cannot carry the grammar state above, cannot continue after a restart instead
-of ending the trace, and cannot append restart tokens. So the walk is a numpy walker: the
-candidate arrays and their probabilities are computed once, vectorised (CSR-like, per row
-sorted by weight), and each step is a slice lookup, a grammar mask over at most ``top_k``
-candidates and one draw.
+Speed. All samples advance together: the grammar state is a few integer arrays, each step draws
+one candidate per sample from the precomputed cumulative table of its row (one
+``searchsorted`` for all samples) and checks it against the grammar; a draw the grammar
+forbids is replaced by an exact draw from the row renormalised over the allowed candidates (a
+rejected first draw followed by a masked draw gives exactly the masked distribution). Sample
+``i`` draws its uniforms from its own ``default_rng(SeedSequence(seed).spawn(n)[i])``, three
+per step, so it does not depend on the other samples. As the length is exact, a sample may
+end inside a note (say on a ``Pitch``); miditok counts no error and the decoder drops it.
 """
 
 from __future__ import annotations
@@ -64,19 +52,20 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from .fileio import atomic_path
+from .grammar import BAR_TOKEN, SPECIAL_TYPES, Grammar, GrammarState  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 SIMILARITIES = ("cosine", "dot")
-BAR_TOKEN = "Bar_None"
-SPECIAL_TYPES = ("PAD", "BOS", "EOS", "MASK")
+#: walk contexts and the notes-per-onset classes each tells apart (None: no context)
+CONTEXTS = {"none": None, "position": 1, "onset": 4}
 
 
 @dataclass
@@ -85,8 +74,9 @@ class WalkConfig:
 
     ``length``: tokens generated per sample (a prompt not counted); ``samples``: samples per
     call; ``beta``: exponent of the counts; ``temperature``: tau of ``exp(sim / tau)``;
-    ``top_k``: candidates kept per token (0: all); ``restart``: alpha, the restart probability
-    per step; ``similarity``: ``"cosine"`` or ``"dot"``; ``seed``: RNG seed.
+    ``top_k``: candidates kept per row (0: all); ``restart``: alpha, the restart probability
+    per step; ``similarity``: ``"cosine"`` or ``"dot"``; ``context``: ``"none"``,
+    ``"position"`` or ``"onset"`` (see the module doc); ``seed``: RNG seed.
     """
 
     length: int = 1024
@@ -96,6 +86,7 @@ class WalkConfig:
     top_k: int = 16
     restart: float = 0.05
     similarity: str = "cosine"
+    context: str = "onset"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,149 +104,70 @@ class WalkConfig:
             raise ValueError(
                 f"generate.similarity must be one of {SIMILARITIES}, got {self.similarity!r}"
             )
+        if self.context not in CONTEXTS:
+            raise ValueError(
+                f"generate.context must be one of {tuple(CONTEXTS)}, got {self.context!r}"
+            )
 
 
-class _State:
-    """Grammar state of a REMI token stream (see the module doc)."""
+class _Table:
+    """Rows of candidates sorted by weight, with probabilities and a global cumulative key.
 
-    __slots__ = ("prev", "pos", "floor", "limit", "ts", "program", "onset")
+    Entry ``j`` of row ``r`` has ``key[j] = r + (cumulative probability in its row)``, so that
+    ``searchsorted(key, r + u)`` draws from row ``r`` for a uniform ``u``, for all rows at once.
+    """
 
-    def __init__(self, limit: int) -> None:
-        self.prev = -1  # type code of the previous token; -1: nothing yet
-        self.pos = -1  # miditok's current position in the bar (-1: bar start)
-        self.floor = 0  # smallest Position value allowed next
-        self.limit = limit  # positions in the bar for the current time signature
-        self.ts = -1  # token id of the current TimeSig, -1: none yet
-        self.program = 0
-        self.onset: dict[int, list[int]] = {}  # program -> pitch token ids at current onset
+    def __init__(
+        self, rows: np.ndarray, cols: np.ndarray, logw: np.ndarray, n_rows: int, top_k: int
+    ) -> None:
+        order = np.lexsort((-logw, rows))  # by row, then by descending weight
+        counts = np.bincount(rows, minlength=n_rows)
+        start = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        if top_k:
+            rank = np.arange(len(order)) - start[rows[order]]
+            order = order[rank < top_k]
+        r, lw = rows[order], logw[order]
+        ptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=n_rows), out=ptr[1:])
+        deg = np.diff(ptr)
+        if len(r):
+            rowmax = np.repeat(lw[ptr[:-1][deg > 0]], deg[deg > 0])  # first = row maximum
+            w = np.exp(lw - rowmax)
+            prob = w / np.bincount(r, weights=w, minlength=n_rows)[r]
+            cum = np.cumsum(prob)
+            before = np.repeat(np.concatenate([[0.0], cum])[ptr[:-1][deg > 0]], deg[deg > 0])
+            within = np.minimum(cum - before, 1.0)
+        else:
+            prob = within = np.zeros(0)
+        self.ptr, self.deg = ptr, deg
+        self.cand = cols[order]
+        self.prob = prob
+        self.key = r + within
+        self.key[np.r_[ptr[1:][deg > 0] - 1]] = r[ptr[1:][deg > 0] - 1] + 1.0  # rows end at 1
 
-    def copy(self) -> _State:
-        s = _State(self.limit)
-        s.prev, s.pos, s.floor, s.ts, s.program = (
-            self.prev,
-            self.pos,
-            self.floor,
-            self.ts,
-            self.program,
-        )
-        s.onset = {p: list(v) for p, v in self.onset.items()}
-        return s
+    def draw(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Entry index drawn from each row (rows must not be empty)."""
+        j = np.searchsorted(self.key, rows + u, side="right")
+        return np.minimum(j, self.ptr[rows + 1] - 1)
 
-
-@dataclass
-class _Grammar:
-    """Per-token type codes and values, and the allowed type successions, from the tokenizer."""
-
-    types: list[str]  # type code -> type name
-    ttype: np.ndarray  # [V] type code of each token
-    tval: np.ndarray  # [V] integer value (Position, Pitch, PitchDrum, Program), else 0
-    ts_limit: np.ndarray  # [V] positions per bar for a TimeSig token, else 0
-    allowed: np.ndarray  # [2, T, T] allowed[drum, prev, next] (drum: current program is -1)
-    bar_id: int
-    default_limit: int
-    default_ts: int  # TimeSig token id used when a prompt has none (-1: no time signatures)
-    use_ts: bool
-    remove_duplicated_notes: bool
-    code: dict[str, int] = field(default_factory=dict)
-
-
-def _check_supported(tokenizer: Any) -> None:
-    name = type(tokenizer).__name__
-    if name != "REMI":
-        raise NotImplementedError(
-            f"rwr.Walker supports miditok REMI tokenizers only, not {name}: its grammar state "
-            "machine is written for REMI's token stream"
-        )
-    cfg = tokenizer.config
-    problems = []
-    if getattr(tokenizer, "is_trained", False):
-        problems.append("a trained (BPE/Unigram/WordPiece) vocabulary")
-    if cfg.use_programs and not cfg.one_token_stream_for_programs:
-        problems.append("one_token_stream_for_programs=False (one sequence per track)")
-    if cfg.use_rests:
-        problems.append("use_rests=True")
-    if cfg.use_pitch_intervals:
-        problems.append("use_pitch_intervals=True")
-    if cfg.additional_params.get("use_bar_end_tokens"):
-        problems.append("use_bar_end_tokens=True")
-    if cfg.additional_params.get("max_bar_embedding") is not None:
-        problems.append("max_bar_embedding (numbered Bar tokens)")
-    dur = set(cfg.use_note_duration_programs)
-    if dur and dur != set(cfg.programs):
-        problems.append("use_note_duration_programs that leaves out some programs")
-    if problems:
-        raise NotImplementedError(f"rwr.Walker does not support REMI with {', '.join(problems)}")
-
-
-def _build_grammar(tokenizer: Any, vocab_size: int) -> _Grammar:
-    _check_supported(tokenizer)
-    cfg = tokenizer.config
-    graph: dict[str, set[str]] = tokenizer.tokens_types_graph
-    names: list[str] = [""] * vocab_size
-    for tok, i in tokenizer.vocab.items():
-        if i < vocab_size:
-            names[i] = tok
-    if any(not n for n in names):
-        raise ValueError(f"successor graph has {vocab_size} rows, tokenizer vocabulary differs")
-    types = sorted({n.split("_")[0] for n in names} | set(graph))
-    types.append("<other>")
-    code = {t: i for i, t in enumerate(types)}
-    ttype = np.array([code[n.split("_")[0]] for n in names], dtype=np.int64)
-    tval = np.zeros(vocab_size, dtype=np.int64)
-    ts_limit = np.zeros(vocab_size, dtype=np.int64)
-    ppb = int(cfg.max_num_pos_per_beat)
-    for i, n in enumerate(names):
-        typ, _, val = n.partition("_")
-        if typ in ("Position", "Pitch", "PitchDrum", "Program"):
-            tval[i] = int(val)
-        elif typ == "TimeSig":
-            num, _den = tokenizer._parse_token_time_signature(val)
-            ts_limit[i] = num * ppb
-    n_types = len(types)
-    allowed = np.zeros((2, n_types, n_types), dtype=bool)
-    generable = {t for t in types if t in graph and t not in SPECIAL_TYPES}
-    for prev, nexts in graph.items():
-        for nxt in nexts:
-            t = nxt.split("_")[0]
-            if t in generable:
-                allowed[:, code[prev], code[t]] = True
-    if "Pitch" in code:
-        allowed[1, :, code["Pitch"]] = False  # program -1 (drums) plays PitchDrum
-    if "PitchDrum" in code:
-        allowed[0, :, code["PitchDrum"]] = False  # other programs play Pitch
-    if BAR_TOKEN not in tokenizer.vocab:
-        raise NotImplementedError(f"rwr.Walker needs a {BAR_TOKEN} token in the vocabulary")
-    bar_id = int(tokenizer.vocab[BAR_TOKEN])
-    use_ts = bool(cfg.use_time_signatures)
-    default_ts = -1
-    if use_ts:
-        ts_ids = [i for i, n in enumerate(names) if n.startswith("TimeSig_")]
-        default_ts = int(tokenizer.vocab.get("TimeSig_4/4", ts_ids[0]))
-    return _Grammar(
-        types=types,
-        ttype=ttype,
-        tval=tval,
-        ts_limit=ts_limit,
-        allowed=allowed,
-        bar_id=bar_id,
-        default_limit=4 * ppb,
-        default_ts=default_ts,
-        use_ts=use_ts,
-        remove_duplicated_notes=bool(cfg.remove_duplicated_notes),
-        code=code,
-    )
+    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.ptr[r], self.ptr[r + 1]
+        return self.cand[a:b], self.prob[a:b]
 
 
 class Walker:
-    """Biased random walk with restart over a successor graph, constrained by REMI's grammar.
+    """Biased random walk with restart over a (state-expanded) token graph, under REMI's grammar.
 
     ``succ``: scipy sparse [V, V] successor counts over vocabulary ids (V = the tokenizer's
-    vocabulary size). ``h``: node embeddings [n, k] of the vocabulary ids ``vocab_ids`` [n]
-    (``vocab_ids=None``: row i is token i, n = V); ``h=None``: counts only. ``cfg``: a
-    :class:`WalkConfig` (default settings when None). After :meth:`generate`,
-    :attr:`last_stats` holds per sample ``restarts`` (random), ``dead_end_restarts``,
-    ``widened`` (steps that went beyond the top-k), ``backoffs`` (dead ends where no bar could
-    start) and ``tokens``; :attr:`restart_tokens` the tokens a restart appends.
+    vocabulary size); ``ctx_succ``: the same per grammar context, [V * C, V] (needed unless
+    ``cfg.context == "none"``). ``h``: node embeddings [n, k] of the vocabulary ids
+    ``vocab_ids`` [n] (``vocab_ids=None``: row i is token i, n = V); ``h=None``: counts only.
+    ``cfg``: a :class:`WalkConfig` (default settings when None). After :meth:`generate`,
+    :attr:`last_stats` holds per sample ``restarts``, ``dead_end_restarts``, ``widened``
+    (steps that went beyond the context row's or the token's top-k), ``backoffs`` (dead ends
+    where no bar could start), ``rejected`` (first draws the grammar refused) and ``tokens``;
+    :attr:`restart_tokens` the tokens a restart appends.
     """
 
     def __init__(
@@ -265,12 +177,13 @@ class Walker:
         h: np.ndarray | None = None,
         vocab_ids: np.ndarray | None = None,
         cfg: WalkConfig | None = None,
+        ctx_succ: sp.spmatrix | sp.sparray | None = None,
     ) -> None:
-        # a copy: beta, temperature, top_k and similarity are baked in here (a new Walker for
-        # new values); length, samples, restart and seed are read by each generate()
+        # a copy: beta, temperature, top_k, similarity and context are baked in here (a new
+        # Walker for new values); length, samples, restart and seed are read by each generate()
         self.cfg = dataclasses.replace(cfg) if cfg is not None else WalkConfig()
         self.tokenizer = tokenizer
-        succ = sp.csr_matrix(succ, dtype=np.float64)
+        succ = self._counts(succ)
         if succ.shape[0] != succ.shape[1]:
             raise ValueError(f"successor matrix must be square, got {succ.shape}")
         self.vocab_size = v = int(succ.shape[0])
@@ -279,19 +192,25 @@ class Walker:
                 f"successor matrix is [{v}, {v}] but the tokenizer has {len(tokenizer.vocab)} "
                 "tokens: were they made with the same tokenizer?"
             )
-        succ.sum_duplicates()
-        succ.eliminate_zeros()
-        if succ.nnz and succ.data.min() < 0:
-            raise ValueError("successor counts must be non-negative")
-        self.g = _build_grammar(tokenizer, v)
+        self.g = Grammar(tokenizer, v)
         self._emb = self._embeddings(h, vocab_ids, v)
-        self._precompute(succ)
+        self._n_notes = CONTEXTS[self.cfg.context]
+        self._precompute(succ, ctx_succ)
         # unigram frequencies (back-off when a dead end cannot restart)
         self._freq = np.asarray(succ.sum(0)).ravel() + np.asarray(succ.sum(1)).ravel()
         self.last_stats: list[dict[str, int]] = []
         self.restart_tokens: list[int] = [self.g.bar_id]
 
     # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _counts(m) -> sp.csr_matrix:
+        m = sp.csr_matrix(m, dtype=np.float64)
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        if m.nnz and m.data.min() < 0:
+            raise ValueError("successor counts must be non-negative")
+        return m
+
     def _embeddings(
         self, h: np.ndarray | None, vocab_ids: np.ndarray | None, v: int
     ) -> np.ndarray | None:
@@ -320,136 +239,92 @@ class Walker:
         full[vocab_ids] = h
         return full
 
-    def _precompute(self, succ: sp.csr_matrix) -> None:
-        """Per row: top-k candidates by weight, their probabilities, types and values."""
-        cfg, v = self.cfg, self.vocab_size
-        indptr = succ.indptr.astype(np.int64)
-        rows = np.repeat(np.arange(v, dtype=np.int64), np.diff(indptr))
-        cols = succ.indices.astype(np.int64)
-        logw = cfg.beta * np.log(succ.data)
+    def _logw(self, src: np.ndarray, dst: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        logw = self.cfg.beta * np.log(counts)
         if self._emb is not None:
-            sim = np.empty(len(rows))
+            sim = np.empty(len(src))
             step = 1 << 16
-            for a in range(0, len(rows), step):
+            for a in range(0, len(src), step):
                 b = a + step
-                sim[a:b] = np.einsum("ij,ij->i", self._emb[rows[a:b]], self._emb[cols[a:b]])
-            logw = logw + sim / cfg.temperature
-        order = np.lexsort((-logw, rows))  # by row, then by descending weight
-        self._full = self._pack(order, rows, cols, logw)
-        if cfg.top_k:
-            rank = np.arange(len(order)) - indptr[rows[order]]
-            self._topk = self._pack(order[rank < cfg.top_k], rows, cols, logw)
-        else:
-            self._topk = self._full
+                sim[a:b] = np.einsum("ij,ij->i", self._emb[src[a:b]], self._emb[dst[a:b]])
+            logw = logw + sim / self.cfg.temperature
+        return logw
 
-    def _pack(
-        self, order: np.ndarray, rows: np.ndarray, cols: np.ndarray, logw: np.ndarray
-    ) -> tuple[np.ndarray, ...]:
-        """CSR-like (indptr, candidates, probabilities, types, values) of the kept entries."""
-        v = self.vocab_size
-        r, lw = rows[order], logw[order]
-        ptr = np.zeros(v + 1, dtype=np.int64)
-        np.cumsum(np.bincount(r, minlength=v), out=ptr[1:])
-        deg = np.diff(ptr)
-        if len(r):
-            rowmax = np.repeat(lw[ptr[:-1][deg > 0]], deg[deg > 0])  # first = row maximum
-            w = np.exp(lw - rowmax)
-            prob = w / np.bincount(r, weights=w, minlength=v)[r]
+    def _precompute(self, succ: sp.csr_matrix, ctx_succ) -> None:
+        """The tables: context rows first (if any), then one context-free row per token."""
+        v, cfg = self.vocab_size, self.cfg
+        rows = np.repeat(np.arange(v, dtype=np.int64), np.diff(succ.indptr))
+        cols = succ.indices.astype(np.int64)
+        counts = succ.data
+        n_ctx_rows = 0
+        self._n_ctx = 1
+        self._rowmap = np.full(0, -1, dtype=np.int64)
+        if self._n_notes is not None:
+            if ctx_succ is None:
+                raise ValueError(
+                    f"generate.context {cfg.context!r} needs the context successor counts "
+                    "(ctx_succ); context 'none' walks without them"
+                )
+            from .graph import CONTEXT_NOTES
+
+            cs = self._counts(ctx_succ).tocoo()
+            c4 = self.g.n_contexts(CONTEXT_NOTES)
+            if cs.shape != (v * c4, v):
+                raise ValueError(f"context successor matrix is {cs.shape}, expected {(v * c4, v)}")
+            u, c = cs.row // c4, cs.row % c4
+            pos1, notes = c // CONTEXT_NOTES, c % CONTEXT_NOTES
+            self._n_ctx = n_c = self.g.n_contexts(self._n_notes)
+            key = u * n_c + self.g.context_ids(pos1 - 1, notes, self._n_notes)
+            keys, inv = np.unique(key, return_inverse=True)
+            self._rowmap = np.full(v * n_c, -1, dtype=np.int64)
+            self._rowmap[keys] = np.arange(len(keys))
+            n_ctx_rows = len(keys)
+            # sum the merged contexts' counts per (row, col)
+            pair = inv.astype(np.int64) * v + cs.col
+            pairs, pinv = np.unique(pair, return_inverse=True)
+            pc = np.bincount(pinv, weights=cs.data)
+            crow, ccol = pairs // v, pairs % v
+            rows = np.concatenate([crow, rows + n_ctx_rows])
+            cols = np.concatenate([ccol, cols])
+            counts = np.concatenate([pc, counts])
+            src = np.concatenate([keys[crow] // n_c, np.repeat(np.arange(v), np.diff(succ.indptr))])
         else:
-            prob = np.zeros(0)
-        cand = cols[order]
-        return ptr, cand, prob, self.g.ttype[cand], self.g.tval[cand]
+            src = rows
+        self._base = n_ctx_rows  # row of token u without context: base + u
+        n_rows = n_ctx_rows + v
+        logw = self._logw(src, cols, counts)
+        self._topk = _Table(rows, cols, logw, n_rows, cfg.top_k)
+        base = rows >= n_ctx_rows
+        self._full = _Table(rows[base] - n_ctx_rows, cols[base], logw[base], v, 0)
 
     # ------------------------------------------------------------------ queries
-    def transition_probabilities(self, u: int) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates of token ``u`` and their probabilities (top-k, before the grammar mask).
+    def transition_probabilities(
+        self, u: int, pos: int | None = None, notes: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates of token ``u`` and their probabilities (top-k, before the grammar mask),
+        in the context of position ``pos`` (-1: bar start) and ``notes`` at the onset, or the
+        context-free row (``pos=None``, or a context never seen after ``u``).
 
         Sorted by descending probability; empty arrays for a token without successors.
         """
-        ptr, cand, prob = self._topk[:3]
-        a, b = ptr[u], ptr[u + 1]
-        return cand[a:b].copy(), prob[a:b].copy()
+        cand, prob = self._topk.row(self._row(np.array([u]), pos, notes)[0])
+        return cand.copy(), prob.copy()
 
-    # ------------------------------------------------------------------ grammar
-    def _new_state(self) -> _State:
-        return _State(self.g.default_limit)
+    def _row(self, nodes: np.ndarray, pos, notes) -> np.ndarray:
+        if self._n_notes is None or pos is None:
+            return self._base + nodes
+        ctx = self.g.context_ids(np.asarray(pos), np.asarray(notes), self._n_notes)
+        r = self._rowmap[nodes * self._n_ctx + ctx]
+        return np.where(r >= 0, r, self._base + nodes)
 
-    def _update(self, s: _State, tok: int) -> None:
-        g, t = self.g, int(self.g.ttype[tok])
-        c = g.code
-        if t == c["Bar"]:
-            s.pos, s.floor = -1, 0
-            s.onset.clear()
-        elif t == c.get("TimeSig", -2):
-            s.ts = tok
-            s.limit = int(g.ts_limit[tok])
-        elif t == c.get("Position", -2):
-            s.pos = int(g.tval[tok])
-            s.floor = s.pos + 1
-            s.onset.clear()
-        elif t == c.get("Program", -2):
-            s.program = int(g.tval[tok])
-        elif t == c.get("Pitch", -2) or t == c.get("PitchDrum", -2):
-            s.onset.setdefault(s.program, []).append(tok)
-            if s.pos < 0:  # a note at the bar start: Position_0 is taken
-                s.floor = max(s.floor, 1)
-        s.prev = t
-
-    def _miditok_errors(self, s: _State, tok: int) -> str | None:
-        """miditok's own checks on appending ``tok`` (used to validate a prompt)."""
-        g, t = self.g, int(self.g.ttype[tok])
-        c = g.code
-        if s.prev < 0:
-            return None  # miditok does not check the first token
-        if not g.allowed[0, s.prev, t] and not g.allowed[1, s.prev, t]:
-            return f"{g.types[t]} cannot follow {g.types[s.prev]}"
-        if t == c.get("Position", -2) and g.tval[tok] <= s.pos:
-            return f"Position {g.tval[tok]} does not go forward from {s.pos}"
-        if (
-            g.remove_duplicated_notes
-            and t in (c.get("Pitch", -2), c.get("PitchDrum", -2))
-            and any(g.tval[p] == g.tval[tok] for p in s.onset.get(s.program, []))
-        ):
-            return "the same pitch twice at one onset"
-        return None
-
-    def _mask(self, s: _State, cand: np.ndarray, ctype: np.ndarray, cval: np.ndarray) -> np.ndarray:
-        """Which candidates the grammar allows after state ``s`` (vectorised)."""
-        g, c = self.g, self.g.code
-        row = g.allowed[1 if s.program == -1 else 0, s.prev]
-        m = row[ctype]
-        p = c.get("Position")
-        if p is not None and row[p]:
-            m &= (ctype != p) | ((cval >= s.floor) & (cval < s.limit))
-        ts = c.get("TimeSig")
-        if ts is not None and s.ts >= 0 and row[ts]:
-            m &= (ctype != ts) | (cand == s.ts)
-        played = s.onset.get(s.program)
-        if played:
-            m &= ~np.isin(cand, played)
-        return m
-
-    def _can_restart(self, s: _State) -> bool:
-        return bool(self.g.allowed[0, s.prev, self.g.code["Bar"]]) if s.prev >= 0 else True
-
-    def replay(self, tokens: np.ndarray) -> _State:
+    def replay(self, tokens: np.ndarray) -> GrammarState:
         """The grammar state after ``tokens``; ValueError if they break miditok's grammar."""
-        s = self._new_state()
-        for i, tok in enumerate(np.asarray(tokens, dtype=np.int64).tolist()):
-            if not 0 <= tok < self.vocab_size:
-                raise ValueError(f"prompt token {i} (id {tok}) is outside the vocabulary")
-            if self.g.types[self.g.ttype[tok]] in SPECIAL_TYPES:
-                raise ValueError(f"prompt token {i} is a special token ({self.tokenizer[tok]})")
-            err = self._miditok_errors(s, tok)
-            if err:
-                raise ValueError(
-                    f"prompt breaks the tokenizer's grammar at token {i} "
-                    f"({self.tokenizer[tok]}): {err}"
-                )
-            self._update(s, tok)
-        return s
+        try:
+            return self.g.replay(tokens)
+        except ValueError as e:
+            raise ValueError(f"prompt: {e}") from None
 
-    def _prompt_restart_tokens(self, prompt: np.ndarray, end: _State) -> list[int]:
+    def _prompt_restart_tokens(self, prompt: np.ndarray, end: GrammarState) -> list[int]:
         """``Bar_None [TimeSig] <prompt's final onset>``: the prompt's last state, a bar later."""
         g = self.g
         p = [int(x) for x in prompt]
@@ -457,97 +332,56 @@ class Walker:
         seg = p[bars[-1] + 1 :] if bars else p
         if not seg:
             return [g.bar_id]
-        pos_code = g.code.get("Position", -2)
-        ts_code = g.code.get("TimeSig", -2)
-        starts = [i for i, t in enumerate(seg) if g.ttype[t] == pos_code]
+        starts = [i for i, t in enumerate(seg) if g.ttype[t] == g.position_code]
         # the final onset (from the last Position), or the bar's tokens after its TimeSig
-        tail = seg[starts[-1] :] if starts else [t for t in seg if g.ttype[t] != ts_code]
+        tail = seg[starts[-1] :] if starts else [t for t in seg if g.ttype[t] != g.timesig_code]
         head = [g.bar_id]
         if g.use_ts:
-            head.append(end.ts if end.ts >= 0 else g.default_ts)
+            head.append(int(end.ts[0]) if end.ts[0] >= 0 else g.default_ts)
         return head + tail
 
     # ------------------------------------------------------------------ walking
-    def _backoff(self, s: _State, rng: np.random.Generator) -> int:
-        """A token the grammar allows, drawn by corpus frequency (uniform if none occurs)."""
-        allv = np.arange(self.vocab_size)
-        m = self._mask(s, allv, self.g.ttype, self.g.tval)
-        if not m.any():
-            raise RuntimeError(f"no token can follow grammar state {self.g.types[s.prev]}")
-        w = np.where(m, self._freq, 0.0)
-        if w.sum() <= 0:
-            w = m.astype(np.float64)
+    def _draw_masked(self, table: _Table, row: int, allowed: np.ndarray, u: float) -> int:
+        """A candidate of ``row`` that ``allowed`` ([V] bool) admits, by its renormalised
+        probability; -1 if none."""
+        cand, prob = table.row(row)
+        if not len(cand):
+            return -1
+        w = np.where(allowed[cand], prob, 0.0)
         cs = np.cumsum(w)
-        return int(min(np.searchsorted(cs, rng.random() * cs[-1], side="right"), len(cs) - 1))
-
-    def _draw(
-        self, s: _State, node: int, table: tuple[np.ndarray, ...], rng: np.random.Generator
-    ) -> int:
-        """A successor of ``node`` from ``table`` that the grammar allows; -1 if none."""
-        ptr, cand_all, prob_all, ctype_all, cval_all = table
-        a, b = ptr[node], ptr[node + 1]
-        if b == a:
+        if cs[-1] <= 0:
             return -1
-        cand = cand_all[a:b]
-        m = self._mask(s, cand, ctype_all[a:b], cval_all[a:b])
-        if not m.any():
-            return -1
-        cs = np.cumsum(np.where(m, prob_all[a:b], 0.0))
-        i = int(np.searchsorted(cs, rng.random() * cs[-1], side="right"))
-        if i >= len(cs) or not m[i]:  # rounding at the top end
-            i = int(np.flatnonzero(m)[-1])
+        i = int(np.searchsorted(cs, u * cs[-1], side="right"))
+        if i >= len(cs) or w[i] <= 0:  # rounding at the top end
+            i = int(np.flatnonzero(w > 0)[-1])
         return int(cand[i])
 
-    def _walk_one(
-        self,
-        rng: np.random.Generator,
-        length: int,
-        prompt: np.ndarray | None,
-        start_state: _State,
-        restart_tokens: list[int],
-    ) -> tuple[np.ndarray, dict[str, int]]:
-        alpha = self.cfg.restart
-        out: list[int] = [] if prompt is None else [int(x) for x in prompt]
-        total = len(out) + length
-        s = start_state.copy()
-        stats = {"restarts": 0, "dead_end_restarts": 0, "widened": 0, "backoffs": 0}
-        update = self._update
-
-        def emit_restart() -> int:
-            for tok in restart_tokens[: total - len(out)]:
-                out.append(tok)
-                update(s, tok)
-            return restart_tokens[-1]
-
-        # without a prompt the sample starts at a bar (its first token is the start state)
-        node = out[-1] if prompt is not None else emit_restart() if total else self.g.bar_id
-        pending = False
-        while len(out) < total:
-            if alpha > 0 and not pending and (alpha >= 1 or rng.random() < alpha):
-                pending = True
-            if pending and self._can_restart(s):
-                node = emit_restart()
-                stats["restarts"] += 1
-                pending = False
-                continue
-            nxt = self._draw(s, node, self._topk, rng)
-            if nxt < 0 and self._topk is not self._full:
-                # the grammar rules out every top-k candidate: widen to all successors
-                nxt = self._draw(s, node, self._full, rng)
-                stats["widened"] += int(nxt >= 0)
-            if nxt < 0:  # dead end
-                if self._can_restart(s):
-                    node = emit_restart()
-                    stats["dead_end_restarts"] += 1
-                    pending = False
-                    continue
-                nxt = self._backoff(s, rng)
-                stats["backoffs"] += 1
-            out.append(nxt)
-            update(s, nxt)
-            node = nxt
-        stats["tokens"] = len(out)
-        return np.asarray(out, dtype=np.int64), stats
+    def _slow_step(
+        self, st: GrammarState, b: int, node: int, row: int, u: float, stats: dict[str, int]
+    ) -> tuple[int, bool]:
+        """Sample ``b``'s next token when its first draw was refused; (token, dead-end restart)."""
+        g = self.g
+        allowed = g.mask(st.take([b]))[0]
+        nxt = self._draw_masked(self._topk, row, allowed, u)
+        if nxt < 0 and row != self._base + node:
+            nxt = self._draw_masked(self._topk, self._base + node, allowed, u)
+            stats["widened"] += int(nxt >= 0)
+        if nxt < 0 and self.cfg.top_k:
+            nxt = self._draw_masked(self._full, node, allowed, u)
+            stats["widened"] += int(nxt >= 0)
+        if nxt >= 0:
+            return nxt, False
+        if allowed[g.bar_id]:
+            stats["dead_end_restarts"] += 1
+            return g.bar_id, True
+        stats["backoffs"] += 1
+        w = np.where(allowed, self._freq, 0.0)
+        if w.sum() <= 0:
+            w = allowed.astype(np.float64)
+        if w.sum() <= 0:
+            raise RuntimeError(f"no token can follow grammar state {g.types[st.prev[b]]}")
+        cs = np.cumsum(w)
+        return int(min(np.searchsorted(cs, u * cs[-1], side="right"), len(cs) - 1)), False
 
     def generate(
         self,
@@ -562,42 +396,103 @@ class Walker:
         With a ``prompt`` (token ids), each sample starts with the prompt's tokens exactly and
         continues from its last token in the grammar state it left; a sample is then
         ``len(prompt) + length`` long. Sample i draws from ``SeedSequence(seed).spawn(n)[i]``
-        (default ``cfg.seed``): the same seed gives the same tokens. Per-sample counts of
-        restarts, dead-end restarts, widened steps and back-offs go to :attr:`last_stats`.
+        (default ``cfg.seed``): the same seed gives the same tokens. Per-sample counts go to
+        :attr:`last_stats`.
         """
         n = self.cfg.samples if n is None else int(n)
         length = self.cfg.length if length is None else int(length)
         seed = self.cfg.seed if seed is None else int(seed)
         if n < 0 or length < 0:
             raise ValueError(f"n and length must be >= 0, got {n} and {length}")
+        g = self.g
         if prompt is not None and len(prompt) == 0:
             prompt = None
         if prompt is None:
-            start = self._new_state()
-            restart_tokens = [self.g.bar_id]
+            start = g.new_state(1)
+            restart_tokens = [g.bar_id]
+            head = np.zeros(0, dtype=np.int64)
         else:
-            prompt = np.asarray(prompt, dtype=np.int64).ravel()
-            start = self.replay(prompt)
-            restart_tokens = self._prompt_restart_tokens(prompt, start)
+            head = np.asarray(prompt, dtype=np.int64).ravel()
+            start = self.replay(head)
+            restart_tokens = self._prompt_restart_tokens(head, start)
         self.restart_tokens = restart_tokens
-        rngs = [np.random.default_rng(ss) for ss in np.random.SeedSequence(seed).spawn(n)]
         t0 = time.perf_counter()
-        samples, stats = [], []
-        for rng in rngs:
-            seq, st = self._walk_one(rng, length, prompt, start, restart_tokens)
-            samples.append(seq)
-            stats.append(st)
+        out, stats = self._walk(n, length, head, start, restart_tokens, seed)
         self.last_stats = stats
         dt = time.perf_counter() - t0
         log.info(
-            "generated %d samples x %d tokens in %.2fs (%.0f tokens/s); restarts %s",
+            "generated %d samples x %d tokens in %.3fs (%.0f tokens/s); restarts %s",
             n,
             length,
             dt,
             n * length / dt if dt > 0 else float("inf"),
             [st["restarts"] + st["dead_end_restarts"] for st in stats],
         )
-        return samples
+        return [np.concatenate([head, row]) for row in out]
+
+    def _walk(self, n, length, head, start, restart_tokens, seed):
+        g, alpha = self.g, self.cfg.restart
+        stats = [
+            {"restarts": 0, "dead_end_restarts": 0, "widened": 0, "backoffs": 0, "rejected": 0}
+            for _ in range(n)
+        ]
+        out = np.zeros((n, length), dtype=np.int64)
+        if n == 0 or length == 0:
+            for s in stats:
+                s["tokens"] = len(head) + length
+            return out, stats
+        # three uniforms per sample and step: restart, draw, redraw
+        u = np.stack(
+            [
+                np.random.default_rng(ss).random((length, 3))
+                for ss in np.random.SeedSequence(seed).spawn(n)
+            ],
+            axis=1,
+        )  # [length, n, 3]
+        st = start.repeat(n)
+        rt = np.asarray(restart_tokens, dtype=np.int64)
+        queue = np.full(n, -1, dtype=np.int64)  # index into rt of the next forced token
+        if len(head):
+            node = np.full(n, head[-1], dtype=np.int64)
+        else:  # the sample starts at a bar: its first token is the start state
+            node = np.full(n, g.bar_id, dtype=np.int64)
+            queue[:] = 0
+        pending = np.zeros(n, dtype=bool)
+        top = self._topk
+        for step in range(length):
+            us = u[step]
+            if alpha > 0:
+                pending |= us[:, 0] < alpha
+            rows = self._row(node, st.pos, st.notes) if self._n_notes else self._base + node
+            nonempty = top.deg[rows] > 0
+            j = top.draw(np.where(nonempty, rows, 0), us[:, 1])
+            tok = top.cand[j]
+            forced = queue >= 0
+            tok = np.where(forced, rt[np.maximum(queue, 0)], tok)
+            ok = forced | (nonempty & g.allows(st, tok))
+            restart_now = np.zeros(n, dtype=bool)
+            for b in np.flatnonzero(~ok):
+                stats[b]["rejected"] += 1
+                tok[b], dead = self._slow_step(
+                    st, b, int(node[b]), int(rows[b]), us[b, 2], stats[b]
+                )
+                restart_now[b] = dead
+            # a pending restart happens when the walk reaches a bar line by itself
+            at_bar = ~forced & (tok == g.bar_id)
+            hit = at_bar & pending
+            for b in np.flatnonzero(hit):
+                stats[b]["restarts"] += 1
+            restart_now |= hit
+            pending &= ~restart_now
+            queue = np.where(forced, queue + 1, queue)
+            queue = np.where(restart_now, 1, queue)
+            queue = np.where(queue >= len(rt), -1, queue)
+            out[:, step] = tok
+            g.advance(st, tok)
+            node = tok
+        for s in stats:
+            s["tokens"] = len(head) + length
+        return out, stats
 
 
 def _as_input(tokenizer: Any, ids: np.ndarray) -> list:

@@ -358,9 +358,11 @@ def run_adjacency(
     stats_out: str,
     offset_weights: list[float],
     self_loops: bool,
+    context_out: str | None = None,
 ) -> dict:
-    """Co-occurrence and successor graphs of a target corpus's training pieces."""
-    from .graph import cooccurrence, save_matrix, successors, write_stats
+    """Co-occurrence and successor graphs of a target corpus's training pieces (and the
+    successor counts per grammar context, which the walk moves on)."""
+    from .graph import context_successors, cooccurrence, save_matrix, successors, write_stats
 
     vocab = len(load_tokenizer(tokenizer_json))
     seqs = corpus_tokens(shards, [split], "train")
@@ -369,6 +371,8 @@ def run_adjacency(
     a = cooccurrence(seqs, vocab, offset_weights, self_loops)
     save_matrix(a, adjacency)
     save_matrix(successors(seqs, vocab), successors_out)
+    if context_out:
+        save_matrix(context_successors(seqs, load_tokenizer(tokenizer_json)), context_out)
     return write_stats(
         a,
         stats_out,
@@ -388,10 +392,13 @@ def run_generate(
     out_dir: str,
     cfg: dict,
     prompt_midi: str | None = None,
+    context_npz: str | None = None,
 ) -> dict:
     """Generate samples by the biased random walk with restart; write MIDI, tokens and a record.
 
-    ``nodes_h5=None`` walks on the counts alone (the first-order Markov baseline).
+    ``nodes_h5=None`` walks on the counts alone (the Markov chain of the counts).
+    ``context_npz``: the successor counts per grammar context (default:
+    ``context_successors.npz`` beside ``successors_npz``); unused with ``context: none``.
     """
 
     from .graph import load_matrix
@@ -403,7 +410,10 @@ def run_generate(
     h = vocab_ids = None
     if nodes_h5:
         h, vocab_ids = load_node_embeddings(nodes_h5)
-    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg)
+    ctx = None
+    if walk_cfg.context != "none":
+        ctx = load_matrix(context_npz or Path(successors_npz).with_name("context_successors.npz"))
+    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx)
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
     t0 = time.perf_counter()
     samples = walker.generate(prompt=prompt)

@@ -1,0 +1,310 @@
+"""The REMI grammar as arrays: which token ids may come next, for many sequences at once.
+
+Every sampler of the project (the graph walk, the n-gram chains, the transformer) draws its
+next token under the same mask, so that every sample passes miditok's ``tokens_errors`` with
+zero errors. The state of a sequence is a handful of integers (:class:`GrammarState` holds them
+as arrays, one entry per sequence), and :meth:`Grammar.mask` / :meth:`Grammar.allows` /
+:meth:`Grammar.advance` work on all sequences together with numpy, without per-token Python.
+
+The state of a REMI token stream and the rules it enforces (those miditok checks, plus what
+makes a sample decode to what it says):
+
+- ``prev``: the type of the previous token. Type successions come from the tokenizer's own
+  ``tokens_types_graph``; before any token only ``Bar`` may come (a sample starts at a bar).
+  Special tokens (PAD, BOS, EOS, MASK) are never allowed.
+- ``pos``: the position in the bar (``-1`` at a bar start), ``floor``: the smallest
+  ``Position`` allowed next (positions go strictly forward inside a bar; a note at the bar
+  start takes position 0) and ``limit``: positions per bar of the current time signature
+  (a ``Position`` must lie below it).
+- ``ts``: the current time signature token (a ``TimeSig`` after a ``Bar`` may change it, as in
+  real pieces; ``limit`` follows it).
+- ``program``: the current program; with programs, ``PitchDrum`` only after ``Program_-1``,
+  ``Pitch`` only after other programs.
+- ``played``: the pitches already played at the current onset per program (no pitch twice at
+  one onset for one program, where the tokenizer's ``remove_duplicated_notes`` says so, as
+  miditok checks it); ``notes``: how many notes started at the current onset.
+
+REMI options whose grammar is not modelled here (rests, pitch intervals, bar-end or numbered
+bars, one sequence per track with programs, a trained vocabulary) and other tokenizer kinds are
+refused: :func:`unsupported` says why (the config validation uses it too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+SPECIAL_TYPES = ("PAD", "BOS", "EOS", "MASK")
+BAR_TOKEN = "Bar_None"
+
+# how a token changes the state (Grammar.kind)
+OTHER, BAR, TIMESIG, POSITION, PROGRAM, NOTE = range(6)
+#: pitch values per program slot in the ``played`` key (program + 1) * 128 + pitch
+_PITCHES = 128
+
+
+def unsupported(tokenizer: Any) -> str | None:
+    """Why the grammar cannot model ``tokenizer``'s token stream, or None when it can."""
+    name = type(tokenizer).__name__
+    if name != "REMI":
+        return f"only miditok REMI tokenizers are supported, not {name}"
+    cfg = tokenizer.config
+    problems = []
+    if getattr(tokenizer, "is_trained", False):
+        problems.append("a trained (BPE/Unigram/WordPiece) vocabulary")
+    if cfg.use_programs and not cfg.one_token_stream_for_programs:
+        problems.append("one_token_stream_for_programs=False (one sequence per track)")
+    if cfg.use_rests:
+        problems.append("use_rests=True")
+    if cfg.use_pitch_intervals:
+        problems.append("use_pitch_intervals=True")
+    if cfg.additional_params.get("use_bar_end_tokens"):
+        problems.append("use_bar_end_tokens=True")
+    if cfg.additional_params.get("max_bar_embedding") is not None:
+        problems.append("max_bar_embedding (numbered Bar tokens)")
+    dur = set(cfg.use_note_duration_programs)
+    if dur and dur != set(cfg.programs):
+        problems.append("use_note_duration_programs that leaves out some programs")
+    if BAR_TOKEN not in tokenizer.vocab:
+        problems.append(f"no {BAR_TOKEN} token")
+    if problems:
+        return f"REMI with {', '.join(problems)} is not supported"
+    return None
+
+
+@dataclass
+class GrammarState:
+    """The grammar state of ``n`` sequences, one array entry per sequence (see module doc)."""
+
+    prev: np.ndarray  # type code of the previous token (Grammar.start_code before any)
+    pos: np.ndarray  # position in the bar, -1 at a bar start
+    floor: np.ndarray  # smallest Position value allowed next
+    limit: np.ndarray  # positions in the bar for the current time signature
+    ts: np.ndarray  # token id of the current TimeSig, -1: none yet
+    program: np.ndarray
+    notes: np.ndarray  # notes started at the current onset
+    onset: np.ndarray  # serial number of the current onset (played[i, key] == onset[i]: played)
+    played: np.ndarray  # [n, 129 * 128] onset serial at which (program, pitch) was last played
+
+    def __len__(self) -> int:
+        return len(self.prev)
+
+    def take(self, idx: Any) -> GrammarState:
+        """A copy of the states of the sequences ``idx`` (an index array or a slice)."""
+        return GrammarState(**{f.name: getattr(self, f.name)[idx].copy() for f in fields(self)})
+
+    def copy(self) -> GrammarState:
+        return self.take(slice(None))
+
+    def put(self, idx: Any, other: GrammarState) -> None:
+        """Set the states of the sequences ``idx`` to ``other``'s."""
+        for f in fields(self):
+            getattr(self, f.name)[idx] = getattr(other, f.name)
+
+    def repeat(self, n: int) -> GrammarState:
+        """``n`` copies of a one-sequence state."""
+        return GrammarState(
+            **{f.name: np.repeat(getattr(self, f.name)[:1], n, axis=0) for f in fields(self)}
+        )
+
+
+class Grammar:
+    """The REMI grammar of ``tokenizer`` as per-token arrays and a type-succession table.
+
+    ``vocab_size``: the number of token ids (default: the tokenizer's vocabulary).
+    """
+
+    def __init__(self, tokenizer: Any, vocab_size: int | None = None) -> None:
+        why = unsupported(tokenizer)
+        if why:
+            raise NotImplementedError(f"the REMI grammar mask: {why}")
+        cfg = tokenizer.config
+        v = len(tokenizer.vocab) if vocab_size is None else int(vocab_size)
+        names = [""] * v
+        for tok, i in tokenizer.vocab.items():
+            if i < v:
+                names[i] = tok
+        if any(not n for n in names):
+            raise ValueError(f"{v} token ids, but the tokenizer's vocabulary differs")
+        graph: dict[str, set[str]] = tokenizer.tokens_types_graph
+        types = sorted({n.split("_")[0] for n in names} | set(graph))
+        code = {t: i for i, t in enumerate(types)}
+        n_types = len(types)
+        self.vocab_size = v
+        self.types = types
+        self.code = code
+        self.start_code = n_types  # the type "row" before the first token
+        self.ttype = np.array([code[n.split("_")[0]] for n in names], dtype=np.int64)
+        self.tval = np.zeros(v, dtype=np.int64)
+        self.ts_limit = np.zeros(v, dtype=np.int64)
+        self.kind = np.full(v, OTHER, dtype=np.int64)
+        ppb = int(cfg.max_num_pos_per_beat)
+        for i, n in enumerate(names):
+            typ, _, val = n.partition("_")
+            if typ in ("Position", "Pitch", "PitchDrum", "Program"):
+                self.tval[i] = int(val)
+            if typ == "TimeSig":
+                num, _den = tokenizer._parse_token_time_signature(val)
+                self.ts_limit[i] = num * ppb
+                self.kind[i] = TIMESIG
+            elif typ == "Bar":
+                self.kind[i] = BAR
+            elif typ == "Position":
+                self.kind[i] = POSITION
+            elif typ == "Program":
+                self.kind[i] = PROGRAM
+            elif typ in ("Pitch", "PitchDrum"):
+                self.kind[i] = NOTE
+        # allowed[drum, prev, next]: drum = the current program is -1; row n_types: the start
+        allowed = np.zeros((2, n_types + 1, n_types), dtype=bool)
+        generable = {t for t in types if t in graph and t not in SPECIAL_TYPES}
+        for prev, nexts in graph.items():
+            for nxt in nexts:
+                t = nxt.split("_")[0]
+                if t in generable:
+                    allowed[:, code[prev], code[t]] = True
+        if cfg.use_programs:  # without programs the stream does not say which track is drums
+            if "Pitch" in code:
+                allowed[1, :, code["Pitch"]] = False  # program -1 (drums) plays PitchDrum
+            if "PitchDrum" in code:
+                allowed[0, :, code["PitchDrum"]] = False  # other programs play Pitch
+        allowed[:, n_types, code["Bar"]] = True  # a sample starts at a bar
+        self.allowed = allowed
+        self.bar_id = int(tokenizer.vocab[BAR_TOKEN])
+        self.position_code = code.get("Position", -2)
+        self.timesig_code = code.get("TimeSig", -2)
+        self.use_ts = bool(cfg.use_time_signatures)
+        self.default_limit = 4 * ppb
+        self.default_ts = -1
+        if self.use_ts:
+            ts_ids = [i for i, n in enumerate(names) if n.startswith("TimeSig_")]
+            self.default_ts = int(tokenizer.vocab.get("TimeSig_4/4", ts_ids[0]))
+        self.remove_duplicated_notes = bool(cfg.remove_duplicated_notes)
+        self.max_position = int(self.tval[self.kind == POSITION].max(initial=0))
+        self._names = names
+        self._is_note = self.kind == NOTE
+        self._is_pos = self.kind == POSITION
+
+    # ------------------------------------------------------------------ states
+    def new_state(self, n: int = 1) -> GrammarState:
+        """``n`` sequences before their first token."""
+        return GrammarState(
+            prev=np.full(n, self.start_code, dtype=np.int64),
+            pos=np.full(n, -1, dtype=np.int64),
+            floor=np.zeros(n, dtype=np.int64),
+            limit=np.full(n, self.default_limit, dtype=np.int64),
+            ts=np.full(n, -1, dtype=np.int64),
+            program=np.zeros(n, dtype=np.int64),
+            notes=np.zeros(n, dtype=np.int64),
+            onset=np.zeros(n, dtype=np.int64),
+            played=np.full((n, 129 * _PITCHES), -1, dtype=np.int64),
+        )
+
+    def _drum(self, st: GrammarState) -> np.ndarray:
+        return (st.program == -1).astype(np.int64)
+
+    def mask(self, st: GrammarState) -> np.ndarray:
+        """``[n, V]`` bool: the token ids each sequence may take next."""
+        rows = self.allowed[self._drum(st), st.prev]  # [n, T]
+        m = rows[:, self.ttype]
+        pos_ok = (self.tval >= st.floor[:, None]) & (self.tval < st.limit[:, None])
+        m &= ~self._is_pos | pos_ok
+        if self.remove_duplicated_notes:
+            keys = (st.program[:, None] + 1) * _PITCHES + self.tval[None, :] % _PITCHES
+            played = np.take_along_axis(st.played, keys, axis=1) == st.onset[:, None]
+            m &= ~(self._is_note & played)
+        return m
+
+    def allows(self, st: GrammarState, tokens: np.ndarray) -> np.ndarray:
+        """``[n]`` bool: whether sequence ``i`` may take ``tokens[i]`` next."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        t = self.ttype[tokens]
+        ok = self.allowed[self._drum(st), st.prev, t]
+        val = self.tval[tokens]
+        kind = self.kind[tokens]
+        ok &= (kind != POSITION) | ((val >= st.floor) & (val < st.limit))
+        if self.remove_duplicated_notes:
+            key = (st.program + 1) * _PITCHES + val % _PITCHES
+            played = st.played[np.arange(len(tokens)), key] == st.onset
+            ok &= (kind != NOTE) | ~played
+        return ok
+
+    def advance(self, st: GrammarState, tokens: np.ndarray) -> None:
+        """Append ``tokens[i]`` to sequence ``i`` (no check: see :meth:`allows`)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        kind = self.kind[tokens]
+        val = self.tval[tokens]
+        bar = kind == BAR
+        posk = kind == POSITION
+        note = kind == NOTE
+        new_onset = bar | posk
+        st.pos = np.where(bar, -1, np.where(posk, val, st.pos))
+        st.floor = np.where(bar, 0, np.where(posk, val + 1, st.floor))
+        st.floor = np.where(note & (st.pos < 0), np.maximum(st.floor, 1), st.floor)
+        tsk = kind == TIMESIG
+        st.ts = np.where(tsk, tokens, st.ts)
+        st.limit = np.where(tsk, self.ts_limit[tokens], st.limit)
+        st.program = np.where(kind == PROGRAM, val, st.program)
+        st.onset = st.onset + new_onset
+        st.notes = np.where(new_onset, 0, st.notes + note)
+        idx = np.flatnonzero(note)
+        if len(idx):
+            key = (st.program[idx] + 1) * _PITCHES + val[idx] % _PITCHES
+            st.played[idx, key] = st.onset[idx]
+        st.prev = self.ttype[tokens]
+
+    # ------------------------------------------------------------------ sequences
+    def replay(self, tokens: np.ndarray) -> GrammarState:
+        """The one-sequence state after ``tokens``; ValueError naming the first token that
+        breaks miditok's grammar (a prompt must be valid music)."""
+        st = self.new_state(1)
+        for i, tok in enumerate(np.asarray(tokens, dtype=np.int64).ravel().tolist()):
+            if not 0 <= tok < self.vocab_size:
+                raise ValueError(f"token {i} (id {tok}) is outside the vocabulary")
+            name = self._names[tok]
+            if name.split("_")[0] in SPECIAL_TYPES:
+                raise ValueError(f"token {i} is a special token ({name})")
+            err = self._miditok_error(st, tok) if i else None
+            if err:
+                raise ValueError(f"the tokens break the grammar at token {i} ({name}): {err}")
+            self.advance(st, np.array([tok]))
+        return st
+
+    def _miditok_error(self, st: GrammarState, tok: int) -> str | None:
+        t, prev = int(self.ttype[tok]), int(st.prev[0])
+        if prev < self.start_code and not self.allowed[:, prev, t].any():
+            return f"{self.types[t]} cannot follow {self.types[prev]}"
+        if self.kind[tok] == POSITION and self.tval[tok] <= st.pos[0]:
+            return f"Position {self.tval[tok]} does not go forward from {st.pos[0]}"
+        if self.kind[tok] == NOTE and self.remove_duplicated_notes:
+            key = (st.program[0] + 1) * _PITCHES + self.tval[tok] % _PITCHES
+            if st.played[0, key] == st.onset[0]:
+                return "the same pitch twice at one onset"
+        return None
+
+    def contexts(self, seq: np.ndarray, n_notes: int) -> np.ndarray:
+        """Per token of ``seq``, the context id of the state after it (see :meth:`context`).
+
+        Vectorised over the sequence: the position is carried forward from the last ``Bar`` or
+        ``Position`` token, the notes are counted since then.
+        """
+        seq = np.asarray(seq, dtype=np.int64)
+        kind = self.kind[seq]
+        mark = (kind == BAR) | (kind == POSITION)
+        idx = np.arange(len(seq))
+        last = np.maximum.accumulate(np.where(mark, idx, -1))
+        at = np.maximum(last, 0)
+        pos = np.where((last >= 0) & (kind[at] == POSITION), self.tval[seq[at]], -1)
+        notes_cum = np.cumsum(kind == NOTE)
+        notes = notes_cum - np.where(last >= 0, notes_cum[at], 0)
+        return self.context_ids(pos, notes, n_notes)
+
+    def context_ids(self, pos: np.ndarray, notes: np.ndarray, n_notes: int) -> np.ndarray:
+        """Context id ``(pos + 1) * n_notes + min(notes, n_notes - 1)`` (``n_notes = 1``:
+        the position alone)."""
+        return (np.asarray(pos) + 1) * n_notes + np.minimum(notes, n_notes - 1)
+
+    def n_contexts(self, n_notes: int) -> int:
+        return (self.max_position + 2) * n_notes

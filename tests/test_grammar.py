@@ -1,0 +1,103 @@
+"""The REMI grammar mask on real fixture pieces and on random sequences drawn under it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tokentransfer.grammar import Grammar, unsupported
+from tokentransfer.rwr import token_errors
+from tokentransfer.tokenize import build_tokenizer, tokenize_file
+
+CORPORA = ("bach", "jazzlead", "karaoke", "base_edge")
+
+
+@pytest.fixture(scope="module", params=[{"kind": "REMI", "use_programs": True}, {"kind": "REMI"}])
+def tok(request):
+    return build_tokenizer(request.param)
+
+
+@pytest.fixture(scope="module")
+def pieces(tok, fixtures_dir: Path) -> list[np.ndarray]:
+    out = []
+    for name in CORPORA:
+        for p in sorted((fixtures_dir / name).iterdir()):
+            try:
+                out.append(tokenize_file(tok, p))
+            except Exception:  # noqa: BLE001 - the hostile base_edge files: not music
+                continue
+    return [s for s in out if len(s)]
+
+
+def test_the_mask_never_forbids_real_music(tok, pieces):
+    """Every token of every fixture piece is allowed in the state the piece reached, where
+    miditok finds the piece valid (the mask may be stricter only where miditok counts an
+    error or where a position lies beyond the bar)."""
+    g = Grammar(tok)
+    checked = 0
+    for seq in pieces:
+        if token_errors(tok, seq) > 0:
+            continue
+        st = g.new_state(1)
+        masks = []
+        for t in seq.tolist():
+            masks.append(bool(g.mask(st)[0, t]))
+            assert masks[-1] == bool(g.allows(st, np.array([t]))[0])
+            g.advance(st, np.array([t]))
+        assert all(masks), [tok[int(seq[i])] for i in np.flatnonzero(~np.array(masks))[:5]]
+        checked += len(seq)
+    assert checked > 10_000
+
+
+def test_random_sequences_under_the_mask_have_no_errors(tok):
+    g = Grammar(tok)
+    rng = np.random.default_rng(0)
+    n, length = 8, 400
+    st = g.new_state(n)
+    out = np.zeros((n, length), dtype=np.int64)
+    for i in range(length):
+        m = g.mask(st)
+        assert m.any(axis=1).all()  # never a dead state
+        # uniform over the allowed tokens: the mask alone must keep the stream valid
+        tok_i = np.array([rng.choice(np.flatnonzero(row)) for row in m])
+        assert g.allows(st, tok_i).all()
+        out[:, i] = tok_i
+        g.advance(st, tok_i)
+    for seq in out:
+        assert token_errors(tok, seq) == 0
+    assert len(np.unique(out)) > 50
+
+
+def test_replay_names_the_breaking_token(tok):
+    g = Grammar(tok)
+    names = ["Bar_None", "Position_8", "Pitch_60", "Velocity_63", "Duration_1.0.8", "Position_4"]
+    if tok.config.use_programs:
+        names.insert(2, "Program_0")
+    if tok.config.use_time_signatures:
+        names.insert(1, "TimeSig_4/4")
+    ids = [tok.vocab[n] for n in names]
+    with pytest.raises(ValueError, match=r"token \d+ \(Position_4\).*does not go forward"):
+        g.replay(np.array(ids))
+    with pytest.raises(ValueError, match="special token"):
+        g.replay(np.array([tok.vocab["BOS_None"]]))
+
+
+def test_contexts_follow_the_state(tok, pieces):
+    """The vectorised per-token contexts equal those of the state machine, token by token."""
+    g = Grammar(tok)
+    seq = pieces[0][:600]
+    ctx = g.contexts(seq, 4)
+    st = g.new_state(1)
+    for i, t in enumerate(seq.tolist()):
+        g.advance(st, np.array([t]))
+        assert ctx[i] == g.context_ids(st.pos, st.notes, 4)[0]
+
+
+def test_unsupported_tokenizers_are_named():
+    assert "TSD" in unsupported(build_tokenizer({"kind": "TSD"}))
+    assert "use_rests" in unsupported(build_tokenizer({"kind": "REMI", "use_rests": True}))
+    assert unsupported(build_tokenizer({"kind": "REMI"})) is None
+    with pytest.raises(NotImplementedError, match="TSD"):
+        Grammar(build_tokenizer({"kind": "TSD"}))
