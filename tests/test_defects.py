@@ -11,6 +11,8 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -307,3 +309,53 @@ def test_10_readme_says_a_grown_corpus_reruns_embed_perplexity_and_figures():
     (row,) = [line for line in text.splitlines() if line.startswith("| a target corpus grew")]
     for stage in ("embedding", "perplexity", "figures", "split", "graph", "walks", "evaluation"):
         assert stage in row, (stage, row)
+
+
+# --------------------------------------------------------------------------- 8. training log
+
+TRAIN_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from tokentransfer.model import ModelSpec, TrainSpec, WindowSampler, build_model, special_ids, train
+from tokentransfer.tokenize import load_tokenizer, tokenize_file
+tok = load_tokenizer(sys.argv[1])
+special = special_ids(tok)
+seqs = [tokenize_file(tok, p) for p in sys.argv[4:]]
+spec = ModelSpec(arch="gpt2", layers=1, dim=16, heads=2, context=32, dropout=0.1)
+model = build_model(spec, len(tok), special, 0)
+ts = TrainSpec(steps=150, batch=2, lr=5e-3, warmup=2, checkpoint_every=5, log_every=5)
+train(model, WindowSampler(seqs, special, 32, 0), ts, checkpoint=sys.argv[2], log_path=sys.argv[3])
+"""
+
+
+def test_8_killed_training_leaves_no_training_log_and_a_resumed_one_writes_it_whole(tmp_path):
+    import signal
+    import time
+
+    from tokentransfer.tokenize import build_tokenizer, save_tokenizer
+
+    tok = tmp_path / "tokenizer.json"
+    save_tokenizer(build_tokenizer({"kind": "REMI", "use_programs": True}), tok)
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"p{i}.mid")
+        files[-1].write_bytes(midi_bytes([60 + i, 64, 67, 72 - i], repeat=8))
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_SCRIPT)
+    ckpt, log = tmp_path / "ckpt.pt", tmp_path / "training_log.tsv"
+    cmd = [sys.executable, str(script), str(tok), str(ckpt), str(log), *map(str, files)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # a checkpoint or two later
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    import torch
+
+    step = torch.load(ckpt, weights_only=True)["step"]
+    assert 0 < step < 150, "killed too late"
+    assert not log.exists(), log.read_text()
+    subprocess.run(cmd, check=True, timeout=600)
+    steps = [int(line.split("\t")[0]) for line in log.read_text().splitlines()[1:]]
+    assert steps == list(range(5, 151, 5))

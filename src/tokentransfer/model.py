@@ -245,6 +245,8 @@ def train(
     """Train ``model`` for ``spec.steps`` steps, resuming from ``checkpoint`` when it exists.
 
     The checkpoint is written atomically every ``spec.checkpoint_every`` steps and at the end.
+    The training log (``log_path``) is written, atomically, only once all steps are done: until
+    then the checkpoint carries its rows, so a killed run leaves no partial log under its name.
     ``stop_after`` ends the call early after that many steps (used by tests to interrupt).
     Returns tokens seen, wall seconds of this call and the last logged loss.
     """
@@ -280,8 +282,6 @@ def train(
             "seconds": seconds_before + (time.perf_counter() - t0),
         }
         torch_save_atomic(state, checkpoint)
-        if log_path is not None:
-            write_log(rows, log_path)
 
     t0 = time.perf_counter()
     model.train()
@@ -316,6 +316,8 @@ def train(
             save()
         if stop_after is not None and done_here >= stop_after:
             break
+    if log_path is not None and step >= spec.steps:
+        write_log(rows, log_path)
     return {
         "steps": step,
         "tokens_seen": step * tokens_per_step,
