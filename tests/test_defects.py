@@ -212,6 +212,103 @@ def test_4_validate_and_dry_run_refuse_a_bad_group(tmp_path, capsys):
     assert "Traceback" not in out
 
 
+# --------------------------------------------------------------------------- 5. generate CLI
+
+
+@pytest.fixture(scope="module")
+def walk_results(tmp_path_factory) -> Path:
+    """A real results/ folder with a target's graphs, built by the workflow (no model needed
+    for ``--counts-only``)."""
+    work = tmp_path_factory.mktemp("walk_results")
+    cfg = tiny_config(work)
+    snakemake(work, "--configfile", str(cfg), "--cores", "2", "results/graphs/tgt/successors.npz")
+    return work / "results"
+
+
+def generate(walk_results: Path, *flags: str):
+    """The argv of a short counts-only ``tokentransfer generate`` on ``walk_results``, and main."""
+    from tokentransfer.cli import main
+
+    argv = ["generate", "--corpus", "tgt", "--results", str(walk_results), "--counts-only"]
+    return argv + ["--n", "2", "--length", "64", *flags], main
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--n", "-3"], "--n: need at least one sample, got -3"),
+        (["--n", "0"], "--n: need at least one sample, got 0"),
+        (["--length", "0"], "--length: need at least one token per sample, got 0"),
+        (["--top-k", "-1"], "--top-k: must be >= 0 (0: all successors), got -1"),
+        (["--temperature", "0"], "--temperature: must be > 0, got 0.0"),
+        (["--restart", "1.5"], "--restart: a probability, in [0, 1], got 1.5"),
+    ],
+)
+def test_5_generate_refuses_bad_flags_naming_the_flag(
+    walk_results, tmp_path, capsys, flags, expected
+):
+    out = tmp_path / "out"
+    argv, main = generate(walk_results, "--out", str(out), *flags)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"tokentransfer generate: {expected}\n"
+    assert "generate." not in err  # the flag, not a config key
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_5_generate_refuses_bad_prompt_and_out_naming_the_file(walk_results, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("not music\n")
+    out = tmp_path / "out"
+    cases = [
+        (["--prompt", str(text), "--out", str(out)], f"--prompt {text}: not a MIDI file"),
+        (
+            ["--prompt", str(tmp_path / "gone.mid"), "--out", str(out)],
+            f"--prompt {tmp_path / 'gone.mid'}: no such file",
+        ),
+        (["--out", str(text)], f"--out {text}: is a file; give a folder"),
+        (["--out", str(text / "sub")], f"--out {text / 'sub'}: lies under {text}, which is a file"),
+    ]
+    for flags, expected in cases:
+        argv, main = generate(walk_results, *flags)
+        assert main(argv) == 2, flags
+        err = capsys.readouterr().err
+        assert err.startswith(f"tokentransfer generate: {expected}"), err
+        assert err.count("\n") == 1 and "run the workflow first" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_5_generate_writes_its_folder_whole_and_replaces_only_its_own(
+    walk_results, tmp_path, capsys
+):
+    out = tmp_path / "samples"
+    prompt = walk_results.parent / "data" / "t" / "p1.mid"
+    argv, main = generate(walk_results, "--prompt", str(prompt), "--out", str(out))
+    assert main(argv) == 0
+    first = sorted(os.listdir(out))
+    assert first == ["generation.json", "sample_000.mid", "sample_001.mid", "tokens.h5"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+    # again with one sample: the earlier output is replaced whole (no stale sample_001.mid)
+    argv, main = generate(walk_results, "--out", str(out), "--n", "1")
+    assert main(argv) == 0
+    assert sorted(os.listdir(out)) == ["generation.json", "sample_000.mid", "tokens.h5"]
+    assert os.listdir(tmp_path) == ["samples"]  # no temporary folder left beside it
+    # a folder holding something else is refused, untouched
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    argv, main = generate(walk_results, "--out", str(mine))
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "--out" in capsys.readouterr().err and os.listdir(mine) == ["keep.txt"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 # --------------------------------------------------------------------------- 6. split rows
 
 

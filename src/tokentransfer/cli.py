@@ -6,7 +6,10 @@ The workflow itself runs with ``snakemake``; this command is for looking at what
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -73,7 +76,73 @@ def _divergence(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A flag or file of the command line is refused; the message names it, on one line."""
+
+
+def _check_walk_flags(args: argparse.Namespace) -> None:
+    """Refuse flag values the walk cannot use, naming the flag (not the config key)."""
+    if args.n < 1:
+        raise UsageError(f"--n: need at least one sample, got {args.n}")
+    if args.length < 1:
+        raise UsageError(f"--length: need at least one token per sample, got {args.length}")
+    if args.top_k < 0:
+        raise UsageError(f"--top-k: must be >= 0 (0: all successors), got {args.top_k}")
+    if not args.temperature > 0:
+        raise UsageError(f"--temperature: must be > 0, got {args.temperature}")
+    if not 0.0 <= args.restart <= 1.0:
+        raise UsageError(f"--restart: a probability, in [0, 1], got {args.restart}")
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a new folder, an empty one, or the output of an earlier generate."""
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        what = "is a file" if ancestor == out else f"lies under {ancestor}, which is a file"
+        raise UsageError(f"--out {out}: {what}; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "generation.json").is_file():
+        raise UsageError(
+            f"--out {out}: the folder holds other files (no generation.json of an earlier "
+            "generate); give a new or empty folder"
+        )
+
+
+def _check_prompt(prompt: Path) -> None:
+    from .corpus import Limits, check_midi
+
+    if not prompt.exists():
+        raise UsageError(f"--prompt {prompt}: no such file")
+    if not prompt.is_file():
+        raise UsageError(f"--prompt {prompt}: not a file")
+    reason = check_midi(prompt.read_bytes(), Limits(max_file_mb=1024, max_hours=1e9))
+    if reason is not None:
+        raise UsageError(f"--prompt {prompt}: {reason}")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` at ``out``, replacing an earlier output (or an empty
+    folder) only once the new one is complete."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".old-{out.name}.", dir=out.parent))
+    os.replace(out, old / "out")
+    os.replace(tmp, out)
+    shutil.rmtree(old)
+
+
 def _generate(args: argparse.Namespace) -> int:
+    try:
+        _check_walk_flags(args)
+        out = Path(args.out).resolve()
+        _check_out(out)
+        if args.prompt:
+            _check_prompt(Path(args.prompt))
+    except UsageError as exc:
+        print(f"tokentransfer generate: {exc}", file=sys.stderr)
+        return 2
     from .stages import run_generate
 
     results = Path(args.results)
@@ -84,12 +153,27 @@ def _generate(args: argparse.Namespace) -> int:
         results / "tokenizer" / "tokenizer.json",
         results / "graphs" / args.corpus / "successors.npz",
         *([nodes] if nodes else []),
-        *([Path(args.prompt)] if args.prompt else []),
     ]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        print(f"missing: {', '.join(missing)} (run the workflow first)", file=sys.stderr)
+        print(
+            f"tokentransfer generate: missing {', '.join(missing)} (run the workflow first, "
+            "or point --results at its results folder)",
+            file=sys.stderr,
+        )
         return 2
+    if args.prompt:
+        from .tokenize import load_tokenizer, tokenize_file
+
+        try:
+            tokenize_file(load_tokenizer(paths[0]), args.prompt)
+        except Exception as exc:  # miditok and symusic raise many kinds on odd files
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(
+                f"tokentransfer generate: --prompt {args.prompt}: cannot be tokenized: {first}",
+                file=sys.stderr,
+            )
+            return 2
     cfg = {
         "samples": args.n,
         "length": args.length,
@@ -100,14 +184,24 @@ def _generate(args: argparse.Namespace) -> int:
         "similarity": args.similarity,
         "seed": args.seed,
     }
-    info = run_generate(
-        tokenizer_json=str(paths[0]),
-        successors_npz=str(paths[1]),
-        nodes_h5=str(nodes) if nodes else None,
-        out_dir=args.out,
-        cfg=cfg,
-        prompt_midi=args.prompt,
-    )
+    # written into a temporary folder beside --out, which takes its place only when complete
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise become --out's mode
+    try:
+        info = run_generate(
+            tokenizer_json=str(paths[0]),
+            successors_npz=str(paths[1]),
+            nodes_h5=str(nodes) if nodes else None,
+            out_dir=str(tmp),
+            cfg=cfg,
+            prompt_midi=args.prompt,
+        )
+        _publish(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"{info['samples']} samples, {info['tokens_generated']} tokens in {info['seconds']:.3f} s "
         f"({info['tokens_per_second']:.0f} tokens/s); notes per sample {info['notes']}; "
