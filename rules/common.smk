@@ -42,11 +42,12 @@ wildcard_constraints:
     model=MODEL,
     variant="|".join(config["gcn"]["variants"] + ["counts"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
-    method="markov[123]|transformer|finetuned|real_target|real_base",
+    method="markov[123]c?|transformer|finetuned|real_target|real_base",
     k=r"\d+",
     setname="|".join(
         config["gcn"]["variants"]
-        + ["counts", "markov1", "markov2", "markov3", "transformer", "finetuned"]
+        + ["counts", "markov1", "markov2", "markov3", "markov1c", "markov2c", "markov3c"]
+        + ["transformer", "finetuned"]
         + ["real_target", "real_base"]
     ),
     draw=r"\d+",

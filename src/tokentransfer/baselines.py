@@ -13,8 +13,12 @@ seed: sample ``i`` draws from ``np.random.default_rng(np.random.SeedSequence(see
 as :meth:`tokentransfer.rwr.Walker.generate` does, so sample ``i`` does not depend on ``n``'s
 other samples nor on how they are batched.
 
-The n-gram chain ignores the REMI grammar, so its samples may contain token errors; the
-evaluation measures them (:func:`tokentransfer.rwr.token_errors`), nothing here fixes them.
+Grammar. Given a :class:`tokentransfer.grammar.Grammar`, the n-gram chain and the transformer
+sample under its mask: at each step the distribution is renormalised over the tokens the REMI
+grammar allows in the sample's state (for the transformer, the disallowed logits are set to
+-inf by :class:`tokentransfer.logits.GrammarLogitsProcessor`), so that every sample decodes
+with zero token errors. Without one the chain samples its raw distribution and may break the
+grammar; the evaluation measures that (:func:`tokentransfer.rwr.token_errors`).
 """
 
 from __future__ import annotations
@@ -189,13 +193,18 @@ class NgramModel:
             p = q
         return p
 
-    def distribution(self, context: Sequence[int] = ()) -> np.ndarray:
+    def distribution(
+        self, context: Sequence[int] = (), allowed: np.ndarray | None = None
+    ) -> np.ndarray:
         """``P(. | context)`` over the vocabulary (length ``vocab_size``, sums to 1).
 
         Only the last ``order - 1`` tokens of ``context`` are used; a shorter context uses the
-        orders it can fill (an empty one: the unigram).
+        orders it can fill (an empty one: the unigram). With ``allowed`` (a [V] bool mask, e.g.
+        a row of :meth:`tokentransfer.grammar.Grammar.mask`) the distribution is renormalised
+        over the allowed tokens (uniform over them where the chain gives them no mass).
         """
-        return self._dist(self._context(context)).copy()
+        p = self._dist(self._context(context))
+        return p.copy() if allowed is None else _renormalise(p, allowed)
 
     def prob(self, context: Sequence[int], token: int) -> float:
         """``P(token | context)``."""
@@ -215,7 +224,12 @@ class NgramModel:
         return cdf
 
     def sample(
-        self, n: int, length: int, seed: int, start: Sequence[int] | None = None
+        self,
+        n: int,
+        length: int,
+        seed: int,
+        start: Sequence[int] | None = None,
+        grammar: Any = None,
     ) -> list[np.ndarray]:
         """``n`` samples of ``length`` tokens, int64.
 
@@ -223,7 +237,8 @@ class NgramModel:
         (an empty ``start`` counts as none).
         Without it, each sample's first token is the most frequent first token of the fitting
         sequences (for REMI pieces the ``Bar`` token) and counts in ``length``; the rest follow
-        from the chain. Sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``.
+        from the chain. Sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``. With a
+        ``grammar`` each step draws from :meth:`distribution` under the grammar's mask.
         """
         self._fitted()
         _check_counts(n, length)
@@ -233,19 +248,42 @@ class NgramModel:
         out = []
         for rng in _rngs(seed, n):
             seq = list(prompt)
+            state = None
+            if grammar is not None:
+                state = grammar.replay(np.asarray(prompt, dtype=np.int64))
             if start is None and length:
-                seq.append(int(self.first_token))  # type: ignore[arg-type]
+                first = int(self.first_token)  # type: ignore[arg-type]
+                if grammar is not None:
+                    first = grammar.bar_id  # a sample starts at a bar
+                    grammar.advance(state, np.array([first]))
+                seq.append(first)
             total = len(prompt) + length
             k = self.order - 1
             while len(seq) < total:
                 ctx = tuple(seq[-k:]) if k else ()
-                cdf = self._cdf(ctx)
+                if grammar is None:
+                    cdf = self._cdf(ctx)
+                else:
+                    cdf = np.cumsum(_renormalise(self._dist(ctx), grammar.mask(state)[0]))
                 i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-                if i >= self.vocab_size:  # rounding at the very top
+                if i >= self.vocab_size or (i and cdf[i] == cdf[i - 1]):  # rounding at the top
                     i = int(np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)[-1])
                 seq.append(i)
+                if grammar is not None:
+                    grammar.advance(state, np.array([i]))
             out.append(np.asarray(seq, dtype=np.int64))
         return out
+
+
+def _renormalise(p: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """``p`` restricted to ``allowed`` and summing to one (uniform if ``p`` gives it no mass)."""
+    q = np.where(allowed, p, 0.0)
+    total = q.sum()
+    if total <= 0:
+        if not allowed.any():
+            raise ValueError("the grammar allows no token here")
+        q, total = allowed.astype(np.float64), float(allowed.sum())
+    return q / total
 
 
 # --------------------------------------------------------------------------- transformer
@@ -263,6 +301,7 @@ def transformer_samples(
     batch: int = 8,
     banned: Sequence[int] = (),
     keep_start: bool = False,
+    grammar: Any = None,
 ) -> list[np.ndarray]:
     """``n`` samples of ``length`` tokens from a HF causal LM by ancestral sampling.
 
@@ -271,7 +310,9 @@ def transformer_samples(
     ``start + generated`` with ``keep_start=True`` (use it for a prompt). Logits are divided by
     ``temperature``, the ``banned`` ids (pass the tokenizer's PAD/BOS/EOS, see
     :func:`tokentransfer.model.special_ids`) are masked out, then only the ``top_k`` most likely
-    are kept (``0``: the full softmax).
+    are kept (``0``: the full softmax). With a ``grammar``, tokens it does not allow in a
+    sample's state are masked first (:class:`tokentransfer.logits.GrammarLogitsProcessor`; the
+    special tokens of ``start``, like BOS, are not part of the token stream it follows).
 
     Samples run in batches of ``batch`` with a KV cache. Past the model's context length the
     cache is recomputed on the last ``context // 2`` tokens (a sliding window). Draws are
@@ -314,8 +355,13 @@ def transformer_samples(
             for b0 in range(0, n, batch):
                 group = rngs[b0 : b0 + batch]
                 seqs = torch.tensor([start] * len(group), dtype=torch.long, device=device)
+                mask = None
+                if grammar is not None:
+                    from .logits import GrammarLogitsProcessor
+
+                    mask = GrammarLogitsProcessor(grammar, skip=banned)
                 gen = _generate(
-                    model, seqs, group, length, context, window, temperature, top_k, banned
+                    model, seqs, group, length, context, window, temperature, top_k, banned, mask
                 )
                 out.extend(np.concatenate([head, g]) for g in gen)
     finally:
@@ -323,7 +369,7 @@ def transformer_samples(
     return out
 
 
-def _generate(model, seqs, rngs, length, context, window, temperature, top_k, banned):
+def _generate(model, seqs, rngs, length, context, window, temperature, top_k, banned, mask=None):
     """Generated tokens [len(rngs), length] (int64 numpy) for one batch starting at ``seqs``."""
     import torch
 
@@ -341,6 +387,8 @@ def _generate(model, seqs, rngs, length, context, window, temperature, top_k, ba
     generated = np.zeros((len(rngs), length), dtype=np.int64)
     for step in range(length):
         logits = logits / temperature
+        if mask is not None:
+            logits = mask(seqs, logits)
         if len(ban):
             logits[:, ban] = -float("inf")
         if top_k and top_k < logits.shape[1]:

@@ -8,6 +8,8 @@ Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``)
 
 - ``markov1`` .. ``markov3``: n-gram chains fitted on the target's training pieces, with
   interpolated absolute-discount smoothing (:class:`tokentransfer.baselines.NgramModel`);
+  ``markov1c`` .. ``markov3c``: the same chains sampled under the REMI grammar mask
+  (renormalised over the allowed tokens: zero token errors);
 - ``transformer``: the pretrained transformer, unadapted; ``finetuned``: fine-tuned on the
   target (only for the targets of ``baselines.finetune``);
 - ``real_target``: excerpts of the target's *training* pieces (the ceiling: real music of the
@@ -41,6 +43,9 @@ BASELINES = (
     "markov1",
     "markov2",
     "markov3",
+    "markov1c",
+    "markov2c",
+    "markov3c",
     "transformer",
     "finetuned",
     "real_target",
@@ -91,6 +96,7 @@ def run_baseline(
 ) -> dict:
     """Produce one baseline's sample set (``generate.samples`` x ``generate.length`` tokens)."""
     from .baselines import NgramModel, bar_id, real_excerpts, start_tokens, transformer_samples
+    from .grammar import Grammar
     from .model import device_for, load_model, special_ids
     from .stages import corpus_tokens, set_threads, write_samples
     from .tokenize import load_tokenizer, tokenize_file
@@ -104,15 +110,21 @@ def run_baseline(
     adapt = 0.0
     t0 = time.perf_counter()
     if method.startswith("markov"):
-        order = int(method[len("markov") :])
+        order = int(method[len("markov")])
+        grammar = Grammar(tokenizer) if method.endswith("c") else None
         t_fit = time.perf_counter()
         chain = NgramModel(order, len(tokenizer), discount=eval_cfg["markov_discount"])
         chain.fit(train)
         adapt = time.perf_counter() - t_fit
         t0 = time.perf_counter()
         start = None if prompt is None else [int(t) for t in prompt]
-        samples = chain.sample(n, length, seed, start=start)
-        extra.update(order=order, discount=eval_cfg["markov_discount"], train_pieces=len(train))
+        samples = chain.sample(n, length, seed, start=start, grammar=grammar)
+        extra.update(
+            order=order,
+            discount=eval_cfg["markov_discount"],
+            train_pieces=len(train),
+            grammar_mask=grammar is not None,
+        )
     elif method in ("transformer", "finetuned"):
         if model_dir is None:
             raise ValueError(f"baseline {method} needs a model folder")
@@ -132,6 +144,7 @@ def run_baseline(
             top_k=eval_cfg["top_k"],
             device=device,
             banned=sorted(special.values()),
+            grammar=Grammar(tokenizer),
         )
         if prompt is not None:
             samples = [np.concatenate([prompt, s]) for s in samples]
@@ -140,6 +153,7 @@ def run_baseline(
             device=str(device),
             temperature=eval_cfg["temperature"],
             top_k=eval_cfg["top_k"],
+            grammar_mask=True,
         )
     elif method in ("real_target", "real_base"):
         pieces = train if method == "real_target" else corpus_tokens(base_shards)

@@ -48,7 +48,7 @@ CURVE_METRICS = (
 )
 COST_METRICS = ("adapt_seconds", "gen_tokens_per_second", "tokens")
 COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
-MARKOVS = ("markov1", "markov2", "markov3")
+MARKOVS = ("markov1", "markov2", "markov3", "markov1c", "markov2c", "markov3c")
 
 
 def read_groups(split_tsv: str | os.PathLike, part: str = "train") -> dict[str, list[str]]:
@@ -256,6 +256,7 @@ def run_point(
 def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn_cfg) -> None:
     from .baselines import NgramModel
     from .embed import read_embeddings
+    from .grammar import Grammar
     from .graph import context_successors, successors
 
     n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
@@ -264,10 +265,11 @@ def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn
         if method not in MARKOVS:
             continue
         t0 = time.perf_counter()
-        chain = NgramModel(int(method[-1]), vocab, discount=eval_cfg["markov_discount"])
+        chain = NgramModel(int(method[6]), vocab, discount=eval_cfg["markov_discount"])
         chain.fit(p.train)
         t1 = time.perf_counter()
-        samples = chain.sample(n, length, seed)
+        grammar = Grammar(p.tokenizer) if method.endswith("c") else None
+        samples = chain.sample(n, length, seed, grammar=grammar)
         p.add(method, samples, t1 - t0, time.perf_counter() - t1)
     t0 = time.perf_counter()
     succ = successors(p.train, vocab)
@@ -294,6 +296,7 @@ def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
     """The pretrained transformer fine-tuned on the subset (``fewshot.finetune_steps`` steps,
     resumable from its checkpoint after a kill), sampled and measured."""
     from .baselines import start_tokens, transformer_samples
+    from .grammar import Grammar
     from .model import TrainSpec, WindowSampler, context_length, device_for, load_model
     from .model import special_ids as specials
     from .model import train as train_model
@@ -328,6 +331,7 @@ def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
         top_k=eval_cfg["top_k"],
         device=device,
         banned=sorted(special.values()),
+        grammar=Grammar(p.tokenizer),
     )
     p.add("finetuned", samples, stats["seconds"], time.perf_counter() - t1)
     checkpoint.unlink(missing_ok=True)
