@@ -1,13 +1,22 @@
-"""Generation speed: the biased random walk against sampling from the transformer.
+"""Generation speed of every generator of the evaluation, each at its best batch, in one run.
 
-Both produce the same number of samples of the same length on this machine:
-- the walk: ``tokentransfer.rwr.Walker`` over the successor graph of the bach fixture corpus,
-  biased by node embeddings (random 128-d ones here: the speed does not depend on their values);
-- the transformer: the config's model (default config/config.yaml: GPT-2 2x128, context 256),
-  ``model.generate(do_sample=True, top_k=16)`` from BOS, batched, on the CPU (or --device cuda).
-The length is capped by the transformer's context (its positional table ends there).
+On the successor graph of the bach fixture corpus (V = the tokenizer's vocabulary), for
+``--samples`` x ``--length`` tokens:
 
-    python benchmarks/generate.py [--samples 4] [--length 256]
+- ``walk`` (:class:`tokentransfer.rwr.Walker`, biased by random 128-d node embeddings: the
+  speed does not depend on their values) with ``context: onset`` (the default) and ``none``;
+- ``numpy_first_order``: a plain vectorised first-order sampler on the same counts (all samples
+  advanced together, one draw per sample and step, no grammar): the floor of what numpy does;
+- ``dgl_random_walk``: DGL's ``random_walk`` with ``prob=`` (the counts) and
+  ``restart_prob=0``, the same number of traces and steps (no grammar either);
+- ``markov2`` / ``markov2c``: the bigram chain without / under the grammar mask;
+- ``transformer``: the config's model (default GPT-2 2x128, untrained weights: speed only)
+  with its KV cache, under the grammar mask, at batch sizes 1, 8, 32, 128, 256
+  (``--batches``), each on ``batch`` x ``--lm-length`` tokens.
+
+Prints tokens/s per generator and the ratio of the walk to each (one run, no repetition).
+
+    python benchmarks/generate.py [--samples 16] [--length 1024]
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from tokentransfer.graph import successors  # noqa: E402
+from tokentransfer.baselines import NgramModel, start_tokens, transformer_samples  # noqa: E402
+from tokentransfer.grammar import Grammar  # noqa: E402
+from tokentransfer.graph import context_successors, successors  # noqa: E402
 from tokentransfer.model import build_model, special_ids  # noqa: E402
 from tokentransfer.rwr import WalkConfig, Walker  # noqa: E402
 from tokentransfer.stages import model_spec  # noqa: E402
@@ -38,62 +49,112 @@ from tokentransfer.tokenize import build_tokenizer, tokenize_file  # noqa: E402
 SHARED = Path(os.environ.get("TOKENTRANSFER_SHARED", REPO.parent / "shared"))
 
 
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def numpy_first_order(succ, n: int, length: int, seed: int) -> np.ndarray:
+    """All samples together, one inverse-CDF draw per sample and step."""
+    succ = succ.tocsr()
+    v = succ.shape[0]
+    deg = np.diff(succ.indptr)
+    rows = np.repeat(np.arange(v), deg)
+    cum = np.cumsum(succ.data)
+    totals = np.bincount(rows, weights=succ.data, minlength=v)
+    start_cum = np.concatenate([[0.0], cum])[succ.indptr[:-1]]
+    key = rows + (cum - start_cum[rows]) / totals[rows]
+    cols = succ.indices
+    rng = np.random.default_rng(seed)
+    node = np.full(n, int(np.argmax(deg)))
+    out = np.empty((n, length), dtype=np.int64)
+    for t in range(length):
+        j = np.searchsorted(key, node + rng.random(n), side="right")
+        j = np.minimum(j, succ.indptr[node + 1] - 1)
+        node = cols[j]
+        dead = deg[node] == 0
+        node[dead] = int(np.argmax(deg))
+        out[:, t] = node
+    return out
+
+
+def dgl_walk(succ, n: int, length: int, seed: int):
+    from tokentransfer.dglcompat import dgl
+
+    coo = succ.tocoo()
+    src, dst = (torch.from_numpy(x.astype(np.int64)) for x in (coo.row, coo.col))
+    g = dgl.graph((src, dst), num_nodes=succ.shape[0])
+    g.edata["p"] = torch.from_numpy(coo.data.astype(np.float32))
+    dgl.seed(seed)
+    start = torch.full((n,), int(np.argmax(np.diff(succ.indptr))), dtype=torch.int64)
+    return dgl.sampling.random_walk(g, start, length=length, prob="p")[0]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--length", type=int, default=256)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--length", type=int, default=1024)
+    ap.add_argument("--lm-length", type=int, default=255, help="tokens per transformer sample")
+    ap.add_argument("--batches", default="1,8,32,128,256")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load(Path(args.config).read_text())
-    model_cfg = {
-        "arch": "gpt2",
-        "layers": 2,
-        "dim": 128,
-        "heads": 4,
-        "context": 256,
-        "dropout": 0.1,
-        **cfg.get("model", {}),
-    }
-    spec = model_spec(model_cfg)
-    length = min(args.length, spec.context - 1)
     tokenizer = build_tokenizer(cfg.get("tokenizer", {"kind": "REMI", "use_programs": True}))
     files = sorted((SHARED / "data" / "fixtures" / "bach").glob("*.mid"))
     seqs = [tokenize_file(tokenizer, p) for p in files]
     succ = successors(seqs, len(tokenizer))
-    h = np.random.default_rng(0).normal(size=(len(tokenizer), 128)).astype(np.float32)
-    walker = Walker(succ, tokenizer, h, None, WalkConfig(length=length, samples=args.samples))
-    walker.generate(n=1, length=16)  # warm-up
-    t0 = time.perf_counter()
-    out = walker.generate()
-    walk_s = time.perf_counter() - t0
-    walk_tps = sum(len(s) for s in out) / walk_s
+    ctx = context_successors(seqs, tokenizer)
+    h = np.random.default_rng(0).normal(size=(len(tokenizer), 128))
+    n, length = args.samples, args.length
+    rows: list[tuple[str, float, str]] = []
 
+    for context in ("onset", "none"):
+        wcfg = WalkConfig(length=length, samples=n, context=context)
+        walker = Walker(succ, tokenizer, h, None, wcfg, ctx)
+        walker.generate(n=2, length=16)  # warm-up
+        _, s = timed(walker.generate)
+        rows.append((f"walk (context {context})", n * length / s, f"batch {n}"))
+    numpy_first_order(succ, n, 8, 0)
+    _, s = timed(lambda: numpy_first_order(succ, n, length, 0))
+    rows.append(("numpy_first_order (no grammar)", n * length / s, f"batch {n}"))
+    dgl_walk(succ, n, 8, 0)
+    _, s = timed(lambda: dgl_walk(succ, n, length, 0))
+    rows.append(("dgl_random_walk (no grammar)", n * length / s, f"{n} traces"))
+    g = Grammar(tokenizer)
+    chain = NgramModel(2, len(tokenizer)).fit(seqs)
+    for name, gram in (("markov2", None), ("markov2c", g)):
+        _, s = timed(lambda gram=gram: chain.sample(n, length, 0, grammar=gram))
+        rows.append((name, n * length / s, "one sample at a time"))
+
+    model_cfg = {"arch": "gpt2", "layers": 2, "dim": 128, "heads": 4, "context": 256}
+    model_cfg.update({"dropout": 0.0, **cfg.get("model", {})})
+    spec = model_spec(model_cfg)
     special = special_ids(tokenizer)
     model = build_model(spec, len(tokenizer), special, 0).to(args.device).eval()
-    start = torch.full((args.samples, 1), special["bos"], dtype=torch.long, device=args.device)
-    kw = dict(do_sample=True, top_k=16, pad_token_id=special["pad"], eos_token_id=None)
-    with torch.no_grad():
-        model.generate(start, max_new_tokens=8, min_new_tokens=8, **kw)  # warm-up
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        gen = model.generate(start, max_new_tokens=length, min_new_tokens=length, **kw)
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        lm_s = time.perf_counter() - t0
-    lm_tps = (gen.shape[1] - 1) * gen.shape[0] / lm_s
+    lm_len = min(args.lm_length, spec.context - 2)
+    kw = dict(start=start_tokens(tokenizer), banned=sorted(special.values()), device=args.device)
+    transformer_samples(model, 2, 8, 0, grammar=g, batch=2, **kw)  # warm-up
+    for b in (int(x) for x in args.batches.split(",")):
+        _, s = timed(lambda b=b: transformer_samples(model, b, lm_len, 0, grammar=g, batch=b, **kw))
+        rows.append((f"transformer {spec.layers}x{spec.dim}", b * lm_len / s, f"batch {b}"))
 
+    walk = rows[0][1]
     print(
-        f"{args.samples} samples x {length} tokens; transformer {spec.arch} "
-        f"{spec.layers}x{spec.dim} on {args.device}, {args.threads} threads"
+        f"{n} samples x {length} tokens (walks, chains); transformer {lm_len} tokens per sample "
+        f"on {args.device}, {args.threads} threads"
     )
-    print("method\ttokens_per_s\tseconds")
-    print(f"rwr_walk\t{walk_tps:.0f}\t{walk_s:.3f}")
-    print(f"transformer\t{lm_tps:.0f}\t{lm_s:.3f}")
-    print(f"ratio walk/transformer: {walk_tps / lm_tps:.1f}x")
+    print(f"{'generator':40s} {'batch':>22s} {'tokens/s':>12s} {'walk / it':>10s}")
+    for name, tps, batch in rows:
+        print(f"{name:40s} {batch:>22s} {tps:12,.0f} {walk / tps:10.2f}")
+    best_lm = max((r for r in rows if r[0].startswith("transformer")), key=lambda r: r[1])
+    print(
+        f"walk / numpy sampler: {walk / rows[2][1]:.3f}; walk / DGL: {walk / rows[3][1]:.3f}; "
+        f"walk / transformer at its best ({best_lm[2]}): {walk / best_lm[1]:.1f}"
+    )
     return 0
 
 
