@@ -108,6 +108,124 @@ def test_1_non_utf8_file_name_in_a_dir_source_is_ingested_by_the_workflow(tmp_pa
     assert re.search(r"^ingest\s+1$", proc.stdout + proc.stderr, re.M), proc.stdout
 
 
+# --------------------------------------------------------------------------- 2. memory
+
+
+def long_midi(seed: int, notes: int) -> bytes:
+    """A valid, 4-bytes-per-event MIDI file of ``notes`` one-tick notes on four pitches.
+
+    Built as bytes (symusic would take seconds per file at this size): each note is
+    ``01 90 p 40`` (on) and ``01 80 p 00`` (off) after a one-tick delta, so it lasts
+    ``2 * notes`` ticks at 480 per quarter (17 minutes for 500,000 notes) and compresses
+    about tenfold, well under every per-entry limit.
+    """
+    import numpy as np
+
+    pitches = np.random.default_rng(seed).integers(60, 64, size=notes, dtype=np.uint8)
+    events = np.empty((notes, 8), dtype=np.uint8)
+    events[:] = (1, 0x90, 0, 0x40, 1, 0x80, 0, 0)
+    events[:, 2] = pitches
+    events[:, 6] = pitches
+    track = events.tobytes() + b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+    header += (480).to_bytes(2, "big")
+    return header + b"MTrk" + len(track).to_bytes(4, "big") + track
+
+
+MEMORY_PROBE = """
+import resource, sys
+from pathlib import Path
+from tokentransfer import sources
+from tokentransfer.corpus import Limits, check_midi
+
+check_midi(Path(sys.argv[1]).read_bytes(), Limits())  # symusic loaded before the limit
+vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+headroom = int(sys.argv[3]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, vm + headroom))
+work = Path(sys.argv[2])
+rows = sources.ingest(
+    "big",
+    {"sources": [{"dir": {"path": str(work / "src")}}]},
+    store=work / "store",
+    manifest=work / "manifest.tsv",
+    limits=Limits(),
+    seed=0,
+)
+print(len(rows), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_2_ingestion_memory_does_not_grow_with_the_archives(tmp_path):
+    """Two 10 MB zips of 24 distinct 4 MB MIDI files each (183 MB expanded, every entry under
+    every per-entry limit) are ingested as one corpus in a process whose address space may
+    grow by only 160 MB: entries are read one at a time, never all held."""
+    src = tmp_path / "src"
+    src.mkdir()
+    expanded = 0
+    for z in range(2):
+        with zipfile.ZipFile(
+            src / f"part{z}.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=1
+        ) as zf:
+            for i in range(24):
+                data = long_midi(100 * z + i, 500_000)
+                expanded += len(data)
+                zf.writestr(f"piece_{i:02d}.mid", data)
+    assert expanded > 180 * 2**20
+    for z in range(2):
+        with zipfile.ZipFile(src / f"part{z}.zip") as zf:
+            info = zf.infolist()[0]
+            assert 2 < info.file_size / info.compress_size < Limits().max_ratio
+    probe = tmp_path / "probe.py"
+    probe.write_text(MEMORY_PROBE)
+    small = tmp_path / "small.mid"
+    small.write_bytes(midi_bytes([60, 64, 67]))
+    proc = subprocess.run(
+        [sys.executable, str(probe), str(small), str(tmp_path), "160"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    n_rows, peak_mb = map(int, proc.stdout.split())
+    print(f"48 entries, {expanded / 2**20:.0f} MB expanded: peak RSS {peak_mb} MB")
+    rows = read_manifest(tmp_path / "manifest.tsv")
+    assert n_rows == len(rows) == 48 and {r.status for r in rows} == {"ok"}
+    for r in rows:
+        assert (tmp_path / "store" / f"{r.file_id}.mid").stat().st_size == r.bytes
+
+
+def test_2_damaged_deflate_data_is_listed_not_fatal(tmp_path):
+    """Found while altering a Tegridy zip for item 3: an entry whose compressed bytes are
+    damaged raised zlib.error out of ingestion; it is now listed as unreadable."""
+    src = tmp_path / "src"
+    src.mkdir()
+    good, hurt = long_midi(1, 20_000), long_midi(2, 20_000)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.mid", good)
+        zf.writestr("hurt.mid", hurt)
+    data = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        info = zf.getinfo("hurt.mid")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 64
+    data[start : start + 16] = bytes(16)
+    (src / "a.zip").write_bytes(bytes(data))
+    rows = sources.ingest(
+        "t",
+        {"sources": [{"dir": {"path": str(src)}}]},
+        store=tmp_path / "store",
+        manifest=tmp_path / "manifest.tsv",
+        limits=Limits(),
+        seed=0,
+    )
+    by_path = {r.path: r for r in rows}
+    assert by_path["a.zip!good.mid"].status == "ok"
+    assert by_path["a.zip!good.mid"].file_id == sha256_bytes(good)
+    hurt_row = by_path["a.zip!hurt.mid"]
+    assert hurt_row.status == "rejected" and hurt_row.reason.startswith("unreadable entry: ")
+    assert os.listdir(tmp_path / "store") == [f"{sha256_bytes(good)}.mid"]
+
+
 # --------------------------------------------------------------------------- 3. Tegridy mirror
 
 GOTHIC = "Gothic-Horror-Movies-CC-BY-NC-SA.zip"  # the smallest zip (43 kB, 12 MIDI files)

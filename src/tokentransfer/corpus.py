@@ -25,12 +25,16 @@ import os
 import random
 import re
 import stat
+import tempfile
 import zipfile
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
-from .fileio import sha256_bytes, write_bytes_atomic, write_text_atomic
+from .fileio import CHUNK, sha256_bytes, write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,10 @@ NESTED_SEPARATOR = "!"
 
 class CorpusError(RuntimeError):
     """A corpus cannot be built at all (for example: every file was rejected)."""
+
+
+class Unreadable(Exception):
+    """A file's content cannot be read; the message is the reason the manifest lists."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,9 @@ class Limits:
 class Found:
     """One file found in a source, before the MIDI check.
 
-    ``data`` is the content (or ``None``); ``load`` reads it lazily for folder sources;
-    ``reason`` is set when the entry was refused before its content was read.
+    ``data`` is the content, for sources made in memory (music21 exports); ``load`` reads it
+    when it is needed, for folders and archives, so that a long list of found files holds no
+    content; ``reason`` is set when the entry was refused before its content was read.
     """
 
     source: str
@@ -95,9 +104,13 @@ class Found:
     load: Callable[[], bytes] | None = field(default=None, repr=False)
 
     def content(self) -> bytes | None:
-        if self.data is None and self.load is not None and self.reason is None:
-            self.data = self.load()
-        return self.data
+        """The content (read again on every call; not kept), or ``None`` for a refused entry.
+
+        Raises :class:`Unreadable` or ``OSError`` when it cannot be read.
+        """
+        if self.data is not None or self.reason is not None or self.load is None:
+            return None if self.reason is not None else self.data
+        return self.load()
 
     @property
     def is_midi_candidate(self) -> bool:
@@ -160,28 +173,113 @@ def _bounded_read(fh: io.BufferedIOBase, limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
+#: what reading a damaged zip entry raises (zlib.error: corrupt deflate data)
+ZIP_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError)
+ZIP_READ_ERRORS += (zlib.error,)
+
+
+class ZipReader:
+    """Reads zip entries only when their content is needed, one at a time, so that the memory
+    of an ingestion does not grow with the number or size of its archives.
+
+    At most ``max_open`` archives stay open (the least recently used is closed first). A
+    nested zip is streamed to a file in a temporary folder (in ``tmpdir``, else the system's)
+    and read from there; :meth:`close` (or leaving a ``with`` block) removes the folder.
+    """
+
+    def __init__(self, tmpdir: str | os.PathLike | None = None, max_open: int = 8) -> None:
+        self._tmpdir = tmpdir
+        self._spool: tempfile.TemporaryDirectory | None = None
+        self._open: OrderedDict[str, zipfile.ZipFile] = OrderedDict()
+        self._max_open = max_open
+        self._spooled = 0
+
+    def __enter__(self) -> ZipReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+        if self._spool is not None:
+            self._spool.cleanup()
+            self._spool = None
+
+    def _archive(self, path: str) -> zipfile.ZipFile:
+        zf = self._open.pop(path, None)
+        if zf is None:
+            zf = zipfile.ZipFile(path)
+            while len(self._open) >= self._max_open:
+                self._open.popitem(last=False)[1].close()
+        self._open[path] = zf
+        return zf
+
+    def read(self, archive: str, info: zipfile.ZipInfo, limit: int) -> bytes:
+        """The content of entry ``info`` of ``archive``; :class:`Unreadable` with the reason
+        when it is damaged or holds more than ``limit`` bytes."""
+        try:
+            with self._archive(archive).open(info) as fh:
+                data = _bounded_read(fh, limit)
+        except ZIP_READ_ERRORS as exc:
+            raise Unreadable(f"unreadable entry: {exc}") from None
+        if data is None:
+            raise Unreadable("too large: content exceeds declared size limit")
+        return data
+
+    def spool(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> str:
+        """Stream the nested zip ``info`` of ``zf`` to a temporary file; return its path."""
+        if self._spool is None:
+            if self._tmpdir is not None:
+                Path(self._tmpdir).mkdir(parents=True, exist_ok=True)
+            self._spool = tempfile.TemporaryDirectory(prefix=".nested-zips-", dir=self._tmpdir)
+        self._spooled += 1
+        dest = os.path.join(self._spool.name, f"{self._spooled}.zip")
+        copied = 0
+        try:
+            with zf.open(info) as fh, open(dest, "wb") as out:
+                while block := fh.read(CHUNK):
+                    copied += len(block)
+                    if copied > limit:
+                        raise Unreadable("too large: content exceeds declared size limit")
+                    out.write(block)
+        except ZIP_READ_ERRORS as exc:
+            os.remove(dest)
+            raise Unreadable(f"unreadable entry: {exc}") from None
+        except Unreadable:
+            os.remove(dest)
+            raise
+        return dest
+
+
 # --------------------------------------------------------------------------- sources
 
 
 def iter_zip(
-    archive: str | os.PathLike | bytes,
+    archive: str | os.PathLike,
     source: str,
     limits: Limits,
     prefix: str = "",
     depth: int = 0,
     budget: list[int] | None = None,
+    reader: ZipReader | None = None,
 ) -> Iterator[Found]:
     """Yield the files of a zip archive, opening nested zips up to ``limits.max_depth``.
 
     Refused entries (unsafe names, links, special files, encrypted, oversized, suspicious
     compression ratio, unreadable) are yielded with a ``reason``. Non-MIDI files are yielded
-    with reason ``not a MIDI file``. Nothing is written to disk.
+    with reason ``not a MIDI file``. MIDI entries are not read here: each one's ``load`` reads
+    it through ``reader`` when it is checked. Nested zips are streamed to the reader's
+    temporary folder; nothing else is written.
     """
     if budget is None:
         budget = [limits.max_archive_bytes]
+    if reader is None:
+        reader = ZipReader()
     label = prefix.rstrip(NESTED_SEPARATOR) or source
     try:
-        handle = io.BytesIO(archive) if isinstance(archive, bytes) else open(archive, "rb")  # noqa: SIM115
+        handle = open(archive, "rb")  # noqa: SIM115
     except OSError as exc:
         yield Found(source, label, reason=f"cannot open archive: {exc.strerror}")
         return
@@ -196,17 +294,21 @@ def iter_zip(
             for info in infos:
                 if info.is_dir():
                     continue
-                yield from _zip_entry(zf, info, source, limits, prefix, depth, budget)
+                yield from _zip_entry(
+                    zf, str(archive), info, source, limits, prefix, depth, budget, reader
+                )
 
 
 def _zip_entry(
     zf: zipfile.ZipFile,
+    archive: str,
     info: zipfile.ZipInfo,
     source: str,
     limits: Limits,
     prefix: str,
     depth: int,
     budget: list[int],
+    reader: ZipReader,
 ) -> Iterator[Found]:
     name = info.filename
     path = f"{prefix}{name}"
@@ -237,22 +339,19 @@ def _zip_entry(
     if reason is not None:
         yield Found(source, path, reason=reason, size=size)
         return
-    try:
-        with zf.open(info) as fh:
-            data = _bounded_read(fh, limits.max_file_bytes)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        yield Found(source, path, reason=f"unreadable entry: {exc}", size=size)
-        return
-    if data is None:
-        yield Found(
-            source, path, reason="too large: content exceeds declared size limit", size=size
+    budget[0] -= size  # zipfile never returns more than the declared size (then a CRC error)
+    if kind == "zip":
+        try:
+            nested = reader.spool(zf, info, limits.max_file_bytes)
+        except Unreadable as exc:
+            yield Found(source, path, reason=str(exc), size=size)
+            return
+        yield from iter_zip(
+            nested, source, limits, f"{path}{NESTED_SEPARATOR}", depth + 1, budget, reader
         )
         return
-    budget[0] -= len(data)
-    if kind == "zip":
-        yield from iter_zip(data, source, limits, f"{path}{NESTED_SEPARATOR}", depth + 1, budget)
-        return
-    yield Found(source, path, data=data, size=len(data))
+    load = partial(reader.read, archive, info, limits.max_file_bytes)
+    yield Found(source, path, size=size, load=load)
 
 
 def printable(name: str) -> str:
@@ -274,8 +373,13 @@ def folder_problem(path: str | os.PathLike) -> str | None:
     return f"{p} is not a folder"
 
 
-def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[Found]:
-    """Yield the files under a folder, recursively, in sorted order; links are refused."""
+def iter_dir(
+    root: str | os.PathLike, source: str, limits: Limits, reader: ZipReader | None = None
+) -> Iterator[Found]:
+    """Yield the files under a folder, recursively, in sorted order; links are refused.
+
+    Zips in it are listed with :func:`iter_zip` (through ``reader``); no content is read here.
+    """
     root = Path(root)
     problem = folder_problem(root)
     if problem is not None:
@@ -304,7 +408,8 @@ def iter_dir(root: str | os.PathLike, source: str, limits: Limits) -> Iterator[F
                     size=st.st_size,
                 )
             elif kind == "zip":
-                yield from iter_zip(full, source, limits, prefix=f"{rel}{NESTED_SEPARATOR}")
+                prefix = f"{rel}{NESTED_SEPARATOR}"
+                yield from iter_zip(full, source, limits, prefix=prefix, reader=reader)
             else:
                 yield Found(source, rel, size=st.st_size, load=full.read_bytes)
 
@@ -449,10 +554,14 @@ def build_rows(
                 continue
             try:
                 data = f.content()
+            except Unreadable as exc:
+                rows.append(Row("", f.source, f.path, f.size, "rejected", str(exc)))
+                continue
             except OSError as exc:
                 rows.append(Row("", f.source, f.path, f.size, "rejected", f"unreadable: {exc}"))
                 continue
             assert data is not None
+            f.data = None  # one file's content in memory at a time
             fid = sha256_bytes(data)
             if fid in seen:
                 rows.append(Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid]))
@@ -460,7 +569,6 @@ def build_rows(
             reason = check_midi(data, limits)
             if reason is not None:
                 rows.append(Row(fid, f.source, f.path, len(data), "rejected", reason))
-                f.data = None
                 continue
             group = group_key(f.path, pattern, fid)
             seen[fid] = group
@@ -468,7 +576,6 @@ def build_rows(
             if not target.exists():
                 write_bytes_atomic(target, data)
             rows.append(Row(fid, f.source, f.path, len(data), "ok", "", "", group))
-            f.data = None
     log.info("checked %d files: %d accepted", n, len(seen))
     return rows
 

@@ -14,6 +14,7 @@ from .corpus import (
     Found,
     Limits,
     Row,
+    ZipReader,
     build_rows,
     filter_paths,
     iter_dir,
@@ -142,8 +143,13 @@ def collect(
     seed: int,
     tegridy_zips: dict[str, str] | None = None,
     workers: int = 1,
+    reader: ZipReader | None = None,
 ) -> tuple[list[Found], str | None]:
-    """The entries of one source after include/exclude and limit, and its group pattern."""
+    """The entries of one source after include/exclude and limit, and its group pattern.
+
+    Entries of folders and archives carry no content: it is read (through ``reader``) when
+    :func:`~tokentransfer.corpus.build_rows` checks them, one at a time.
+    """
     kind, spec = source_kind(source)
     label = source_label(source)
     if kind == "music21":
@@ -153,9 +159,9 @@ def collect(
         if zpath is None:
             raise CorpusError(f"no local copy of Tegridy zip {spec['zip']} was provided")
         verify(zpath, spec["zip"])  # a mirror's copy as much as a download: pinned by sha256
-        found = list(iter_zip(zpath, label, limits, prefix=""))
+        found = list(iter_zip(zpath, label, limits, prefix="", reader=reader))
     else:
-        found = list(iter_dir(spec["path"], label, limits))
+        found = list(iter_dir(spec["path"], label, limits, reader=reader))
     if kind != "music21":
         found = filter_paths(found, spec.get("include"), spec.get("exclude"))
         found = select(found, spec.get("limit"), seed)
@@ -176,16 +182,24 @@ def ingest(
     """Ingest every source of corpus ``name`` into ``store`` and write its manifest.
 
     Raises :class:`CorpusError` when no file at all is accepted: an empty corpus must not look
-    like success.
+    like success. Memory does not grow with the sources: archive entries and folder files are
+    read one at a time when they are checked (nested zips are streamed to a temporary folder
+    beside ``store``, removed at the end).
     """
 
-    def per_source():
+    def per_source(reader):
         for source in corpus["sources"]:
             yield collect(
-                source, limits=limits, seed=seed, tegridy_zips=tegridy_zips, workers=workers
+                source,
+                limits=limits,
+                seed=seed,
+                tegridy_zips=tegridy_zips,
+                workers=workers,
+                reader=reader,
             )
 
-    rows = build_rows(per_source(), store, limits)
+    with ZipReader(tmpdir=Path(store).parent) as reader:
+        rows = build_rows(per_source(reader), store, limits)
     counts = summarize(rows)
     log.info("corpus %s: %s", name, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if counts.get("ok", 0) == 0:
