@@ -46,7 +46,15 @@ wildcard_constraints:
     k=r"\d+",
     setname="|".join(
         config["gcn"]["variants"]
-        + ["counts", "markov1", "markov2", "markov3", "markov1c", "markov2c", "markov3c"]
+        + [
+            "counts",
+            "markov1",
+            "markov2",
+            "markov3",
+            "markov1c",
+            "markov2c",
+            "markov3c",
+        ]
         + ["transformer", "finetuned"]
         + ["real_target", "real_base"]
     ),
@@ -102,15 +110,29 @@ def tegridy_zips(wildcards):
     }
 
 
+_SHARD_MIDI = {}  # manifest path -> (its stat signature, stored files per shard)
+
+
 def shard_midi(wildcards):
-    """The stored MIDI files of one shard, known once the corpus's manifest exists."""
+    """The stored MIDI files of one shard, known once the corpus's manifest exists.
+
+    The manifest is read once per version, not once per shard (a Lakh-size manifest has
+    176,581 rows: one read per shard made the DAG of 128 shards take minutes). A manifest that
+    ingestion rewrote (in the same run: the checkpoint) has a new inode, mtime or size.
+    """
     manifest = checkpoints.ingest.get(corpus=wildcards.corpus).output.manifest
-    shard = int(wildcards.shard)
-    return [
-        f"resources/corpora/{wildcards.corpus}/midi/{row.file_id}.mid"
-        for row in read_manifest(manifest)
-        if row.status == "ok" and shard_of(row.file_id, N_SHARDS) == shard
-    ]
+    st = os.stat(manifest)
+    signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _SHARD_MIDI.get(manifest)
+    if cached is None or cached[0] != signature:
+        per_shard = [[] for _ in SHARDS]
+        for row in read_manifest(manifest):
+            if row.status == "ok":
+                per_shard[shard_of(row.file_id, N_SHARDS)].append(
+                    f"resources/corpora/{wildcards.corpus}/midi/{row.file_id}.mid"
+                )
+        cached = _SHARD_MIDI[manifest] = (signature, per_shard)
+    return list(cached[1][int(wildcards.shard)])
 
 
 def corpus_shards(wildcards):

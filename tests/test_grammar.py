@@ -92,7 +92,7 @@ def test_contexts_follow_the_state(tok, pieces):
     st = g.new_state(1)
     for i, t in enumerate(seq.tolist()):
         g.advance(st, np.array([t]))
-        assert ctx[i] == g.context_ids(st.pos, st.notes, 4)[0]
+        assert ctx[i] == g.context_ids(st.ts, st.pos, st.notes, 4)[0]
 
 
 def test_unsupported_tokenizers_are_named():

@@ -324,7 +324,7 @@ def test_transition_frequencies_match_the_defined_probabilities(
         st = g.new_state(1)
         for a, b in zip(seq[:-1], seq[1:], strict=True):
             g.advance(st, np.array([a]))
-            row = int(w._row(np.array([a]), st.pos, st.notes)[0])
+            row = int(w._row(np.array([a]), st)[0])
             cand, _ = w._topk.row(row)
             if len(cand) and g.allows(st.repeat(len(cand)), cand).all():
                 seen.setdefault((int(a), row), []).append(int(b))

@@ -183,6 +183,11 @@ class Grammar:
             self.default_ts = int(tokenizer.vocab.get("TimeSig_4/4", ts_ids[0]))
         self.remove_duplicated_notes = bool(cfg.remove_duplicated_notes)
         self.max_position = int(self.tval[self.kind == POSITION].max(initial=0))
+        # time signatures numbered from 1 (0: none yet), for the walk's contexts
+        self.ts_index = np.zeros(v, dtype=np.int64)
+        ts_tokens = np.flatnonzero(self.kind == TIMESIG)
+        self.ts_index[ts_tokens] = np.arange(1, len(ts_tokens) + 1)
+        self.n_ts = len(ts_tokens) + 1
         self._names = names
         self._is_note = self.kind == NOTE
         self._is_pos = self.kind == POSITION
@@ -285,26 +290,43 @@ class Grammar:
         return None
 
     def contexts(self, seq: np.ndarray, n_notes: int) -> np.ndarray:
-        """Per token of ``seq``, the context id of the state after it (see :meth:`context`).
+        """Per token of ``seq``, the context id of the state after it (:meth:`context_ids`).
 
-        Vectorised over the sequence: the position is carried forward from the last ``Bar`` or
-        ``Position`` token, the notes are counted since then.
+        Vectorised over the sequence: the time signature and the position are carried forward
+        from the last ``TimeSig`` and the last ``Bar`` or ``Position`` token, the notes are
+        counted since the latter.
         """
         seq = np.asarray(seq, dtype=np.int64)
         kind = self.kind[seq]
-        mark = (kind == BAR) | (kind == POSITION)
         idx = np.arange(len(seq))
+        mark = (kind == BAR) | (kind == POSITION)
         last = np.maximum.accumulate(np.where(mark, idx, -1))
         at = np.maximum(last, 0)
         pos = np.where((last >= 0) & (kind[at] == POSITION), self.tval[seq[at]], -1)
         notes_cum = np.cumsum(kind == NOTE)
         notes = notes_cum - np.where(last >= 0, notes_cum[at], 0)
-        return self.context_ids(pos, notes, n_notes)
+        last_ts = np.maximum.accumulate(np.where(kind == TIMESIG, idx, -1))
+        ts = np.where(last_ts >= 0, seq[np.maximum(last_ts, 0)], -1)
+        return self.context_ids(ts, pos, notes, n_notes)
 
-    def context_ids(self, pos: np.ndarray, notes: np.ndarray, n_notes: int) -> np.ndarray:
-        """Context id ``(pos + 1) * n_notes + min(notes, n_notes - 1)`` (``n_notes = 1``:
-        the position alone)."""
-        return (np.asarray(pos) + 1) * n_notes + np.minimum(notes, n_notes - 1)
+    def context_ids(
+        self, ts: np.ndarray, pos: np.ndarray, notes: np.ndarray, n_notes: int
+    ) -> np.ndarray:
+        """Context id of states with time signature token ``ts`` (-1: none), position ``pos``
+        in the bar (-1: bar start) and ``notes`` at the onset (capped at ``n_notes - 1``;
+        ``n_notes = 1``: not told apart)."""
+        ts = np.asarray(ts)
+        tsi = np.where(ts >= 0, self.ts_index[np.maximum(ts, 0)], 0)
+        return (tsi * (self.max_position + 2) + np.asarray(pos) + 1) * n_notes + np.minimum(
+            notes, n_notes - 1
+        )
+
+    def split_context(self, ctx: np.ndarray, n_notes: int) -> tuple[np.ndarray, ...]:
+        """``(time signature index, position + 1, notes)`` of context ids."""
+        ctx = np.asarray(ctx)
+        notes = ctx % n_notes
+        rest = ctx // n_notes
+        return rest // (self.max_position + 2), rest % (self.max_position + 2), notes
 
     def n_contexts(self, n_notes: int) -> int:
-        return (self.max_position + 2) * n_notes
+        return self.n_ts * (self.max_position + 2) * n_notes

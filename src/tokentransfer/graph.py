@@ -116,13 +116,15 @@ def write_stats(a: sp.csr_matrix, path: str | os.PathLike, extra: dict | None = 
 CONTEXT_NOTES = 4
 
 
-def context_successors(seqs: Sequence[np.ndarray], tokenizer) -> sp.csr_matrix:
-    """Successor counts per grammar context: a CSR matrix [V * C, V].
+def context_successors(seqs: Sequence[np.ndarray], tokenizer) -> sp.coo_matrix:
+    """Successor counts per grammar context: a sparse COO matrix [V * C, V].
 
     Row ``u * C + c`` counts the tokens that follow ``u`` where the state after ``u`` has
-    context ``c = (position in bar + 1) * CONTEXT_NOTES + min(notes at the onset, 3)``
-    (:meth:`tokentransfer.grammar.Grammar.contexts`), ``C`` the number of such contexts.
-    Summing the rows of one ``u`` gives its row of :func:`successors`.
+    context ``c``: its time signature, its position in the bar and how many notes already
+    started at that onset (0, 1, 2, 3+; :meth:`tokentransfer.grammar.Grammar.context_ids`),
+    ``C`` the number of such contexts. Summing the rows of one ``u`` gives its row of
+    :func:`successors`. COO, as most of the V * C rows are empty (save it with
+    :func:`save_coo`).
     """
     from .grammar import Grammar
 
@@ -136,8 +138,18 @@ def context_successors(seqs: Sequence[np.ndarray], tokenizer) -> sp.csr_matrix:
             rows.append(s[:-1] * c + ctx[:-1])
             cols.append(s[1:])
     if not rows:
-        return sp.csr_matrix((v * c, v), dtype=np.float64)
+        return sp.coo_matrix((v * c, v), dtype=np.float64)
     r, col = np.concatenate(rows), np.concatenate(cols)
-    m = sp.coo_matrix((np.ones(len(r)), (r, col)), shape=(v * c, v)).tocsr()
+    m = sp.coo_matrix((np.ones(len(r)), (r, col)), shape=(v * c, v))
     m.sum_duplicates()
     return m
+
+
+def save_coo(m: sp.coo_matrix, path: str | os.PathLike) -> None:
+    """A sparse matrix saved in COO form (no row pointer array), atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        sp.save_npz(tmp, sp.coo_matrix(m), compressed=True)
+
+
+def load_coo(path: str | os.PathLike) -> sp.coo_matrix:
+    return sp.coo_matrix(sp.load_npz(path))

@@ -258,7 +258,7 @@ class Walker:
         counts = succ.data
         n_ctx_rows = 0
         self._n_ctx = 1
-        self._rowmap = np.full(0, -1, dtype=np.int64)
+        self._keys = np.zeros(0, dtype=np.int64)  # sorted (token, context) keys of the rows
         if self._n_notes is not None:
             if ctx_succ is None:
                 raise ValueError(
@@ -267,22 +267,28 @@ class Walker:
                 )
             from .graph import CONTEXT_NOTES
 
-            cs = self._counts(ctx_succ).tocoo()
+            cs = sp.coo_matrix(ctx_succ)
             c4 = self.g.n_contexts(CONTEXT_NOTES)
             if cs.shape != (v * c4, v):
                 raise ValueError(f"context successor matrix is {cs.shape}, expected {(v * c4, v)}")
-            u, c = cs.row // c4, cs.row % c4
-            pos1, notes = c // CONTEXT_NOTES, c % CONTEXT_NOTES
+            keep = cs.data > 0
+            if (cs.data < 0).any():
+                raise ValueError("successor counts must be non-negative")
+            row, col, data = (cs.row[keep].astype(np.int64), cs.col[keep], cs.data[keep])
+            cs = sp.coo_matrix((data, (row, col)), shape=cs.shape)
+            u, c = row // c4, row % c4
+            tsi, pos1, notes = self.g.split_context(c, CONTEXT_NOTES)
             self._n_ctx = n_c = self.g.n_contexts(self._n_notes)
-            key = u * n_c + self.g.context_ids(pos1 - 1, notes, self._n_notes)
-            keys, inv = np.unique(key, return_inverse=True)
-            self._rowmap = np.full(v * n_c, -1, dtype=np.int64)
-            self._rowmap[keys] = np.arange(len(keys))
+            ctx = (tsi * (self.g.max_position + 2) + pos1) * self._n_notes + np.minimum(
+                notes, self._n_notes - 1
+            )
+            keys, inv = np.unique(u * n_c + ctx, return_inverse=True)
+            self._keys = keys
             n_ctx_rows = len(keys)
             # sum the merged contexts' counts per (row, col)
-            pair = inv.astype(np.int64) * v + cs.col
+            pair = inv.astype(np.int64) * v + col
             pairs, pinv = np.unique(pair, return_inverse=True)
-            pc = np.bincount(pinv, weights=cs.data)
+            pc = np.bincount(pinv, weights=data)
             crow, ccol = pairs // v, pairs % v
             rows = np.concatenate([crow, rows + n_ctx_rows])
             cols = np.concatenate([ccol, cols])
@@ -299,23 +305,24 @@ class Walker:
 
     # ------------------------------------------------------------------ queries
     def transition_probabilities(
-        self, u: int, pos: int | None = None, notes: int = 0
+        self, u: int, state: GrammarState | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates of token ``u`` and their probabilities (top-k, before the grammar mask),
-        in the context of position ``pos`` (-1: bar start) and ``notes`` at the onset, or the
-        context-free row (``pos=None``, or a context never seen after ``u``).
+        in the context of the one-sequence grammar ``state`` reached after ``u``, or the
+        context-free row (``state=None``, or a context never seen after ``u``).
 
         Sorted by descending probability; empty arrays for a token without successors.
         """
-        cand, prob = self._topk.row(self._row(np.array([u]), pos, notes)[0])
+        cand, prob = self._topk.row(int(self._row(np.array([u]), state)[0]))
         return cand.copy(), prob.copy()
 
-    def _row(self, nodes: np.ndarray, pos, notes) -> np.ndarray:
-        if self._n_notes is None or pos is None:
+    def _row(self, nodes: np.ndarray, st: GrammarState | None) -> np.ndarray:
+        """The table row of each node in its state's context (its plain row if unseen)."""
+        if self._n_notes is None or st is None or not len(self._keys):
             return self._base + nodes
-        ctx = self.g.context_ids(np.asarray(pos), np.asarray(notes), self._n_notes)
-        r = self._rowmap[nodes * self._n_ctx + ctx]
-        return np.where(r >= 0, r, self._base + nodes)
+        q = nodes * self._n_ctx + self.g.context_ids(st.ts, st.pos, st.notes, self._n_notes)
+        i = np.minimum(np.searchsorted(self._keys, q), len(self._keys) - 1)
+        return np.where(self._keys[i] == q, i, self._base + nodes)
 
     def replay(self, tokens: np.ndarray) -> GrammarState:
         """The grammar state after ``tokens``; ValueError if they break miditok's grammar."""
@@ -463,7 +470,7 @@ class Walker:
             us = u[step]
             if alpha > 0:
                 pending |= us[:, 0] < alpha
-            rows = self._row(node, st.pos, st.notes) if self._n_notes else self._base + node
+            rows = self._row(node, st)
             nonempty = top.deg[rows] > 0
             j = top.draw(np.where(nonempty, rows, 0), us[:, 1])
             tok = top.cand[j]

@@ -362,7 +362,14 @@ def run_adjacency(
 ) -> dict:
     """Co-occurrence and successor graphs of a target corpus's training pieces (and the
     successor counts per grammar context, which the walk moves on)."""
-    from .graph import context_successors, cooccurrence, save_matrix, successors, write_stats
+    from .graph import (
+        context_successors,
+        cooccurrence,
+        save_coo,
+        save_matrix,
+        successors,
+        write_stats,
+    )
 
     vocab = len(load_tokenizer(tokenizer_json))
     seqs = corpus_tokens(shards, [split], "train")
@@ -372,7 +379,7 @@ def run_adjacency(
     save_matrix(a, adjacency)
     save_matrix(successors(seqs, vocab), successors_out)
     if context_out:
-        save_matrix(context_successors(seqs, load_tokenizer(tokenizer_json)), context_out)
+        save_coo(context_successors(seqs, load_tokenizer(tokenizer_json)), context_out)
     return write_stats(
         a,
         stats_out,
@@ -401,7 +408,7 @@ def run_generate(
     ``context_successors.npz`` beside ``successors_npz``); unused with ``context: none``.
     """
 
-    from .graph import load_matrix
+    from .graph import load_coo, load_matrix
     from .rwr import WalkConfig, Walker, load_node_embeddings
     from .tokenize import tokenize_file
 
@@ -412,7 +419,7 @@ def run_generate(
         h, vocab_ids = load_node_embeddings(nodes_h5)
     ctx = None
     if walk_cfg.context != "none":
-        ctx = load_matrix(context_npz or Path(successors_npz).with_name("context_successors.npz"))
+        ctx = load_coo(context_npz or Path(successors_npz).with_name("context_successors.npz"))
     walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx)
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
     t0 = time.perf_counter()
