@@ -391,3 +391,24 @@ def test_throughput(tok, corpora, graphs, ctxs):
         w.generate()
         t2 = time.perf_counter()
         print(f"rwr {name}: set-up {t1 - t0:.3f}s, {4 * 1024 / (t2 - t1):.0f} tokens/s")
+
+
+def test_log_probs_follow_the_walks_distribution(tok, corpora, graphs, ctxs):
+    """The walk's own samples (alpha 0, no widening): each token's probability under
+    :meth:`Walker.log_probs` is its row's renormalised probability, smoothed by the floor;
+    the distribution sums to one; a real test piece costs a finite number of bits."""
+    cfg = WalkConfig(length=300, samples=1, restart=0.0)
+    w = Walker(graphs["bach"], tok, cfg=cfg, ctx_succ=ctxs["bach"])
+    seq = w.generate(seed=5)[0]
+    lp = w.log_probs(seq, floor=1e-3)
+    assert lp.shape == (299,) and np.isfinite(lp).all() and (lp <= 0).all()
+    st = w.g.new_state(1)
+    for i in range(20):
+        w.g.advance(st, seq[i : i + 1])
+        p = w.next_distribution(int(seq[i]), st)
+        assert np.isclose(p.sum(), 1.0) and (p[~w.g.mask(st)[0]] == 0).all()
+        n_allowed = w.g.mask(st)[0].sum()
+        assert np.isclose(lp[i], np.log2(0.999 * p[seq[i + 1]] + 1e-3 / n_allowed))
+    piece = corpora["jazzlead"][0][:400]
+    assert np.isfinite(w.log_probs(piece)).all()  # another style: finite thanks to the floor
+    assert -w.log_probs(piece).mean() > -lp.mean()  # and costlier than the walk's own music

@@ -390,6 +390,58 @@ class Walker:
         cs = np.cumsum(w)
         return int(min(np.searchsorted(cs, u * cs[-1], side="right"), len(cs) - 1)), False
 
+    def next_distribution(self, node: int, state: GrammarState) -> np.ndarray:
+        """The walk's distribution of the next token ([V], sums to 1) after token ``node`` in
+        the one-sequence grammar ``state``, without restarts: the first of the context row's
+        top-k, the token's top-k, all its successors that has an allowed candidate, renormalised
+        over the allowed ones; else a ``Bar`` (a dead-end restart) where allowed; else the
+        allowed tokens by corpus frequency (the walk's back-off)."""
+        g = self.g
+        allowed = g.mask(state)[0]
+        row = int(self._row(np.array([node]), state)[0])
+        levels = [(self._topk, row)]
+        if row != self._base + node:
+            levels.append((self._topk, self._base + node))
+        levels.append((self._full, node))
+        p = np.zeros(self.vocab_size)
+        for table, r in levels:
+            cand, prob = table.row(r)
+            w = np.where(allowed[cand], prob, 0.0)
+            if w.sum() > 0:
+                p[cand] = w / w.sum()
+                return p
+        if allowed[g.bar_id]:
+            p[g.bar_id] = 1.0
+            return p
+        w = np.where(allowed, self._freq, 0.0)
+        if w.sum() <= 0:
+            w = allowed.astype(np.float64)
+        return w / w.sum()
+
+    def log_probs(self, seq: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+        """log2 P(token i | tokens before it) for i = 1..len(seq) - 1 under the walk without
+        restarts (:meth:`next_distribution`), smoothed as ``(1 - floor) * p + floor / |allowed|``
+        over the tokens the grammar allows, so that a transition the walk never makes costs a
+        finite amount. A token the grammar forbids gets ``-inf``. The first token is given."""
+        if not 0 < floor < 1:
+            raise ValueError(f"floor must be in (0, 1), got {floor}")
+        seq = np.asarray(seq, dtype=np.int64).ravel()
+        g = self.g
+        st = g.new_state(1)
+        out = np.empty(max(len(seq) - 1, 0))
+        for i in range(len(seq)):
+            g.advance(st, seq[i : i + 1])
+            if i + 1 == len(seq):
+                break
+            allowed = g.mask(st)[0]
+            nxt = int(seq[i + 1])
+            if not allowed[nxt]:
+                out[i] = -np.inf
+                continue
+            p = self.next_distribution(int(seq[i]), st)[nxt]
+            out[i] = np.log2((1 - floor) * p + floor / allowed.sum())
+        return out
+
     def generate(
         self,
         n: int | None = None,
