@@ -4,7 +4,8 @@ On the successor graph of the bach fixture corpus (V = the tokenizer's vocabular
 ``--samples`` x ``--length`` tokens:
 
 - ``walk`` (:class:`tokentransfer.rwr.Walker`, biased by random 128-d node embeddings: the
-  speed does not depend on their values) with ``context: onset`` (the default) and ``none``;
+  speed does not depend on their values) with ``context: onset`` (the default) and ``none``,
+  each with the compiled loop (``numba``, the default) and the vectorised numpy loop;
 - ``numpy_first_order``: a plain vectorised first-order sampler on the same counts (all samples
   advanced together, one draw per sample and step, no grammar): the floor of what numpy does;
 - ``dgl_random_walk``: DGL's ``random_walk`` with ``prob=`` (the counts) and
@@ -115,9 +116,10 @@ def main() -> int:
     for context in ("onset", "none"):
         wcfg = WalkConfig(length=length, samples=n, context=context)
         walker = Walker(succ, tokenizer, h, None, wcfg, ctx)
-        walker.generate(n=2, length=16)  # warm-up
-        _, s = timed(walker.generate)
-        rows.append((f"walk (context {context})", n * length / s, f"batch {n}"))
+        for engine in ("numba", "numpy"):
+            walker.generate(n=2, length=16, engine=engine)  # warm-up (numba: compile or load)
+            _, s = timed(lambda walker=walker, engine=engine: walker.generate(engine=engine))
+            rows.append((f"walk (context {context}, {engine})", n * length / s, f"batch {n}"))
     numpy_first_order(succ, n, 8, 0)
     _, s = timed(lambda: numpy_first_order(succ, n, length, 0))
     rows.append(("numpy_first_order (no grammar)", n * length / s, f"batch {n}"))
@@ -143,6 +145,7 @@ def main() -> int:
         rows.append((f"transformer {spec.layers}x{spec.dim}", b * lm_len / s, f"batch {b}"))
 
     walk = rows[0][1]
+    by_name = {name: tps for name, tps, _ in rows}
     print(
         f"{n} samples x {length} tokens (walks, chains); transformer {lm_len} tokens per sample "
         f"on {args.device}, {args.threads} threads"
@@ -152,7 +155,8 @@ def main() -> int:
         print(f"{name:40s} {batch:>22s} {tps:12,.0f} {walk / tps:10.2f}")
     best_lm = max((r for r in rows if r[0].startswith("transformer")), key=lambda r: r[1])
     print(
-        f"walk / numpy sampler: {walk / rows[2][1]:.3f}; walk / DGL: {walk / rows[3][1]:.3f}; "
+        f"walk / numpy sampler: {walk / by_name['numpy_first_order (no grammar)']:.3f}; "
+        f"walk / DGL: {walk / by_name['dgl_random_walk (no grammar)']:.3f}; "
         f"walk / transformer at its best ({best_lm[2]}): {walk / best_lm[1]:.1f}"
     )
     return 0

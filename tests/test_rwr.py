@@ -412,3 +412,31 @@ def test_log_probs_follow_the_walks_distribution(tok, corpora, graphs, ctxs):
     piece = corpora["jazzlead"][0][:400]
     assert np.isfinite(w.log_probs(piece)).all()  # another style: finite thanks to the floor
     assert -w.log_probs(piece).mean() > -lp.mean()  # and costlier than the walk's own music
+
+
+@pytest.mark.parametrize("context", ["onset", "position", "none"])
+def test_compiled_and_numpy_walks_give_the_same_tokens(tok, corpora, graphs, ctxs, context):
+    """The numba loop (tokentransfer.walkjit) and the numpy loop read the same tables and
+    uniforms: token for token and statistic for statistic the same, with and without a bias,
+    a prompt, restarts, widening, dead ends and back-offs."""
+    from tokentransfer import walkjit
+
+    assert walkjit.available()  # numba is a dependency: the fast path must be there
+    h, vocab_ids = random_embeddings(corpora["bach"])
+    for alpha, top_k in ((0.05, 16), (1.0, 3), (0.0, 0)):
+        cfg = WalkConfig(length=700, samples=5, restart=alpha, top_k=top_k, context=context)
+        w = Walker(graphs["bach"], tok, h, vocab_ids, cfg, ctx_succ=ctxs["bach"])
+        for prompt in (None, corpora["bach"][1][:61]):
+            a = w.generate(prompt=prompt, seed=11, engine="numba")
+            sa = w.last_stats
+            b = w.generate(prompt=prompt, seed=11, engine="numpy")
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+            assert sa == w.last_stats
+    note = ["Position_0", "Program_0", "Pitch_60", "Velocity_63", "Duration_1.0.8"]
+    for names in (["Bar_None", "TimeSig_4/4", *note], ["Bar_None", "TimeSig_4/4", *note[:3]]):
+        w = tiny_walker(tok, names, WalkConfig(restart=0.0, length=60, samples=2, context=context))
+        a = w.generate(engine="numba")
+        sa = w.last_stats
+        b = w.generate(engine="numpy")
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) and sa == w.last_stats
+        assert sum(s["dead_end_restarts"] + s["backoffs"] for s in sa) > 0

@@ -448,9 +448,14 @@ class Walker:
         length: int | None = None,
         prompt: np.ndarray | None = None,
         seed: int | None = None,
+        engine: str | None = None,
     ) -> list[np.ndarray]:
         """``n`` samples (default ``cfg.samples``) of ``length`` new tokens each (default
         ``cfg.length``), as int64 arrays of vocabulary ids.
+
+        ``engine``: ``"numba"`` (the compiled loop of :mod:`tokentransfer.walkjit`, the default
+        where numba imports) or ``"numpy"`` (all samples advanced together with numpy); both
+        give the same tokens.
 
         With a ``prompt`` (token ids), each sample starts with the prompt's tokens exactly and
         continues from its last token in the grammar state it left; a sample is then
@@ -475,8 +480,17 @@ class Walker:
             start = self.replay(head)
             restart_tokens = self._prompt_restart_tokens(head, start)
         self.restart_tokens = restart_tokens
+        from . import walkjit
+
+        engine = engine or ("numba" if walkjit.available() else "numpy")
+        if engine not in ("numba", "numpy"):
+            raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
+        if engine == "numba" and not walkjit.available():
+            raise RuntimeError("engine 'numba': numba does not import here")
+        self.last_engine = engine
         t0 = time.perf_counter()
-        out, stats = self._walk(n, length, head, start, restart_tokens, seed)
+        walk = walkjit.walk if engine == "numba" else Walker._walk
+        out, stats = walk(self, n, length, head, start, restart_tokens, seed)
         self.last_stats = stats
         dt = time.perf_counter() - t0
         log.info(
@@ -489,6 +503,20 @@ class Walker:
         )
         return [np.concatenate([head, row]) for row in out]
 
+    @staticmethod
+    def _uniforms(n: int, length: int, seed: int) -> np.ndarray:
+        """[length, n, 3]: three uniforms per sample and step (restart, draw, redraw), sample
+        i's from its own ``default_rng(SeedSequence(seed).spawn(n)[i])``."""
+        if n == 0:
+            return np.zeros((length, 0, 3))
+        return np.stack(
+            [
+                np.random.default_rng(ss).random((length, 3))
+                for ss in np.random.SeedSequence(seed).spawn(n)
+            ],
+            axis=1,
+        )
+
     def _walk(self, n, length, head, start, restart_tokens, seed):
         g, alpha = self.g, self.cfg.restart
         stats = [
@@ -500,14 +528,7 @@ class Walker:
             for s in stats:
                 s["tokens"] = len(head) + length
             return out, stats
-        # three uniforms per sample and step: restart, draw, redraw
-        u = np.stack(
-            [
-                np.random.default_rng(ss).random((length, 3))
-                for ss in np.random.SeedSequence(seed).spawn(n)
-            ],
-            axis=1,
-        )  # [length, n, 3]
+        u = self._uniforms(n, length, seed)
         st = start.repeat(n)
         rt = np.asarray(restart_tokens, dtype=np.int64)
         queue = np.full(n, -1, dtype=np.int64)  # index into rt of the next forced token
