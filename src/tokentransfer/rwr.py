@@ -36,7 +36,10 @@ token's top-k context-free candidates; all of its successors (``widened``: top-k
 the grammar comes first); a dead-end restart; where a ``Bar`` cannot follow either (a dead end
 mid-note), a token the grammar allows drawn by corpus frequency (``backoffs``).
 
-Speed. All samples advance together: the grammar state is a few integer arrays, each step draws
+Speed. The walk runs as a loop compiled with numba (:mod:`tokentransfer.walkjit`) or, where
+numba is missing, as a numpy loop; both read the same tables and uniforms and give the same
+tokens. In the numpy loop all samples advance together: the grammar state is a few integer
+arrays, each step draws
 one candidate per sample from the precomputed cumulative table of its row (one
 ``searchsorted`` for all samples) and checks it against the grammar; a draw the grammar
 forbids is replaced by an exact draw from the row renormalised over the allowed candidates (a
