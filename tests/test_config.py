@@ -57,7 +57,20 @@ def _bad(schema, mutate):
         (lambda c: c.update(shards="many"), "shards", ["not of type 'integer'"]),
         (lambda c: c.update(seed=-1), "seed", ["minimum"]),
         (lambda c: c.update(use_gpu="yes"), "use_gpu", ["boolean"]),
-        (lambda c: c.update(tokenizer={"kind": "REMX"}), "tokenizer.kind", ["REMI", "TSD"]),
+        (lambda c: c.update(tokenizer={"kind": "REMX"}), "tokenizer.kind", ["REMI"]),
+        (lambda c: c.update(tokenizer={"kind": "TSD"}), "tokenizer.kind", ["REMI"]),
+        (
+            lambda c: c.update(tokenizer={"kind": "REMI", "use_rests": True}),
+            "tokenizer.use_rests",
+            ["the REMI grammar", "not modelled"],
+        ),
+        (
+            lambda c: c.update(
+                tokenizer={"use_programs": True, "one_token_stream_for_programs": 0}
+            ),
+            "tokenizer.one_token_stream_for_programs",
+            ["one sequence per track"],
+        ),
         (lambda c: c.update(ingest={"max_depth": -1}), "ingest.max_depth", ["minimum"]),
         (lambda c: c.update(ingest={"max_mb": 3}), "ingest", ["'max_mb'", "max_file_mb"]),
         (lambda c: c.update(tegridy={"mirror": 3}), "tegridy.mirror", ["not of type"]),

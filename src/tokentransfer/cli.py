@@ -154,6 +154,8 @@ def _generate(args: argparse.Namespace) -> int:
         results / "graphs" / args.corpus / "successors.npz",
         *([nodes] if nodes else []),
     ]
+    if args.context != "none":
+        paths.append(results / "graphs" / args.corpus / "context_successors.npz")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(
@@ -182,6 +184,7 @@ def _generate(args: argparse.Namespace) -> int:
         "top_k": args.top_k,
         "restart": args.restart,
         "similarity": args.similarity,
+        "context": args.context,
         "seed": args.seed,
     }
     # written into a temporary folder beside --out, which takes its place only when complete
@@ -270,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=16, help="candidates per step (0 = all)")
     p.add_argument("--restart", type=float, default=0.05, help="restart probability per step")
     p.add_argument("--similarity", choices=["cosine", "dot"], default="cosine")
+    p.add_argument(
+        "--context",
+        choices=["onset", "position", "none"],
+        default="onset",
+        help="what transitions are conditioned on besides the token (config generate.context)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     p.add_argument("--out", required=True, help="output folder for sample_NNN.mid and records")
     p.set_defaults(func=_generate)

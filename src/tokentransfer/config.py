@@ -58,6 +58,36 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return f"config key {where}: {err.message}"
 
 
+#: tokenizer options whose token stream the REMI grammar (tokentransfer.grammar) does not model
+_UNMODELLED = {
+    "use_rests": "rests",
+    "use_pitch_intervals": "pitch intervals",
+    "use_bar_end_tokens": "bar-end tokens",
+}
+
+
+def _check_tokenizer(tok: dict) -> None:
+    """Refuse a tokenizer the walk and the grammar mask cannot follow (see grammar.unsupported),
+    before any job runs."""
+    for key, what in _UNMODELLED.items():
+        if tok.get(key):
+            raise ConfigError(
+                f"config key tokenizer.{key}: {what} are not modelled by the REMI grammar that "
+                "every sampler follows; leave it false"
+            )
+    if tok.get("max_bar_embedding") is not None:
+        raise ConfigError(
+            "config key tokenizer.max_bar_embedding: numbered Bar tokens are not modelled by the "
+            "REMI grammar that every sampler follows; leave it unset"
+        )
+    streams = tok.get("one_token_stream_for_programs")
+    if tok.get("use_programs") and streams is not None and not streams:
+        raise ConfigError(
+            "config key tokenizer.one_token_stream_for_programs: one sequence per track is "
+            "not modelled by the REMI grammar that every sampler follows; leave it true"
+        )
+
+
 def check(config: dict, schema: dict | None = None) -> None:
     """Raise :class:`ConfigError` for the first problem in ``config``, naming its key."""
     if schema is None:
@@ -68,6 +98,7 @@ def check(config: dict, schema: dict | None = None) -> None:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_describe(best))
     _check_regexes(config)
+    _check_tokenizer(config.get("tokenizer", {}))
     ingest = config.get("ingest", {})
     low, high = ingest.get("min_ticks_per_quarter", 24), ingest.get("max_ticks_per_quarter", 32767)
     if low > high:

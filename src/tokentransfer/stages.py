@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .embed import contextual, position_table, token_table, write_embeddings
-from .fileio import sha256_file
+from .fileio import sha256_file, write_text_atomic
 from .model import (
     ModelError,
     ModelSpec,
@@ -160,7 +160,7 @@ def run_import(
     """Take a local HF checkpoint (validated against its tokenizer) as the workflow's model."""
     model, _ = load_model(model_path, tokenizer_json)
     digest = save_model(model, tokenizer_json, out_dir)
-    Path(log_path).write_text("step\tloss\tlr\ttokens\tseconds\n")
+    write_text_atomic(log_path, "step\tloss\tlr\ttokens\tseconds\n")
     info = {
         "source": "local",
         "path": str(model_path),
@@ -184,6 +184,14 @@ def import_tokenizer(model_path: str, tokenizer_json: str | None, out: str) -> s
         raise ModelError(
             f"vocab mismatch: model {model_path} has vocab_size {vocab_size} but tokenizer "
             f"{src} has {len(tokenizer)} tokens"
+        )
+    from .grammar import unsupported
+
+    why = unsupported(tokenizer)
+    if why:
+        raise ModelError(
+            f"config key model.tokenizer: {src}: {why} (the walk and the grammar mask follow "
+            "REMI's token stream)"
         )
     shutil.copyfile(src, out)
     return sha256_file(out)
