@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tokentransfer.config import check, enabled_corpora, load_yaml  # noqa: E402
+from tokentransfer.rwr import WalkConfig  # noqa: E402
 from tokentransfer.corpus import (  # noqa: E402
     folder_problem,
     list_dir_files,
@@ -62,6 +63,20 @@ wildcard_constraints:
 
 
 _VERIFIED_MIRROR = set()
+
+
+def section(name, *, only=None, without=()):
+    """A config section narrowed to the keys a rule reads, so that its jobs rerun only when
+    one of those keys changes (Snakemake reruns a job whose params changed)."""
+    return {
+        k: v
+        for k, v in config[name].items()
+        if (only is None or k in only) and k not in without
+    }
+
+
+# the generate section's keys that the walk reads (tokentransfer.rwr.WalkConfig)
+WALK_KEYS = tuple(WalkConfig.__dataclass_fields__)
 
 
 def tegridy_zip_path(name):

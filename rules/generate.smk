@@ -22,7 +22,7 @@ rule generate:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=config["generate"],
+        cfg=section("generate", only=WALK_KEYS),
         prompt=config["generate"]["prompt"],
     script:
         "../scripts/generate.py"

@@ -55,7 +55,7 @@ rule linkpred:
     params:
         encoders=config["gcn"]["encoders"],
         seeds=config["gcn"]["seeds"],
-        hp=config["gcn"],
+        hp=section("gcn", without=("variants", "encoders", "seeds", "threads")),
         use_gpu=config["use_gpu"],
     script:
         "../scripts/linkpred.py"
