@@ -28,6 +28,15 @@ from tokentransfer.stages import model_spec
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one torch thread is faster than two on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tok():
     return build_tokenizer({"kind": "REMI", "use_programs": True})
