@@ -248,7 +248,17 @@ def evaluate_inputs(wildcards):
         out["finetune"] = (
             f"results/finetune/{wildcards.model}/{wildcards.corpus}/metrics.json"
         )
+    out["classifier"] = "results/style/classifier.json"
     return out
+
+
+def style_inputs(wildcards):
+    """The style classifier reads every corpus's tokens and split (base and targets)."""
+    return {
+        "tokenizer": "results/tokenizer/tokenizer.json",
+        "shards": shards_of(CORPORA),
+        "splits": expand("results/splits/{corpus}.tsv", corpus=CORPORA),
+    }
 
 
 def figure_inputs(wildcards):

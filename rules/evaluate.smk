@@ -1,5 +1,6 @@
 # Evaluation stage: baselines produce sample sets like the walks' (same number, length, seed),
-# every set is measured against the target's held-out test pieces, and the report's figures.
+# a style classifier is trained once on real windows of every corpus, every set is measured
+# against the target's held-out test pieces, and the report's figures.
 
 
 rule baseline:
@@ -24,12 +25,39 @@ rule baseline:
         runtime=60,
         gpu=lambda wildcards: GPU if wildcards.method in MODEL_BASELINES else 0,
     params:
-        gen=config["generate"],
-        eval=config["evaluate"],
+        gen=section("generate", only=("samples", "length", "seed")),
+        eval=section("evaluate", only=("markov_discount", "temperature", "top_k")),
         prompt=config["generate"]["prompt"],
         use_gpu=config["use_gpu"],
     script:
         "../scripts/baseline.py"
+
+
+rule style_classifier:
+    input:
+        unpack(style_inputs),
+    output:
+        model="results/style/classifier.json",
+        heldout=report(
+            "results/style/heldout.tsv",
+            caption="../report/style_heldout.rst",
+            category="Evaluation",
+        ),
+    log:
+        "logs/style_classifier.log",
+    benchmark:
+        "logs/benchmarks/style_classifier.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        style=config["evaluate"]["style"],
+        seed=config["evaluate"]["seed"],
+        length=config["generate"]["length"],
+    script:
+        "../scripts/style_classifier.py"
 
 
 rule evaluate:
@@ -43,6 +71,12 @@ rule evaluate:
             subcategory="{corpus}",
         ),
         samples="results/eval/{model}/{corpus}/samples.tsv",
+        features=report(
+            "results/eval/{model}/{corpus}/features.tsv",
+            caption="../report/eval_features.rst",
+            category="Evaluation",
+            subcategory="{corpus}",
+        ),
     log:
         "logs/evaluate/{model}/{corpus}.log",
     benchmark:
@@ -53,8 +87,8 @@ rule evaluate:
         mem_mb=4000,
         runtime=60,
     params:
-        gen=config["generate"],
-        eval=config["evaluate"],
+        gen=section("generate", only=("samples", "length", "seed")),
+        eval=section("evaluate", only=("copy_n", "reference_excerpts", "seed")),
     script:
         "../scripts/evaluate.py"
 
@@ -112,6 +146,9 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        pianorolls=config["evaluate"]["pianorolls"],
+        seed=config["evaluate"]["seed"],
     script:
         "../scripts/figures.py"
 

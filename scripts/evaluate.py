@@ -18,8 +18,10 @@ run_evaluate(
     sets=sets,
     out_tsv=smk.output.metrics,
     samples_tsv=smk.output.samples,
+    features_tsv=smk.output.features,
     eval_cfg=dict(smk.params.eval),
     gen_cfg=dict(smk.params.gen),
     costs=collect_costs(list(smk.input.gcn), smk.input.get("finetune")),
     corpus=smk.wildcards.corpus,
+    classifier=smk.input.classifier,
 )

@@ -1,4 +1,5 @@
-"""The report's figures of one target: metric chart, pitch-class histograms, piano rolls."""
+"""The report's figures of one target: metric chart, pitch-class histograms, piano rolls
+(several samples per method under test excerpts of the same length)."""
 
 import sys
 from pathlib import Path
@@ -20,4 +21,6 @@ target_figures(
     rolls_png=smk.output.rolls,
     title=smk.wildcards.corpus,
     reference=corpus_tokens(list(smk.input.shards), [smk.input.split], "test"),
+    per_method=smk.params.pianorolls,
+    seed=smk.params.seed,
 )

@@ -83,7 +83,7 @@ def test_results_prints_the_tables(tmp_path, capsys):
     curve.write_text(to_tsv(rows))
     assert main(["results", "--results", str(tmp_path), "--metric", "js_trigram"]) == 0
     out = capsys.readouterr().out
-    assert "| bach | counts | – | 0.500 |" in out
+    assert "| bach | counts | – | – | – | 0.500 |" in out  # fidelity, style share, JS bigram
     assert "10,000" in out
     assert "| counts | 0.700 ± 0.100 | 0.400 ± 0.000 |" in out
     assert "| transformer (unadapted) | 0.900 | 0.900 |" in out

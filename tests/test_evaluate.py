@@ -128,3 +128,31 @@ def test_costs_come_from_the_training_records(tmp_path):
         "finetuned": 15.25,
     }
     assert collect_costs([], None) == {}
+
+
+def test_the_table_leads_with_the_music(tmp_path):
+    """`tokentransfer results`: feature fidelity and style share lead, the classifier's
+    held-out accuracy follows the evaluation table."""
+    from tokentransfer.style import ALL_ROW, MAJORITY_ROW
+    from tokentransfer.tables import results_markdown
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.tsv").write_text(
+        to_tsv(
+            [{"corpus": "bach", "method": "counts", "feature_fidelity": 0.61, "style_share": 0.25}]
+        )
+    )
+    (tmp_path / "style").mkdir()
+    (tmp_path / "style" / "heldout.tsv").write_text(
+        to_tsv(
+            [
+                {"corpus": "bach", "windows": 10, "pieces": 3, "recall": 0.9},
+                {"corpus": ALL_ROW, "windows": 20, "pieces": None, "recall": 0.8},
+                {"corpus": MAJORITY_ROW, "windows": 20, "pieces": None, "recall": 0.5},
+            ]
+        )
+    )
+    out = results_markdown(tmp_path)
+    assert "| target | method | feature fidelity | style share | JS bigram |" in out
+    assert "| bach | counts | 0.610 | 0.250 | – |" in out
+    assert "| (all) | 20 | – | 0.800 |" in out and "| (majority class) | 20 | – | 0.500 |" in out

@@ -157,6 +157,48 @@ def test_empty_score_gives_nan():
     assert m.note_arrays(score)["time"].size == 0
 
 
+def test_length_classes_are_nearest_on_a_log_scale():
+    q = np.array([0.25, 0.26, 1 / 3, 0.9, 1.1, 1.45, 2.9, 100.0, 0.01])
+    classes = m.LENGTH_CLASSES[m.length_class(q)]
+    np.testing.assert_allclose(classes, [0.25, 0.25, 1 / 3, 1.0, 1.0, 1.5, 3.0, 8.0, 0.125])
+
+
+def test_ioi_histogram_of_eighths_and_a_chord():
+    # onsets 0, 1/2, 1, 3/2 (a chord at 1 counts once), then a gap of 2.5 quarters
+    notes = [(0, 240, 60), (240, 240, 62), (480, 240, 64), (480, 240, 67), (720, 240, 65)]
+    notes.append((720 + 1200, 480, 60))
+    hist = m.ioi_histogram(make_score(notes))
+    expected = np.zeros(len(m.LENGTH_CLASSES))
+    expected[list(m.LENGTH_CLASSES).index(0.5)] = 3 / 4
+    expected[list(m.LENGTH_CLASSES).index(3.0)] = 1 / 4  # 2.5 is nearer 3 than 2 in log2
+    np.testing.assert_allclose(hist, expected)
+    assert not m.ioi_histogram(make_score([(0, TPQ, 60)])).any()  # one onset: no interval
+
+
+def test_duration_histogram_leaves_drums_out():
+    score = make_score(
+        [(0, TPQ, 60), (0, TPQ // 2, 64), (TPQ, 3 * TPQ // 4, 67)], drum=[(0, 5, 36)]
+    )
+    hist = m.duration_histogram(score)
+    classes = list(m.LENGTH_CLASSES)
+    assert hist[classes.index(1.0)] == hist[classes.index(0.5)] == hist[classes.index(0.75)]
+    assert hist.sum() == pytest.approx(1.0) and np.count_nonzero(hist) == 3
+
+
+def test_chord_sizes_phases_and_register():
+    notes = [(0, TPQ, p) for p in (60, 64, 67)] + [(TPQ // 2, TPQ, 72), (TPQ, TPQ, 74)]
+    score = make_score(notes, drum=[(TPQ // 4, 10, 36)])
+    np.testing.assert_allclose(m.chord_size_histogram(score), [2 / 3, 0, 1 / 3, 0, 0, 0])
+    phase = m.onset_phase_histogram(score)  # onsets at 0, 1/4 (drum), 1/2, 1 quarter
+    assert phase[0] == 0.5 and phase[3] == 0.25 and phase[6] == 0.25
+    assert m.pitch_mean(score) == pytest.approx(np.mean([60, 64, 67, 72, 74]))
+    assert m.pitch_std(score) == pytest.approx(np.std([60, 64, 67, 72, 74]))
+    assert m.used_pitches(score) == 5.0
+    empty = Score(TPQ)
+    assert not m.chord_size_histogram(empty).any() and not m.onset_phase_histogram(empty).any()
+    assert math.isnan(m.pitch_mean(empty)) and m.used_pitches(empty) == 0.0
+
+
 def test_real_midi_metrics_in_range(fixtures_dir):
     path = sorted((fixtures_dir / "bach").glob("*.mid"))[0]
     score = Score(path)

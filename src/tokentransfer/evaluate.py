@@ -16,11 +16,24 @@ Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``)
   style that is not in the reference; the test pieces themselves would score a divergence of 0
   by construction); ``real_base``: excerpts of base pieces (the floor).
 
-Metrics against the target's test pieces: token bigram/trigram Jensen-Shannon divergence and
-the pitch-class histogram distance (of the pooled set), per-sample music metrics
-(:data:`tokentransfer.metrics.MUSIC_METRICS`), the token error rate, memorisation (the share of
-a sample's n-grams found in the training pieces, and the longest span copied from one) and cost
-(generation tokens/s, adaptation seconds).
+Metrics against the target's test pieces, in the order of the table:
+
+- what the music sounds like: **feature fidelity**, the mean over the features of
+  :data:`tokentransfer.features.FIDELITY_FEATURES` (note density, polyphony, empty-beat rate,
+  pitch range, pitch-class, inter-onset-interval and duration histograms, groove and scale
+  consistency) of the overlapping area of Yang & Lerch (2020) between the sample set and
+  ``evaluate.reference_excerpts`` excerpts of the test pieces of the same token length (each
+  feature's OA in ``oa_<feature>``; OA, KL and the feature's mean and std per method in
+  ``features.tsv``); and the **style share**, the share of samples that the style classifier
+  (:mod:`tokentransfer.style`, trained on every corpus's training pieces) assigns to the
+  target (``style_prob``: its mean probability of the target);
+- token bigram/trigram Jensen-Shannon divergence and the pitch-class histogram distance (of the
+  pooled set);
+- per-sample music metrics (:data:`tokentransfer.metrics.MUSIC_METRICS`), the token error rate,
+  memorisation (the share of a sample's n-grams found in the training pieces, and the longest
+  span copied from one) and cost (generation tokens/s, adaptation seconds).
+
+Fidelity and style look at a sample's generated tokens only (a prompt is left out).
 """
 
 from __future__ import annotations
@@ -35,6 +48,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .features import FIDELITY_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +81,12 @@ SAMPLE_METRICS = (
 )
 #: metrics of a whole sample set
 SET_METRICS = ("js_bigram", "js_trigram", "pch_distance")
+#: what the music sounds like, set by set: they lead the table (see the module's docstring)
+MUSIC_SET_METRICS = ("feature_fidelity", "style_share", "style_prob")
+#: columns of each feature's overlapping area
+OA_COLUMNS = tuple(f"oa_{name}" for name in FIDELITY_FEATURES)
+#: columns of features.tsv
+FEATURE_COLUMNS = ("corpus", "method", "feature", "oa", "kld", "mean", "std", "ref_mean", "ref_std")
 COST_COLUMNS = ("gen_tokens_per_second", "gen_seconds", "adapt_seconds")
 
 
@@ -172,23 +193,25 @@ def run_baseline(
 # --------------------------------------------------------------------------- metrics
 
 
-def _score_metrics(tokenizer, ids: np.ndarray) -> dict[str, float]:
+def _score_metrics(tokenizer, ids: np.ndarray, score=None) -> dict[str, float]:
     from .metrics import MUSIC_METRICS
     from .rwr import decode, token_errors
 
-    score = decode(tokenizer, ids)
+    score = decode(tokenizer, ids) if score is None else score
     out = {name: float(fn(score)) for name, fn in MUSIC_METRICS.items()}
     out["token_error_rate"] = token_errors(tokenizer, ids)
     return out
 
 
-def pooled_pitch_classes(tokenizer, seqs: list[np.ndarray]) -> np.ndarray:
+def pooled_pitch_classes(tokenizer, seqs: list[np.ndarray], scores: list | None = None):
+    """Pitch-class histogram of all notes of a set (``scores``: the sequences decoded, if
+    already at hand)."""
     from .metrics import pitch_class_histogram
     from .rwr import decode
 
     total = np.zeros(12)
-    for ids in seqs:
-        score = decode(tokenizer, ids)
+    for i, ids in enumerate(seqs):
+        score = decode(tokenizer, ids) if scores is None else scores[i]
         total += pitch_class_histogram(score) * max(int(score.note_num()), 0)
     return total / total.sum() if total.sum() > 0 else total
 
@@ -217,11 +240,13 @@ def evaluate_set(
     prompt_tokens: int,
     reference: dict,
     copy_n: int,
+    scores: list | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Set-level metrics and per-sample metrics of one sample set against ``reference``.
 
-    ``reference`` is :func:`build_reference`'s dict. A prompt's tokens are left out of every
-    metric that could credit the method with them (divergences, copying).
+    ``reference`` is :func:`build_reference`'s dict; ``scores`` the samples decoded, if at
+    hand. A prompt's tokens are left out of every metric that could credit the method with
+    them (divergences, copying).
     """
     from .metrics import longest_copies, ngram_copy_rate
     from .ngrams import ngram_counts
@@ -231,12 +256,12 @@ def evaluate_set(
         JS_NAMES[n]: _js(ngram_counts(new, n), counts) for n, counts in reference["ngrams"].items()
     }
     set_metrics["pch_distance"] = _pch_distance(
-        pooled_pitch_classes(tokenizer, samples), reference["pch"]
+        pooled_pitch_classes(tokenizer, samples, scores), reference["pch"]
     )
     longest = longest_copies(new, reference["train"]) if reference["train"] else [0] * len(new)
     rows = []
-    for ids, tail, span in zip(samples, new, longest, strict=True):
-        row = _score_metrics(tokenizer, ids)
+    for i, (ids, tail, span) in enumerate(zip(samples, new, longest, strict=True)):
+        row = _score_metrics(tokenizer, ids, None if scores is None else scores[i])
         row["copy_rate"] = (
             ngram_copy_rate(tail, reference["train"], copy_n, reference["train_hashes"])
             if reference["train"]
@@ -290,6 +315,40 @@ def _adapt_seconds(method: str, info: dict, costs: dict) -> float | None:
     return info.get("adapt_seconds")
 
 
+def music_measures(
+    scores: list,
+    reference_features: list[dict[str, np.ndarray]],
+    classifier=None,
+    target: str = "",
+) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict]]:
+    """Feature fidelity and style of one sample set (its generated parts, decoded).
+
+    Returns the set's columns (:data:`MUSIC_SET_METRICS` and :data:`OA_COLUMNS`), the
+    per-feature record of :func:`tokentransfer.features.feature_fidelity`, and per sample the
+    class the classifier gives (``style``) and its probability of the target (``style_prob``).
+    """
+    from .features import feature_fidelity, mean_overlap, score_features
+    from .style import STYLE_FEATURES
+
+    feats = [score_features(sc) for sc in scores]
+    per_feature = feature_fidelity(feats, reference_features)
+    row: dict = {"feature_fidelity": mean_overlap(per_feature)}
+    per_sample = [{"style": "", "style_prob": math.nan} for _ in scores]
+    row["style_share"] = row["style_prob"] = math.nan
+    if classifier is not None and target in classifier.classes and feats:
+        x = np.stack([np.concatenate([f[k] for k in STYLE_FEATURES]) for f in feats])
+        prob = classifier.probabilities(x)
+        pred = np.argmax(prob, axis=1)
+        t = classifier.classes.index(target)
+        row["style_share"] = float(np.mean(pred == t))
+        row["style_prob"] = float(prob[:, t].mean())
+        for r, c, p in zip(per_sample, pred, prob[:, t], strict=True):
+            r.update(style=classifier.classes[int(c)], style_prob=float(p))
+    for name in FIDELITY_FEATURES:
+        row[f"oa_{name}"] = per_feature[name]["oa"]
+    return row, per_feature, per_sample
+
+
 def run_evaluate(
     *,
     tokenizer_json: str,
@@ -302,19 +361,31 @@ def run_evaluate(
     gen_cfg: dict,
     costs: dict[str, float] | None = None,
     corpus: str = "",
+    classifier: str | None = None,
+    features_tsv: str | None = None,
 ) -> list[dict]:
     """Evaluate every sample set (method -> its ``tokens.h5``) against the target's test pieces.
 
-    Writes ``out_tsv`` (one row per method: set metrics, per-sample means and stds, cost) and
-    ``samples_tsv`` (one row per sample). ``costs`` maps a method to its adaptation seconds
-    where the sample set's own record does not hold them. A ``test_pieces`` row gives the
-    music metrics of excerpts of the test pieces themselves (divergences left empty: they are
-    the reference).
+    Writes ``out_tsv`` (one row per method: music measures, set metrics, per-sample means and
+    stds, cost), ``samples_tsv`` (one row per sample) and ``features_tsv`` (one row per method
+    and feature of :data:`FIDELITY_FEATURES`: OA, KL, and the mean and std of a numeric feature
+    over the samples and over the reference excerpts). ``costs`` maps a method to its
+    adaptation seconds where the sample set's own record does not hold them; ``classifier`` is
+    the style classifier's JSON (without one the style columns are empty). A
+    ``test_pieces`` row gives the metrics of excerpts of the test pieces themselves
+    (divergences and fidelity left empty: they are the reference; its style share is the
+    classifier's recall on the target's test pieces).
+
+    Reads ``eval_cfg`` keys ``copy_n``, ``reference_excerpts`` and ``seed``, and ``gen_cfg``
+    keys ``samples``, ``length`` and ``seed``.
     """
     from .baselines import bar_id, real_excerpts
+    from .features import score_features
     from .fileio import write_text_atomic
     from .metrics import describe
+    from .rwr import decode
     from .stages import corpus_tokens, read_samples
+    from .style import StyleClassifier
     from .tokenize import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_json)
@@ -323,9 +394,18 @@ def run_evaluate(
     copy_n = int(eval_cfg["copy_n"])
     reference = build_reference(tokenizer, test, train, copy_n)
     costs = costs or {}
-    rows, sample_rows = [], []
+    model = StyleClassifier.load(classifier) if classifier else None
+    if model is not None and corpus not in model.classes:
+        log.warning("%s is not a class of the style classifier %s", corpus, classifier)
+    rows, sample_rows, feature_rows = [], [], []
     n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
-    test_excerpts = real_excerpts(test, n, length, seed, bar_id=bar_id(tokenizer))
+    bar = bar_id(tokenizer)
+    ref_excerpts = real_excerpts(
+        test, int(eval_cfg["reference_excerpts"]), length, int(eval_cfg["seed"]), bar_id=bar
+    )
+    ref_features = [score_features(decode(tokenizer, s)) for s in ref_excerpts]
+    log.info("reference: %d excerpts of %d test pieces", len(ref_excerpts), len(test))
+    test_excerpts = real_excerpts(test, n, length, seed, bar_id=bar)
     entries = [("test_pieces", test_excerpts, 0, {})]
     for method, tokens_h5 in sets.items():
         samples, prompt = read_samples(tokens_h5)
@@ -334,15 +414,24 @@ def run_evaluate(
         entries.append((method, samples, prompt, info))
     for method, samples, prompt, info in entries:
         t0 = time.perf_counter()
-        set_metrics, per_sample = evaluate_set(tokenizer, samples, prompt, reference, copy_n)
+        new_scores = [decode(tokenizer, s[prompt:]) for s in samples]
+        set_metrics, per_sample = evaluate_set(
+            tokenizer, samples, prompt, reference, copy_n, new_scores if prompt == 0 else None
+        )
+        music, per_feature, styles = music_measures(new_scores, ref_features, model, corpus)
         if method == "test_pieces":  # the reference itself: its divergences say nothing
             set_metrics = dict.fromkeys(SET_METRICS, math.nan)
+            music.update(dict.fromkeys(("feature_fidelity", *OA_COLUMNS), math.nan))
+            for rec in per_feature.values():
+                rec.update(oa=math.nan, kld=math.nan)
         row: dict = {
             "corpus": corpus,
             "method": method,
             "kind": method_kind(method),
             "samples": len(samples),
             "tokens": int(sum(len(s) - prompt for s in samples)),
+            **{k: music[k] for k in MUSIC_SET_METRICS},
+            **{k: music[k] for k in OA_COLUMNS},
             **set_metrics,
         }
         for name in SAMPLE_METRICS:
@@ -353,13 +442,22 @@ def run_evaluate(
         row["gen_seconds"] = info.get("seconds")
         row["adapt_seconds"] = _adapt_seconds(method, info, costs)
         rows.append(row)
-        for i, r in enumerate(per_sample):
-            sample_rows.append({"corpus": corpus, "method": method, "sample": i, **r})
+        for i, (r, st) in enumerate(zip(per_sample, styles, strict=True)):
+            sample_rows.append({"corpus": corpus, "method": method, "sample": i, **r, **st})
+        for name, rec in per_feature.items():
+            feature_rows.append({"corpus": corpus, "method": method, "feature": name, **rec})
         log.info(
-            "%s: evaluated %d samples in %.2f s", method, len(samples), time.perf_counter() - t0
+            "%s: evaluated %d samples in %.2f s (feature fidelity %.3f, style share %.3f)",
+            method,
+            len(samples),
+            time.perf_counter() - t0,
+            music["feature_fidelity"],
+            music["style_share"],
         )
     write_text_atomic(out_tsv, to_tsv(rows))
     write_text_atomic(samples_tsv, to_tsv(sample_rows))
+    if features_tsv:
+        write_text_atomic(features_tsv, to_tsv(feature_rows))
     return rows
 
 

@@ -1,8 +1,9 @@
 """The report's figures (matplotlib, drawn off-screen to PNG).
 
 Per target: the evaluation metrics with methods side by side, the pooled pitch-class
-histograms of every sample set beside the test pieces', and piano rolls of the first sample of
-every set. For the model: the training curves of pretraining and fine-tuning.
+histograms of every sample set beside the test pieces', and piano rolls of several samples of
+every set under excerpts of the test pieces of the same length in quarter notes, all on one
+time axis. For the model: the training curves of pretraining and fine-tuning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: metrics drawn in the chart, with their labels ("lower is better" is said where it holds)
 CHART_METRICS = (
+    ("feature_fidelity", "feature fidelity: mean OA to test (higher: closer)"),
+    ("style_share", "share classified as the target style"),
     ("js_bigram", "bigram JS divergence to test (lower: closer)"),
     ("js_trigram", "trigram JS divergence to test (lower: closer)"),
     ("pch_distance", "pitch-class distance to test (lower: closer)"),
@@ -112,29 +115,127 @@ def pitch_class_chart(
     plt.close(fig)
 
 
-def piano_rolls(scores: dict, path: str | os.PathLike, title: str = "") -> None:
-    """The first sample of every set as a piano roll (time in quarter notes, MIDI pitch)."""
+def _notes_in_beats(score) -> dict[str, np.ndarray]:
+    """A score's notes with onset and end in quarter notes."""
     from .metrics import note_arrays
 
+    notes = note_arrays(score)
+    tpq = max(int(score.tpq), 1)
+    return {
+        "start": notes["time"] / tpq,
+        "end": notes["end"] / tpq,
+        "pitch": notes["pitch"],
+        "drum": notes["drum"],
+    }
+
+
+def span_beats(notes: dict[str, np.ndarray]) -> float:
+    """Quarter notes from 0 to the end of the last note (0 without notes)."""
+    return float(notes["end"].max()) if len(notes["end"]) else 0.0
+
+
+def cut_beats(notes: dict[str, np.ndarray], start: float, beats: float) -> dict[str, np.ndarray]:
+    """The notes that start in ``[start, start + beats)``, moved to start at 0 and cut off at
+    ``beats``."""
+    keep = (notes["start"] >= start) & (notes["start"] < start + beats)
+    out = {k: v[keep] for k, v in notes.items()}
+    out["start"] = out["start"] - start
+    out["end"] = np.minimum(out["end"] - start, beats)
+    return out
+
+
+def test_excerpts(scores: list, count: int, beats: float, seed: int) -> list[dict]:
+    """``count`` excerpts of ``beats`` quarter notes of the (decoded) test pieces, each from a
+    bar line (the first time signature's bar) chosen at random among those that leave
+    ``beats`` before the piece's end (the first bar when none does). Pieces are taken in a
+    seeded random order, without replacement while there are pieces left."""
+    from .metrics import _bar_quarters
+
+    if not scores:
+        return []
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
+    order = list(rng.permutation(len(scores)))
+    order += list(rng.integers(0, len(scores), size=max(0, count - len(order))))
+    out = []
+    for idx in order[:count]:
+        score = scores[int(idx)]
+        notes = _notes_in_beats(score)
+        bar = _bar_quarters(score)
+        first = float(notes["start"].min()) if len(notes["start"]) else 0.0
+        first_bar = np.floor(first / bar) * bar
+        last = span_beats(notes) - beats
+        starts = np.arange(first_bar, max(last, first_bar) + 1e-9, bar)
+        starts = starts[starts <= last + 1e-9] if (starts <= last + 1e-9).any() else starts[:1]
+        out.append(cut_beats(notes, float(rng.choice(starts)), beats))
+    return out
+
+
+def _draw_roll(ax, notes: dict[str, np.ndarray]) -> None:
+    """Notes as rectangles (one PolyCollection: fast for thousands of notes); drums in grey."""
+    from matplotlib.collections import PolyCollection
+
+    if not len(notes["pitch"]):
+        ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", fontsize=7)
+        return
+    x0 = notes["start"]
+    x1 = np.maximum(notes["end"], x0 + 0.05)
+    y0, y1 = notes["pitch"] - 0.45, notes["pitch"] + 0.45
+    verts = np.stack([np.c_[x0, y0], np.c_[x1, y0], np.c_[x1, y1], np.c_[x0, y1]], axis=1)
+    colours = np.where(notes["drum"], "0.6", "tab:blue")
+    ax.add_collection(PolyCollection(verts, facecolors=colours, edgecolors="none"))
+
+
+def piano_rolls(
+    sets: dict[str, list],
+    reference: list[dict[str, np.ndarray]] | None,
+    path: str | os.PathLike,
+    title: str = "",
+    beats: float | None = None,
+) -> float:
+    """Piano rolls of several samples per set (``sets``: method -> decoded scores), one row per
+    method, under a first row of test excerpts (``reference``: note dicts in quarter notes, as
+    :func:`test_excerpts` cuts them), all on one time axis of ``beats`` quarter notes (default:
+    the longest sample's span) and one pitch axis. Returns the axis length in quarter notes."""
     plt = _pyplot()
-    cols = 2
-    nrows = max(1, math.ceil(len(scores) / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(12, 1.9 * nrows), squeeze=False)
-    for ax, (method, score) in zip(axes.ravel(), scores.items(), strict=False):
-        notes = note_arrays(score)
-        tpq = max(int(score.tpq), 1)
-        if len(notes["pitch"]):
-            start = notes["time"] / tpq
-            dur = np.maximum((notes["end"] - notes["time"]) / tpq, 0.05)
-            ax.barh(notes["pitch"], dur, left=start, height=0.8, color="tab:blue")
-        ax.set_title(method, fontsize=8)
-        ax.tick_params(labelsize=6)
-    for ax in axes.ravel()[len(scores) :]:
-        ax.axis("off")
-    fig.suptitle(f"{title}: first sample of each method (x: quarter notes, y: pitch)", fontsize=9)
+    rows = {m: [_notes_in_beats(sc) for sc in scores] for m, scores in sets.items()}
+    if beats is None:
+        spans = [span_beats(n) for notes in rows.values() for n in notes]
+        beats = max([*spans, 1.0])
+    if reference:
+        rows = {"test excerpts": reference, **rows}
+    cols = max([len(v) for v in rows.values()] + [1])
+    pitches = np.concatenate([n["pitch"] for v in rows.values() for n in v] + [np.zeros(0)])
+    low, high = (pitches.min() - 2, pitches.max() + 2) if len(pitches) else (40, 90)
+    fig, axes = plt.subplots(
+        max(len(rows), 1),
+        cols,
+        figsize=(3.9 * cols + 1.2, 1.15 * max(len(rows), 1) + 0.9),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for r, (name, notes_list) in enumerate(rows.items()):
+        for c in range(cols):
+            ax = axes[r, c]
+            if c < len(notes_list):
+                _draw_roll(ax, notes_list[c])
+            else:
+                ax.set_facecolor("0.95")
+            ax.tick_params(labelsize=6)
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    axes[0, 0].set_xlim(0, beats)
+    axes[0, 0].set_ylim(low, high)
+    for c in range(cols):
+        axes[-1, c].set_xlabel("quarter notes", fontsize=7)
+    fig.suptitle(
+        f"{title}: {cols} samples per method under test excerpts of the same length "
+        f"({beats:.0f} quarter notes); one time axis, y: MIDI pitch",
+        fontsize=9,
+    )
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+    return beats
 
 
 def target_figures(
@@ -147,8 +248,12 @@ def target_figures(
     rolls_png: str,
     title: str = "",
     reference: list[np.ndarray] | None = None,
+    per_method: int = 3,
+    seed: int = 0,
 ) -> None:
-    """All figures of one target from its metrics table and its sample sets' ``tokens.h5``."""
+    """All figures of one target from its metrics table and its sample sets' ``tokens.h5``;
+    ``reference``: the test pieces' token sequences; ``per_method`` samples of each set in the
+    piano rolls, under as many test excerpts (seeded by ``seed``) of the same length."""
     from .evaluate import pooled_pitch_classes, read_tsv
     from .rwr import decode
     from .stages import read_samples
@@ -156,15 +261,24 @@ def target_figures(
 
     tokenizer = load_tokenizer(tokenizer_json)
     metrics_chart(read_tsv(metrics_tsv), metrics_png, title)
-    histograms, scores = {}, {}
+    histograms, shown = {}, {}
     if reference:
         histograms["test_pieces"] = pooled_pitch_classes(tokenizer, reference)
     for method, tokens_h5 in sets.items():
         samples, _ = read_samples(tokens_h5)
         histograms[method] = pooled_pitch_classes(tokenizer, samples)
-        scores[method] = decode(tokenizer, samples[0])
+        shown[method] = [decode(tokenizer, s) for s in samples[:per_method]]
     pitch_class_chart(histograms, pitch_png, title)
-    piano_rolls(scores, rolls_png, title)
+    spans = [span_beats(_notes_in_beats(sc)) for scores in shown.values() for sc in scores]
+    beats = max([*spans, 1.0])
+    excerpts = None
+    count = max([len(v) for v in shown.values()] + [1])  # as many as samples are shown
+    if reference:
+        rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
+        picked = rng.permutation(len(reference))[:count]  # decode only the pieces cut from
+        decoded = [decode(tokenizer, reference[int(i)]) for i in picked]
+        excerpts = test_excerpts(decoded, count, beats, seed)
+    piano_rolls(shown, excerpts, rolls_png, title, beats)
 
 
 def training_curves(logs: dict[str, str], path: str | os.PathLike) -> None:

@@ -236,6 +236,91 @@ def empty_beat_rate(score: Score) -> float:
     return float(1.0 - sounding.mean())
 
 
+#: Note-length classes of :func:`duration_histogram` and :func:`ioi_histogram`, in quarter
+#: notes: the twelve of mgeval (Yang & Lerch 2020: whole to sixteenth, dotted, triplets) with a
+#: thirty-second and a breve added at the ends. A value goes to the nearest class on a log scale.
+LENGTH_CLASSES = np.array(
+    [1 / 8, 1 / 4, 1 / 3, 3 / 8, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4, 8], dtype=np.float64
+)
+_LOG_CLASSES = np.log2(LENGTH_CLASSES)
+_CLASS_EDGES = (_LOG_CLASSES[1:] + _LOG_CLASSES[:-1]) / 2
+
+
+def length_class(quarters: np.ndarray) -> np.ndarray:
+    """Index in :data:`LENGTH_CLASSES` of the class nearest (in log2) to each length."""
+    q = np.maximum(np.asarray(quarters, dtype=np.float64), 1e-9)
+    return np.searchsorted(_CLASS_EDGES, np.log2(q), side="right")
+
+
+def _length_histogram(quarters: np.ndarray) -> np.ndarray:
+    counts = np.bincount(length_class(quarters), minlength=len(LENGTH_CLASSES)).astype(np.float64)
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+def onset_times(score: Score) -> np.ndarray:
+    """Sorted distinct onset times in ticks of all notes (drums included)."""
+    return np.unique(note_arrays(score)["time"])
+
+
+def ioi_histogram(score: Score) -> np.ndarray:
+    """Normalised histogram of inter-onset intervals over :data:`LENGTH_CLASSES` (mgeval's
+    ``note_length_hist`` applied to the gaps between consecutive distinct onsets, all tracks
+    pooled, drums included); all zero with fewer than two onsets."""
+    onsets = onset_times(score)
+    return _length_histogram(np.diff(onsets) / ticks_per_quarter(score))
+
+
+def duration_histogram(score: Score) -> np.ndarray:
+    """Normalised histogram of non-drum note durations over :data:`LENGTH_CLASSES` (mgeval
+    ``note_length_hist``); all zero without notes."""
+    notes = _pitched(note_arrays(score))
+    return _length_histogram((notes["end"] - notes["time"]) / ticks_per_quarter(score))
+
+
+#: Bins of :func:`chord_size_histogram`: 1, 2, ..., CHORD_SIZES - 1 notes at an onset, and more.
+CHORD_SIZES = 6
+
+
+def chord_size_histogram(score: Score) -> np.ndarray:
+    """Normalised histogram of how many non-drum notes start at each onset (1, 2, ..., 5, 6 or
+    more); all zero without notes."""
+    time = _pitched(note_arrays(score))["time"]
+    if not len(time):
+        return np.zeros(CHORD_SIZES)
+    _, size = np.unique(time, return_counts=True)
+    counts = np.bincount(np.minimum(size, CHORD_SIZES) - 1, minlength=CHORD_SIZES)
+    return counts / counts.sum()
+
+
+def onset_phase_histogram(score: Score) -> np.ndarray:
+    """Normalised histogram of onset positions within the beat on the grid of
+    :data:`GROOVE_GRID` steps per quarter note (drums included); all zero without notes."""
+    onsets = onset_times(score)
+    if not len(onsets):
+        return np.zeros(GROOVE_GRID)
+    step = np.rint(onsets * (GROOVE_GRID / ticks_per_quarter(score))).astype(np.int64)
+    counts = np.bincount(step % GROOVE_GRID, minlength=GROOVE_GRID).astype(np.float64)
+    return counts / counts.sum()
+
+
+def pitch_mean(score: Score) -> float:
+    """Mean MIDI pitch of the non-drum notes (the register)."""
+    pitch = _pitched(note_arrays(score))["pitch"]
+    return float(pitch.mean()) if len(pitch) else NAN
+
+
+def pitch_std(score: Score) -> float:
+    """Standard deviation of the non-drum notes' MIDI pitches."""
+    pitch = _pitched(note_arrays(score))["pitch"]
+    return float(pitch.std()) if len(pitch) else NAN
+
+
+def used_pitches(score: Score) -> float:
+    """Number of distinct non-drum pitches (mgeval ``total_used_pitch``)."""
+    return float(len(np.unique(_pitched(note_arrays(score))["pitch"])))
+
+
 MUSIC_METRICS: dict[str, Callable[[Score], float]] = {
     "pitch_class_entropy": pitch_class_entropy,
     "pitch_range": pitch_range,

@@ -1,8 +1,8 @@
 """Markdown tables of the results, for the README and for people reading a run's outputs.
 
 ``tokentransfer results --results results/`` prints them: the evaluation summary (one row per
-target and method) and the few-shot curves' key numbers (each method at a few k, mean and
-spread over draws).
+target and method), the style classifier's held-out accuracy and the few-shot curves' key
+numbers (each method at a few k, mean and spread over draws).
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ import numpy as np
 
 from .evaluate import read_tsv
 
-#: columns of the evaluation table: (column, header)
+#: columns of the evaluation table: (column, header). What the music sounds like leads: feature
+#: fidelity (mean OA of the musical features' distributions with the test pieces'), the share
+#: the style classifier assigns to the target, and the texture the piano rolls show.
 EVAL_COLUMNS = (
+    ("feature_fidelity", "feature fidelity"),
+    ("style_share", "style share"),
     ("js_bigram", "JS bigram"),
     ("js_trigram", "JS trigram"),
+    ("note_density", "notes/beat"),
+    ("polyphony", "polyphony"),
+    ("empty_beat_rate", "empty beats"),
     ("pch_distance", "pitch-class dist."),
-    ("scale_consistency", "scale cons."),
-    ("groove_consistency", "groove cons."),
     ("token_error_rate", "token errors"),
     ("copy_rate", "copy rate"),
     ("gen_tokens_per_second", "gen. tokens/s"),
@@ -53,6 +58,16 @@ def eval_markdown(summary_tsv: str | os.PathLike) -> str:
             for c, _ in EVAL_COLUMNS
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def style_markdown(heldout_tsv: str | os.PathLike) -> str:
+    """The style classifier's held-out table: recall per corpus, accuracy, majority rate."""
+    rows = read_tsv(heldout_tsv)
+    lines = ["| corpus | held-out windows | pieces | recall |", "|---|---|---|---|"]
+    for r in rows:
+        pieces = r.get("pieces") or "–"
+        lines.append(f"| {r['corpus']} | {r['windows']} | {pieces} | {_cell(r['recall'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -103,6 +118,12 @@ def results_markdown(
     summary = results / "eval" / "summary.tsv"
     if summary.exists():
         parts.append("### Evaluation (`results/eval/summary.tsv`)\n\n" + eval_markdown(summary))
+    heldout = results / "style" / "heldout.tsv"
+    if heldout.exists():
+        parts.append(
+            "### Style classifier, held-out pieces (`results/style/heldout.tsv`)\n\n"
+            + style_markdown(heldout)
+        )
     for curve in sorted(results.glob("fewshot/*/*/curve.tsv")):
         for metric in metrics:
             parts.append(

@@ -1,0 +1,26 @@
+"""Train the style classifier on real windows of every corpus; measure it on held-out pieces."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.style import run_style_classifier  # noqa: E402
+
+smk = snakemake  # noqa: F821
+setup_logging(smk.log[0])
+splits = {Path(p).stem: p for p in smk.input.splits}
+shards = {name: [p for p in smk.input.shards if Path(p).parent.name == name] for name in splits}
+style = smk.params.style
+run_style_classifier(
+    tokenizer_json=smk.input.tokenizer,
+    corpora={name: (shards[name], splits[name]) for name in splits},
+    out_model=smk.output.model,
+    out_tsv=smk.output.heldout,
+    length=smk.params.length,
+    windows=style["windows"],
+    heldout_windows=style["heldout_windows"],
+    l2=style["l2"],
+    seed=smk.params.seed,
+)

@@ -1,0 +1,290 @@
+"""A style classifier: which corpus does a window of music come from?
+
+Trained once per run on real windows of every corpus (base and targets, training pieces only):
+excerpts of ``generate.length`` tokens starting at a bar line (as
+:func:`tokentransfer.baselines.real_excerpts` draws them, ``windows`` per corpus, so classes are
+balanced), each described by what it sounds like (:data:`STYLE_FEATURES`: rhythm, texture,
+register and pitch content of the decoded notes; never the velocity or instrument tokens, which
+would name a corpus without hearing it). The model is a multinomial logistic regression on the
+standardised features with an L2 penalty, fitted by L-BFGS from zero weights (deterministic).
+
+Its accuracy on windows of the held-out pieces (each target's test pieces, the base corpus's
+validation pieces) is reported beside the majority-class rate, and the evaluation reports for
+every method the share of its samples classified as the target's style.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import FEATURES, score_features
+
+log = logging.getLogger(__name__)
+
+#: the features a window is described by, in the order of the vector
+STYLE_FEATURES: tuple[str, ...] = (
+    "note_density",
+    "polyphony",
+    "empty_beat_rate",
+    "pitch_range",
+    "pitch_class_entropy",
+    "scale_consistency",
+    "groove_consistency",
+    "pitch_mean",
+    "pitch_std",
+    "used_pitches",
+    "pitch_class_histogram",
+    "ioi_histogram",
+    "duration_histogram",
+    "chord_size_histogram",
+    "onset_phase_histogram",
+)
+assert set(STYLE_FEATURES) <= set(FEATURES)
+
+#: rows of the held-out table after the corpora's (no corpus name has parentheses)
+ALL_ROW = "(all)"
+MAJORITY_ROW = "(majority class)"
+
+
+def style_vector(score) -> np.ndarray:
+    """The window's :data:`STYLE_FEATURES` concatenated (nan where undefined)."""
+    feats = score_features(score, STYLE_FEATURES)
+    return np.concatenate([feats[name] for name in STYLE_FEATURES])
+
+
+def feature_labels(score) -> list[str]:
+    """A name for each entry of :func:`style_vector` (``pitch_class_histogram[3]``, ...)."""
+    feats = score_features(score, STYLE_FEATURES)
+    out = []
+    for name in STYLE_FEATURES:
+        size = len(feats[name])
+        out += [name] if size == 1 else [f"{name}[{i}]" for i in range(size)]
+    return out
+
+
+def style_vectors(tokenizer, windows: Sequence[np.ndarray]) -> np.ndarray:
+    """``[windows, features]``: :func:`style_vector` of each decoded token window."""
+    from .rwr import decode
+
+    return np.stack([style_vector(decode(tokenizer, w)) for w in windows])
+
+
+@dataclass
+class StyleClassifier:
+    """Multinomial logistic regression over standardised style vectors."""
+
+    classes: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray  # [features, classes]
+    bias: np.ndarray  # [classes]
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        return np.where(np.isfinite(z), z, 0.0)  # an undefined feature sits at the mean
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """``[windows, classes]`` class probabilities."""
+        return _softmax(self._standardise(np.atleast_2d(x)) @ self.weights + self.bias)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Index into :attr:`classes` of the most probable class of each row."""
+        return np.argmax(self.probabilities(x), axis=1)
+
+    def save(self, path: str | os.PathLike, **info) -> None:
+        """As JSON (floats written exactly, so the same model gives the same bytes), written
+        atomically; ``info`` adds entries (e.g. the feature labels, the training sizes)."""
+        import json
+
+        from .fileio import write_text_atomic
+
+        record = {
+            "classes": self.classes,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "weights": self.weights.tolist(),
+            "bias": self.bias.tolist(),
+            **info,
+        }
+        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StyleClassifier:
+        import json
+
+        record = json.loads(Path(path).read_text())
+        return cls(
+            classes=[str(c) for c in record["classes"]],
+            mean=np.asarray(record["mean"], dtype=np.float64),
+            scale=np.asarray(record["scale"], dtype=np.float64),
+            weights=np.asarray(record["weights"], dtype=np.float64).reshape(
+                len(record["mean"]), len(record["classes"])
+            ),
+            bias=np.asarray(record["bias"], dtype=np.float64),
+        )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def train_classifier(
+    x: np.ndarray, y: np.ndarray, classes: Sequence[str], l2: float = 1e-2, max_iter: int = 500
+) -> StyleClassifier:
+    """Fit the logistic regression: mean cross-entropy plus ``l2 / 2`` times the squared
+    weights (bias not penalised), minimised by L-BFGS from zero (deterministic)."""
+    from scipy.optimize import minimize
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    k = len(classes)
+    if len(x) == 0 or k < 2:
+        raise ValueError(f"a style classifier needs windows of two or more corpora, got {k}")
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
+        scale = np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
+    model = StyleClassifier(list(classes), mean, scale, np.zeros((x.shape[1], k)), np.zeros(k))
+    z = model._standardise(x)
+    onehot = np.eye(k)[y]
+    n, d = z.shape
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[: d * k].reshape(d, k), theta[d * k :]
+        logits = z @ w + b
+        logits -= logits.max(axis=1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        value = -(onehot * logp).sum() / n + 0.5 * l2 * (w * w).sum()
+        g = (np.exp(logp) - onehot) / n
+        return value, np.concatenate([(z.T @ g + l2 * w).ravel(), g.sum(axis=0)])
+
+    res = minimize(
+        loss, np.zeros(d * k + k), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+    )
+    model.weights = res.x[: d * k].reshape(d, k)
+    model.bias = res.x[d * k :]
+    log.info("style classifier: %d windows, %d features, %d classes; %s", n, d, k, res.message)
+    return model
+
+
+# --------------------------------------------------------------------------- the workflow's job
+
+
+def heldout_parts(split_tsv: str | os.PathLike) -> list[str]:
+    """The split parts other than ``train`` (``test`` for a target, ``val`` for the base)."""
+    from .split import read_split
+
+    return sorted(set(read_split(split_tsv).values()) - {"train"})
+
+
+def run_style_classifier(
+    *,
+    tokenizer_json: str,
+    corpora: dict[str, tuple[list[str], str]],
+    out_model: str,
+    out_tsv: str,
+    length: int,
+    windows: int,
+    heldout_windows: int,
+    l2: float,
+    seed: int,
+) -> dict:
+    """Train on ``windows`` training windows of ``length`` tokens per corpus (``corpora``:
+    name -> (shards, split file)), measure on ``heldout_windows`` windows of each corpus's
+    held-out pieces, and write the model (JSON) and the held-out table (TSV: one row per
+    corpus with its windows, pieces, recall and the share predicted as each class, then a row
+    :data:`ALL_ROW` with the accuracy and a row :data:`MAJORITY_ROW` with the majority-class
+    rate, in the ``recall`` column).
+    """
+    from .baselines import bar_id, real_excerpts
+    from .evaluate import to_tsv
+    from .fileio import write_text_atomic
+    from .stages import corpus_tokens
+    from .tokenize import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_json)
+    bar = bar_id(tokenizer)
+    classes = sorted(corpora)
+    root = np.random.SeedSequence(int(seed))
+    train_seeds = root.spawn(len(classes))
+    test_seeds = root.spawn(len(classes))
+    xs, ys, held = [], [], {}
+    for c, (name, ss_train, ss_test) in enumerate(
+        zip(classes, train_seeds, test_seeds, strict=True)
+    ):
+        shards, split = corpora[name]
+        train = corpus_tokens(shards, [split], "train")
+        if not train:
+            log.warning("%s: no training pieces; left out of the classifier", name)
+            continue
+        picks = real_excerpts(train, windows, length, _int_seed(ss_train), bar_id=bar)
+        xs.append(style_vectors(tokenizer, picks))
+        ys.append(np.full(len(picks), c))
+        held_pieces = [
+            s for part in heldout_parts(split) for s in corpus_tokens(shards, [split], part)
+        ]
+        if held_pieces:
+            picks = real_excerpts(held_pieces, heldout_windows, length, _int_seed(ss_test), bar)
+            held[name] = (style_vectors(tokenizer, picks), c, len(held_pieces))
+        else:
+            log.warning("%s: no held-out pieces; not in the held-out accuracy", name)
+        log.info("%s: %d training pieces, %d held-out pieces", name, len(train), len(held_pieces))
+    if len({int(y[0]) for y in ys if len(y)}) < 2:
+        raise ValueError("the style classifier needs training pieces of two or more corpora")
+    model = train_classifier(np.concatenate(xs), np.concatenate(ys), classes, l2=l2)
+    rows, correct, total, counts = [], 0, 0, {}
+    for name, (x, c, pieces) in held.items():
+        pred = model.predict(x)
+        share = np.bincount(pred, minlength=len(classes)) / len(pred)
+        correct += int((pred == c).sum())
+        total += len(pred)
+        counts[name] = len(pred)
+        rows.append(
+            {
+                "corpus": name,
+                "windows": len(pred),
+                "pieces": pieces,
+                "recall": float(share[c]),
+                **{f"as_{k}": float(v) for k, v in zip(classes, share, strict=True)},
+            }
+        )
+    accuracy = correct / total if total else math.nan
+    majority = max(counts.values()) / total if total else math.nan
+    empty = {f"as_{k}": None for k in classes}
+    for label, value in ((ALL_ROW, accuracy), (MAJORITY_ROW, majority)):
+        rows.append({"corpus": label, "windows": total, "pieces": None, "recall": value, **empty})
+    model.save(
+        out_model,
+        features=list(STYLE_FEATURES),
+        length=int(length),
+        windows=int(windows),
+        l2=float(l2),
+        seed=int(seed),
+        train_windows={classes[int(y[0])]: len(y) for y in ys},
+    )
+    write_text_atomic(out_tsv, to_tsv(rows))
+    log.info(
+        "held-out accuracy %.3f (majority class %.3f) over %d windows", accuracy, majority, total
+    )
+    return {"accuracy": accuracy, "majority": majority, "rows": rows}
+
+
+def _int_seed(ss: np.random.SeedSequence) -> int:
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def read_heldout(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """The held-out table by corpus (and :data:`ALL_ROW`, :data:`MAJORITY_ROW`)."""
+    from .evaluate import read_tsv
+
+    return {r["corpus"]: r for r in read_tsv(Path(path))}
