@@ -353,6 +353,15 @@ def fewshot_curve_inputs(wildcards):
             k=FEWSHOT["ks"],
             draw=range(FEWSHOT["draws"]),
         )
+    transfer = ("fused_markov", "fused_walk", "transplant", "embed_ft", "lora")
+    if set(transfer) & set(FEWSHOT["methods"]):
+        points += expand(
+            "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_transfer.tsv",
+            model=wildcards.model,
+            corpus=wildcards.corpus,
+            k=FEWSHOT["ks"],
+            draw=range(FEWSHOT["draws"]),
+        )
     out = {
         "tokenizer": "results/tokenizer/tokenizer.json",
         "shards": shards_of([wildcards.corpus]),

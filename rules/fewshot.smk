@@ -64,6 +64,42 @@ rule fewshot_finetune:
         "../scripts/fewshot_point.py"
 
 
+rule fewshot_transfer:
+    input:
+        tokenizer="results/tokenizer/tokenizer.json",
+        model="results/models/{model}/hf",
+        shards=lambda wildcards: shards_of([wildcards.corpus]),
+        split="results/splits/{corpus}.tsv",
+        base_shards=shards_of(BASES),
+        base_splits=expand("results/splits/{corpus}.tsv", corpus=BASES),
+    output:
+        "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_transfer.tsv",
+    log:
+        "logs/fewshot/{model}/{corpus}/k{k}_d{draw}_transfer.log",
+    benchmark:
+        "logs/benchmarks/fewshot/{model}/{corpus}/k{k}_d{draw}_transfer.tsv"
+    group:
+        "fewshot"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["model"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=GPU,
+    params:
+        cfg=config["fewshot"],
+        gen=config["generate"],
+        eval=config["evaluate"],
+        finetune=config["finetune"],
+        graph=config["graph"],
+        gcn=config["gcn"],
+        use_gpu=config["use_gpu"],
+        checkpoint="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}_transfer",
+    script:
+        "../scripts/fewshot_point.py"
+
+
 rule fewshot_curve:
     input:
         unpack(fewshot_curve_inputs),

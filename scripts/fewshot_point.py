@@ -1,5 +1,6 @@
 """One few-shot point: the methods adapted on one subset of a target (rule fewshot_point: the
-chains and walks; rule fewshot_finetune: the fine-tuned transformer)."""
+chains and walks; rule fewshot_finetune: the fine-tuned transformer; rule fewshot_transfer:
+fusion, the embedding transplant, embedding-only and LoRA fine-tuning)."""
 
 import sys
 from pathlib import Path
@@ -20,6 +21,17 @@ if smk.rule == "fewshot_finetune":
         "use_gpu": smk.params.use_gpu,
         "threads": smk.threads,
     }
+transfer = None
+if smk.rule == "fewshot_transfer":
+    transfer = {
+        "model_dir": smk.input.model,
+        "cfg": dict(smk.params.finetune),
+        "checkpoint": smk.params.checkpoint,
+        "use_gpu": smk.params.use_gpu,
+        "threads": smk.threads,
+        "base_shards": list(smk.input.base_shards),
+        "base_splits": list(smk.input.base_splits),
+    }
 run_point(
     tokenizer_json=smk.input.tokenizer,
     shards=list(smk.input.shards),
@@ -35,4 +47,5 @@ run_point(
     graph_cfg=dict(smk.params.get("graph", {})),
     gcn_cfg=dict(smk.params.get("gcn", {})),
     finetune=finetune,
+    transfer=transfer,
 )

@@ -16,6 +16,25 @@ target), and ``finetuned`` (the pretrained transformer fine-tuned on the subset 
 ``fewshot.finetune_steps`` steps, in its own job). The unadapted transformer is a reference
 line (the evaluation's ``transformer`` samples).
 
+The pretrained transformer in the loop (issue 14; one job per point, :func:`run_point` with
+``transfer``), each method adapted on the subset alone:
+
+- ``fused_markov`` / ``fused_walk``: the unadapted transformer's logits plus lambda times the
+  log-probabilities of the subset's smoothed order-2 chain / of the subset's counts walk, under
+  the grammar (:mod:`tokentransfer.fusion`); lambda chosen from :data:`tokentransfer.fusion.LAMBDAS`
+  on held-out groups of the subset (a single piece: its last fifth); no gradient step;
+- ``transplant``: a graph network trained on the base corpus's graph and adapted on the
+  subset's, its node embeddings put into the frozen transformer's input table through a ridge
+  map fitted on the base (:mod:`tokentransfer.transplant`); its ``adapt_seconds`` are the
+  per-target part (adapting the network on the subset, the map, the transplant), the base
+  network, trained once per model, is logged apart;
+- ``embed_ft`` / ``lora``: the input embedding table alone / LoRA adapters trained for
+  ``fewshot.finetune_steps`` steps, the budget of ``finetuned``.
+
+Every method with a next-token distribution also gets ``bits_per_token`` on the test pieces
+(:mod:`tokentransfer.likelihood`; the chains and walks smoothed by its floor, the
+``...c`` chains and every transformer under the grammar mask).
+
 Rows of ``curve.tsv``: corpus, method, k, draw, pieces (groups), files, metric, value.
 """
 
@@ -46,9 +65,14 @@ CURVE_METRICS = (
     "copy_rate",
     "longest_copy",
 )
+LIKELIHOOD_METRICS = ("bits_per_token",)
 COST_METRICS = ("adapt_seconds", "gen_tokens_per_second", "tokens")
 COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
 MARKOVS = ("markov1", "markov2", "markov3", "markov1c", "markov2c", "markov3c")
+#: methods that adapt the pretrained transformer without fine-tuning all of it (issue 14)
+TRANSFER = ("fused_markov", "fused_walk", "transplant", "embed_ft", "lora")
+#: order of the chain of ``fused_markov``
+FUSED_ORDER = 2
 
 
 def read_groups(split_tsv: str | os.PathLike, part: str = "train") -> dict[str, list[str]]:
@@ -82,11 +106,18 @@ def subset(groups: dict[str, list[str]], k: int, seed: int, draw: int) -> list[s
 # --------------------------------------------------------------------------- methods
 
 
-def _walk(tokenizer, succ, gen_cfg: dict, h=None, vocab_ids=None, ctx=None) -> list[np.ndarray]:
-    from .rwr import WalkConfig, Walker
+def _walk_config(gen_cfg: dict):
+    from .rwr import WalkConfig
 
-    cfg = WalkConfig(**{k: gen_cfg[k] for k in WalkConfig.__dataclass_fields__ if k in gen_cfg})
-    return Walker(succ, tokenizer, h, vocab_ids, cfg, ctx).generate()
+    return WalkConfig(**{k: gen_cfg[k] for k in WalkConfig.__dataclass_fields__ if k in gen_cfg})
+
+
+def _walk(tokenizer, succ, gen_cfg: dict, h=None, vocab_ids=None, ctx=None):
+    """``(walker, samples)``."""
+    from .rwr import Walker
+
+    walker = Walker(succ, tokenizer, h, vocab_ids, _walk_config(gen_cfg), ctx)
+    return walker, walker.generate()
 
 
 def graph_embeddings(
@@ -129,7 +160,7 @@ def _rows(corpus, method, k, draw, pieces, files, values: dict[str, float]) -> l
             "metric": m,
             "value": values.get(m, math.nan),
         }
-        for m in (*CURVE_METRICS, *COST_METRICS)
+        for m in (*CURVE_METRICS, *LIKELIHOOD_METRICS, *COST_METRICS)
     ]
 
 
@@ -168,15 +199,26 @@ class _Point:
             return
         by_id = dict(zip(*_ids_and_tokens(shards), strict=True))  # every shard read once
         self.train = [by_id[f] for f in ids if f in by_id]
+        group_of = {f: g for g, fs in groups.items() for f in fs}
+        self.train_groups = [group_of[f] for f in ids if f in by_id]
         self.files = len(self.train)
         test_ids = sorted(f for fs in read_groups(split, "test").values() for f in fs)
-        test = [by_id[f] for f in test_ids if f in by_id]
+        self.test = [by_id[f] for f in test_ids if f in by_id]
 
-        self.reference = build_reference(self.tokenizer, test, self.train, self.copy_n, (3, 4))
+        self.reference = build_reference(self.tokenizer, self.test, self.train, self.copy_n, (3, 4))
 
-    def add(self, method: str, samples, adapt_s: float, gen_s: float) -> None:
+    def bits(self, log_probs_fn) -> float:
+        """Bits per token of ``log_probs_fn(piece)`` over the test pieces."""
+        from .likelihood import corpus_bits
+
+        return corpus_bits(log_probs_fn, self.test)["bits_per_token"]
+
+    def add(
+        self, method: str, samples, adapt_s: float, gen_s: float, bits: float = math.nan
+    ) -> None:
         values = measure(self.tokenizer, samples, self.reference, self.copy_n)
         tokens = sum(len(s) for s in samples)
+        values["bits_per_token"] = bits
         values["adapt_seconds"] = adapt_s
         values["gen_tokens_per_second"] = tokens / max(gen_s, 1e-9)
         values["tokens"] = tokens
@@ -226,13 +268,18 @@ def run_point(
     graph_cfg: dict | None = None,
     gcn_cfg: dict | None = None,
     finetune: dict | None = None,
+    transfer: dict | None = None,
 ) -> list[dict]:
     """Adapt the methods on the k-piece subset of draw ``draw``; measured rows to ``out_tsv``.
 
-    Without ``finetune``: every cheap method (the chains of ``cfg["methods"]``, the counts walk,
-    the walks of ``cfg["variants"]``, whose graph networks need ``embeddings``, ``graph_cfg``
-    and ``gcn_cfg``). With ``finetune`` (keys ``model_dir``, ``cfg``: the ``finetune`` config
-    section, ``checkpoint``, ``use_gpu``, ``threads``): the transformer fine-tuned on the subset.
+    Without ``finetune`` and ``transfer``: every cheap method (the chains of
+    ``cfg["methods"]``, the counts walk, the walks of ``cfg["variants"]``, whose graph networks
+    need ``embeddings``, ``graph_cfg`` and ``gcn_cfg``). With ``finetune`` (keys ``model_dir``,
+    ``cfg``: the ``finetune`` config section, ``checkpoint``, ``use_gpu``, ``threads``): the
+    transformer fine-tuned on the subset. With ``transfer`` (the same keys, ``checkpoint`` a
+    folder, plus ``base_shards`` and ``base_splits``: the base corpus, whose training pieces the
+    transplant's graph network and map are fitted on; ``graph_cfg`` and ``gcn_cfg`` needed): the
+    methods of :data:`TRANSFER` in ``cfg["methods"]``.
     """
     p = _Point(
         tokenizer_json=tokenizer_json,
@@ -245,9 +292,13 @@ def run_point(
         gen_cfg=gen_cfg,
         eval_cfg=eval_cfg,
     )
-    if not p.skipped and finetune is None:
+    if p.skipped:
+        pass
+    elif transfer is not None:
+        _transfer(p, cfg, gen_cfg, eval_cfg, transfer, graph_cfg or {}, gcn_cfg or {})
+    elif finetune is None:
         _cheap_methods(p, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg or {}, gcn_cfg or {})
-    elif not p.skipped:
+    else:
         _finetuned(p, cfg, gen_cfg, eval_cfg, finetune)
     p.write(out_tsv)
     return p.rows
@@ -258,6 +309,7 @@ def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn
     from .embed import read_embeddings
     from .grammar import Grammar
     from .graph import context_successors, successors
+    from .likelihood import chain_log_probs, walk_log_probs
 
     n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
     vocab = len(p.tokenizer)
@@ -270,14 +322,17 @@ def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn
         t1 = time.perf_counter()
         grammar = Grammar(p.tokenizer) if method.endswith("c") else None
         samples = chain.sample(n, length, seed, grammar=grammar)
-        p.add(method, samples, t1 - t0, time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        bits = p.bits(lambda s, c=chain, g=grammar: chain_log_probs(c, s, g))
+        p.add(method, samples, t1 - t0, t2 - t1, bits)
     t0 = time.perf_counter()
     succ = successors(p.train, vocab)
     ctx = context_successors(p.train, p.tokenizer) if gen_cfg["context"] != "none" else None
     t1 = time.perf_counter()
     if "counts" in cfg["methods"]:
-        samples = _walk(p.tokenizer, succ, gen_cfg, ctx=ctx)
-        p.add("counts", samples, t1 - t0, time.perf_counter() - t1)
+        walker, samples = _walk(p.tokenizer, succ, gen_cfg, ctx=ctx)
+        t2 = time.perf_counter()
+        p.add("counts", samples, t1 - t0, t2 - t1, p.bits(lambda s: walk_log_probs(walker, s)))
     emb = read_embeddings(embeddings) if cfg["variants"] else None
     for variant in cfg["variants"]:
         t0 = time.perf_counter()
@@ -288,8 +343,10 @@ def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn
             p.rows += _rows(p.corpus, variant, p.k, p.draw, p.pieces, p.files, {})
             continue
         t1 = time.perf_counter()
-        samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes, ctx)
-        p.add(variant, samples, t1 - t0, time.perf_counter() - t1)
+        walker, samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes, ctx)
+        t2 = time.perf_counter()
+        bits = p.bits(lambda s, w=walker: walk_log_probs(w, s))
+        p.add(variant, samples, t1 - t0, t2 - t1, bits)
 
 
 def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
@@ -297,7 +354,8 @@ def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
     resumable from its checkpoint after a kill), sampled and measured."""
     from .baselines import start_tokens, transformer_samples
     from .grammar import Grammar
-    from .model import TrainSpec, WindowSampler, context_length, device_for, load_model
+    from .likelihood import transformer_log_probs
+    from .model import WindowSampler, context_length, device_for, load_model
     from .model import special_ids as specials
     from .model import train as train_model
     from .stages import set_threads
@@ -306,16 +364,7 @@ def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
     model, _ = load_model(finetune["model_dir"], p.tokenizer_json)
     device = device_for(bool(finetune.get("use_gpu")))
     special = specials(p.tokenizer)
-    steps = int(cfg["finetune_steps"])
-    ft = finetune["cfg"]
-    spec = TrainSpec(
-        steps=steps,
-        batch=ft["batch"],
-        lr=ft["lr"],
-        warmup=min(ft["warmup"], max(steps // 10, 1)),
-        seed=cfg["seed"] + p.draw,
-        checkpoint_every=max(steps // 4, 1),
-    )
+    spec = _finetune_spec(cfg, finetune["cfg"], p.draw)
     checkpoint = Path(finetune["checkpoint"])
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     sampler = WindowSampler(p.train, special, context_length(model), spec.seed)
@@ -333,8 +382,166 @@ def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
         banned=sorted(special.values()),
         grammar=Grammar(p.tokenizer),
     )
-    p.add("finetuned", samples, stats["seconds"], time.perf_counter() - t1)
+    t2 = time.perf_counter()
+    g, bos = Grammar(p.tokenizer), special["bos"]
+    bits = p.bits(lambda s: transformer_log_probs(model, s, bos, g))
+    p.add("finetuned", samples, stats["seconds"], t2 - t1, bits)
     checkpoint.unlink(missing_ok=True)
+
+
+def _finetune_spec(cfg: dict, ft: dict, draw: int):
+    """The training budget of every gradient adapter of a point: ``fewshot.finetune_steps``
+    steps with the ``finetune`` section's batch, learning rate and warm-up."""
+    from .model import TrainSpec
+
+    steps = int(cfg["finetune_steps"])
+    return TrainSpec(
+        steps=steps,
+        batch=ft["batch"],
+        lr=ft["lr"],
+        warmup=min(ft["warmup"], max(steps // 10, 1)),
+        seed=cfg["seed"] + draw,
+        checkpoint_every=max(steps // 4, 1),
+    )
+
+
+def _transfer(p: _Point, cfg, gen_cfg, eval_cfg, transfer: dict, graph_cfg, gcn_cfg) -> None:
+    """The methods of :data:`TRANSFER` in ``cfg["methods"]`` on the subset (see the module
+    doc), each sampled like ``finetuned`` and scored in bits/token under the grammar."""
+    import copy
+
+    from .baselines import start_tokens, transformer_samples
+    from .embed import token_table
+    from .fusion import chain_target, choose_lambda, fused_samples, walk_target
+    from .grammar import Grammar
+    from .likelihood import fused_log_probs, transformer_log_probs
+    from .model import device_for, load_model
+    from .model import special_ids as specials
+    from .stages import corpus_tokens, set_threads
+    from .transplant import (
+        embedding_finetune,
+        fit_map,
+        graph_embeddings,
+        lora_finetune,
+        transplant,
+    )
+
+    methods = [m for m in TRANSFER if m in cfg["methods"]]
+    if not methods:
+        return
+    set_threads(int(transfer.get("threads", 1)))
+    model0, _ = load_model(transfer["model_dir"], p.tokenizer_json)
+    device = device_for(bool(transfer.get("use_gpu")))
+    model0.to(device)
+    special = specials(p.tokenizer)
+    bos, banned = special["bos"], sorted(special.values())
+    g = Grammar(p.tokenizer)
+    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+    sample_kw = {
+        "start": start_tokens(p.tokenizer),
+        "temperature": eval_cfg["temperature"],
+        "top_k": eval_cfg["top_k"],
+        "device": device,
+        "banned": banned,
+    }
+    folder = Path(transfer["checkpoint"])
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = _finetune_spec(cfg, transfer["cfg"], p.draw)
+
+    def sample_and_score(method, model, adapt_s):
+        t1 = time.perf_counter()
+        samples = transformer_samples(model, n, length, seed, grammar=g, **sample_kw)
+        t2 = time.perf_counter()
+        bits = p.bits(lambda s: transformer_log_probs(model, s, bos, g, device))
+        p.add(method, samples, adapt_s, t2 - t1, bits)
+
+    makers = {
+        "fused_markov": lambda f: chain_target(
+            f, FUSED_ORDER, g, discount=eval_cfg["markov_discount"]
+        ),
+        "fused_walk": lambda f: walk_target(f, p.tokenizer, _walk_config(gen_cfg)),
+    }
+    for method in methods:
+        if method in makers:
+            t0 = time.perf_counter()
+            choice = choose_lambda(
+                model0,
+                makers[method],
+                p.train,
+                bos=bos,
+                seed=cfg["seed"] + p.draw,
+                groups=p.train_groups,
+                device=device,
+            )
+            target = makers[method](p.train)
+            t1 = time.perf_counter()
+            samples = fused_samples(model0, target, choice.lam, n, length, seed, **sample_kw)
+            t2 = time.perf_counter()
+            bits = p.bits(
+                lambda s, t=target, lam=choice.lam: fused_log_probs(
+                    model0, t, s, [lam], bos, g, device
+                )[0]
+            )
+            log.info("k=%d draw %d %s: lambda grid %s", p.k, p.draw, method, choice.rows())
+            p.add(method, samples, t1 - t0, t2 - t1, bits)
+        elif method == "transplant":
+            base = corpus_tokens(transfer["base_shards"], transfer["base_splits"], "train")
+            t0 = time.perf_counter()
+            try:
+                ge, _ = graph_embeddings(
+                    base,
+                    p.train,
+                    token_table(model0),
+                    offset_weights=tuple(graph_cfg["offset_weights"]),
+                    encoder=gcn_cfg["encoders"][0],
+                    hidden=gcn_cfg["hidden"],
+                    layers=gcn_cfg["layers"],
+                    dropout=gcn_cfg["dropout"],
+                    lr=gcn_cfg["lr"],
+                    epochs=gcn_cfg["epochs"],
+                    patience=gcn_cfg["patience"],
+                    target_epochs=gcn_cfg["epochs"],
+                    val_fraction=gcn_cfg["val_fraction"],
+                    test_fraction=gcn_cfg["test_fraction"],
+                    seed=gcn_cfg["seeds"][0],
+                )
+            except ValueError as exc:  # a subset graph too small to split into pairs
+                log.warning("k=%d draw %d transplant: no graph network (%s)", p.k, p.draw, exc)
+                p.rows += _rows(p.corpus, method, p.k, p.draw, p.pieces, p.files, {})
+                continue
+            t1 = time.perf_counter()
+            table = token_table(model0)
+            model = copy.deepcopy(model0)
+            emb_map = fit_map(ge.h_base, ge.base_ids, table)
+            transplant(model, ge.h_target, ge.target_ids, emb_map)
+            adapt = ge.target_seconds + time.perf_counter() - t1
+            log.info(
+                "transplant: base network %.1f s (val AUC %.3f), map R2 %.3f (held out %.3f), "
+                "target val AUC %.3f -> %.3f, %d rows, %.1f s in all",
+                ge.base_seconds,
+                ge.base_val_auc,
+                emb_map.r2,
+                emb_map.r2_heldout,
+                ge.target_val_auc_before,
+                ge.target_val_auc,
+                len(ge.target_ids),
+                time.perf_counter() - t0,
+            )
+            sample_and_score(method, model, adapt)
+        elif method == "embed_ft":
+            model = copy.deepcopy(model0)
+            stats = embedding_finetune(
+                model, p.train, special, spec, folder / "embed_ft.pt", device=device
+            )
+            sample_and_score(method, model, stats["seconds"])
+            (folder / "embed_ft.pt").unlink(missing_ok=True)
+        elif method == "lora":
+            model = copy.deepcopy(model0)
+            peft_model, stats = lora_finetune(
+                model, p.train, special, spec, folder / "lora.pt", device=device
+            )
+            sample_and_score(method, peft_model.merge_and_unload(), stats["seconds"])
+            (folder / "lora.pt").unlink(missing_ok=True)
 
 
 def run_curve(
