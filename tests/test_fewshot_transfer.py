@@ -139,3 +139,24 @@ def test_cheap_point_has_bits_for_chains_and_walks(setup):
     assert sorted(bits) == ["counts", "markov1", "markov2c"]
     assert all(np.isfinite(list(bits.values())))
     assert bits["markov2c"] < bits["markov1"]  # the grammar mask alone saves bits
+
+
+@pytest.mark.e2e
+def test_the_curve_asks_for_a_transfer_job_per_point(tmp_path, fixtures_dir):
+    """A dry run of the workflow: one fewshot_transfer job per (k, draw) when fewshot.methods
+    holds a transfer method, none otherwise."""
+    from tests.conftest import snakemake, write_config
+    from tests.test_workflow import fixture_config, job_counts
+
+    config = fixture_config(fixtures_dir)
+    config["corpora"] = {n: config["corpora"][n] for n in ("base", "jazzlead")}
+    config["fewshot"] = {"enabled": True, "ks": [1, 0], "draws": 2, "variants": []}
+    target = "results/fewshot/small/jazzlead/curve.tsv"
+    counts = {}
+    for methods in (["markov1", "fused_walk", "lora"], ["markov1"]):
+        config["fewshot"]["methods"] = methods
+        cfg = write_config(tmp_path / "config.yaml", config)
+        proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", "--cores", "2", target)
+        counts[len(methods)] = job_counts(proc.stdout + proc.stderr)
+    assert counts[3]["fewshot_transfer"] == 4 and counts[3]["fewshot_point"] == 4
+    assert "fewshot_transfer" not in counts[1]
