@@ -328,7 +328,7 @@ def music_measures(
     class the classifier gives (``style``) and its probability of the target (``style_prob``).
     """
     from .features import feature_fidelity, mean_overlap, score_features
-    from .style import STYLE_FEATURES
+    from .style import vector_of
 
     feats = [score_features(sc) for sc in scores]
     per_feature = feature_fidelity(feats, reference_features)
@@ -336,7 +336,7 @@ def music_measures(
     per_sample = [{"style": "", "style_prob": math.nan} for _ in scores]
     row["style_share"] = row["style_prob"] = math.nan
     if classifier is not None and target in classifier.classes and feats:
-        x = np.stack([np.concatenate([f[k] for k in STYLE_FEATURES]) for f in feats])
+        x = np.stack([vector_of(f) for f in feats])
         prob = classifier.probabilities(x)
         pred = np.argmax(prob, axis=1)
         t = classifier.classes.index(target)
@@ -445,7 +445,8 @@ def run_evaluate(
         for i, (r, st) in enumerate(zip(per_sample, styles, strict=True)):
             sample_rows.append({"corpus": corpus, "method": method, "sample": i, **r, **st})
         for name, rec in per_feature.items():
-            feature_rows.append({"corpus": corpus, "method": method, "feature": name, **rec})
+            rec = {"corpus": corpus, "method": method, "feature": name, **rec}
+            feature_rows.append({k: rec[k] for k in FEATURE_COLUMNS})
         log.info(
             "%s: evaluated %d samples in %.2f s (feature fidelity %.3f, style share %.3f)",
             method,

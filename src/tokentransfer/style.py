@@ -53,10 +53,15 @@ ALL_ROW = "(all)"
 MAJORITY_ROW = "(majority class)"
 
 
+def vector_of(features: dict[str, np.ndarray]) -> np.ndarray:
+    """:data:`STYLE_FEATURES` of a :func:`tokentransfer.features.score_features` dict,
+    concatenated."""
+    return np.concatenate([features[name] for name in STYLE_FEATURES])
+
+
 def style_vector(score) -> np.ndarray:
     """The window's :data:`STYLE_FEATURES` concatenated (nan where undefined)."""
-    feats = score_features(score, STYLE_FEATURES)
-    return np.concatenate([feats[name] for name in STYLE_FEATURES])
+    return vector_of(score_features(score, STYLE_FEATURES))
 
 
 def feature_labels(score) -> list[str]:
