@@ -1,8 +1,11 @@
-"""Shared fixtures: where the repository, the shared data and the fixture corpora are.
+"""Shared fixtures: where the repository, the shared data and the test corpora are.
 
-Tests that need ../shared/data/tegridy (or the fixtures cut from it) use the ``tegridy_dir`` /
-``fixtures_dir`` fixtures: when the folder is missing they skip on a developer's machine but
-FAIL when the ``CI`` environment variable is set, so CI never skips them silently.
+Tests that need ../shared/data/tegridy (or the fixture corpora cut from it) use the
+``tegridy_dir`` / ``fixtures_dir`` fixtures: when the folder is missing they skip on a
+developer's machine but FAIL when the ``CI`` environment variable is set, so CI never skips
+them silently. The end-to-end tests of the workflow use ``music21_corpora`` instead: small
+corpora exported from the corpus that the ``music21`` package ships (tests/music21_corpora.py),
+which exist wherever the project is installed, so a fresh clone runs them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ def tegridy_dir() -> Path:
 def fixtures_dir() -> Path:
     """The folder of the four small fixture corpora (bach, karaoke, jazzlead, base_edge)."""
     return _need(SHARED / "data" / "fixtures", "fixture corpora")
+
+
+@pytest.fixture(scope="session")
+def music21_corpora(tmp_path_factory) -> Path:
+    """``base/`` and ``fiddle/`` MIDI folders exported from music21's corpus, once a session."""
+    from tests.music21_corpora import build
+
+    return build(tmp_path_factory.mktemp("music21_corpora"))
 
 
 def write_config(path: Path, config: dict) -> Path:

@@ -1,0 +1,127 @@
+"""Small MIDI corpora made from the corpus that the ``music21`` package ships (offline).
+
+The end-to-end tests run the real Snakemake DAG on these, so that a fresh clone without
+``../shared`` runs them. :func:`build` exports a pinned list of works (music21 is pinned in
+pyproject.toml, so the list exists) to MIDI with the workflow's own exporter
+(``tokentransfer.sources.export_music21``) and lays them out as ``dir`` sources, with the
+awkward cases a user's folder has, each made here rather than found:
+
+``base/`` (Renaissance polyphony, the corpus the transformer is pretrained on)
+    plain works; one piece in two versions (``*_score_A`` / ``*_score_B``: the second
+    transposed) that the group regex :data:`BASE_GROUP` puts in one group; a name with
+    unicode, quotes, ``#`` and spaces; an exact duplicate under another name; a work in a
+    subfolder with the ``.midi`` suffix; a text file and a truncated MIDI file (both rejected).
+
+``fiddle/`` (fiddle tunes from Ryan's Mammoth Collection, a target style)
+    plain tunes, and one tune in :data:`FIDDLE_KEYS` keys (``{tune}_{key}.mid``) that
+    :data:`FIDDLE_GROUP` puts in one group, so a split that does not group would leak it.
+
+The Bach chorales target is not a folder: the tests use :data:`BACH_SOURCE`, a ``music21``
+source in the config, so the DAG also runs that source kind.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+#: base corpus: music21 corpus paths (single-score works, a few KB of MIDI each)
+BASE_WORKS = (
+    "palestrina/Agnus_00.krn",
+    "palestrina/Agnus_01.krn",
+    "palestrina/Agnus_03.krn",
+    "palestrina/Agnus_05.krn",
+    "palestrina/Agnus_06.krn",
+    "palestrina/Agnus_07.krn",
+    "palestrina/Agnus_08.krn",
+    "palestrina/Agnus_10.krn",
+    "monteverdi/madrigal.3.10.mxl",
+    "monteverdi/madrigal.3.14.mxl",
+)
+#: the base work written twice, as two versions of one piece
+BASE_VERSIONED = "palestrina/Agnus_09.krn"
+#: the base work written under an odd name, and the one written twice byte for byte
+BASE_ODD = "palestrina/Agnus_04.krn"
+ODD_NAME = 'Missa «Pathétique» #4, "quoted".mid'
+BASE_DUPLICATE = "palestrina/Agnus_00.krn"
+DUPLICATE_NAME = "Agnus_00 (copy).mid"
+#: the base work in a subfolder, with the .midi suffix
+BASE_NESTED = ("palestrina/Agnus_02.krn", "more/Agnus_02.midi")
+BASE_GROUP = "^(.+?)_score_"
+#: the rejected files of base/, with how the reason the manifest gives begins
+BASE_REJECTED = {"notes.txt": "not a MIDI file", "truncated.mid": "unreadable MIDI"}
+
+FIDDLE_WORKS = (
+    "ryansMammoth/42dHighlandRegimentStrathspey.abc",
+    "ryansMammoth/7thRegimentReel.abc",
+    "ryansMammoth/AWillieWeHaveMissdYouStrathspey.abc",
+    "ryansMammoth/AcaciaReel.abc",
+    "ryansMammoth/AcrobatsHornpipe.abc",
+    "ryansMammoth/AdmiralsHornpipe.abc",
+    "ryansMammoth/AfterTheHareReel.abc",
+    "ryansMammoth/AlbemarleHornpipe.abc",
+    "ryansMammoth/AldridgesHornpipe.abc",
+    "ryansMammoth/AlhambraReel.abc",
+)
+#: one tune in several keys: name suffix -> semitones up
+FIDDLE_VERSIONED = ("ryansMammoth/AlistairMaclalastairStrathspey.abc", "alistair")
+FIDDLE_KEYS = {"a": 0, "b": 2, "c": 3, "d": 5, "e": 7}
+FIDDLE_GROUP = "^(.+)_[a-g]s?$"
+#: a fiddle tune to prompt the walk with (tests/test_workflow.py)
+FIDDLE_PROMPT = "AcaciaReel.mid"
+
+#: the Bach chorales target: a music21 source in the config (the workflow exports them)
+BACH_SOURCE = {"music21": {"path": "bach/bwv2*.mxl", "limit": 10}}
+
+
+def _corpus_path(rel: str) -> str:
+    from music21 import common
+
+    return str(Path(common.getCorpusFilePath()) / rel)
+
+
+def _export(job: tuple[str, int]) -> bytes:
+    """One music21 corpus work as MIDI bytes, transposed by ``semitones`` (its first score)."""
+    rel, semitones = job
+    if semitones == 0:
+        from tokentransfer.sources import export_music21
+
+        name, data, reason = export_music21((_corpus_path(rel), rel, "test"))[0]
+        if data is None:
+            raise RuntimeError(f"music21 could not export {name}: {reason}")
+        return data
+    from music21 import converter
+    from music21.midi import translate
+
+    score = converter.parse(_corpus_path(rel)).transpose(semitones)
+    return translate.music21ObjectToMidiFile(score).writestr()
+
+
+def build(root: Path, workers: int = 2) -> Path:
+    """Write ``root/base`` and ``root/fiddle`` (see the module's doc); returns ``root``."""
+    files: dict[Path, tuple[str, int]] = {}
+    base, fiddle = root / "base", root / "fiddle"
+    for rel in BASE_WORKS:
+        files[base / f"{Path(rel).stem}.mid"] = (rel, 0)
+    stem = Path(BASE_VERSIONED).stem
+    files[base / f"{stem}_score_A.mid"] = (BASE_VERSIONED, 0)
+    files[base / f"{stem}_score_B.mid"] = (BASE_VERSIONED, 2)
+    files[base / ODD_NAME] = (BASE_ODD, 0)
+    files[base / DUPLICATE_NAME] = (BASE_DUPLICATE, 0)
+    files[base / BASE_NESTED[1]] = (BASE_NESTED[0], 0)
+    for rel in FIDDLE_WORKS:
+        files[fiddle / f"{Path(rel).stem}.mid"] = (rel, 0)
+    rel, tune = FIDDLE_VERSIONED
+    for key, semitones in FIDDLE_KEYS.items():
+        files[fiddle / f"{tune}_{key}.mid"] = (rel, semitones)
+
+    jobs = sorted(set(files.values()))
+    with ProcessPoolExecutor(max(1, min(workers, os.cpu_count() or 1))) as pool:
+        exported = dict(zip(jobs, pool.map(_export, jobs), strict=True))
+    for path, job in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(exported[job])
+    (base / "notes.txt").write_text("not music\n")
+    (base / "truncated.mid").write_bytes(exported[BASE_WORKS[1], 0][:40])
+    return root
