@@ -1,4 +1,12 @@
-"""End-to-end: the real Snakemake DAG on the fixture corpora and on Tegridy zips from the mirror."""
+"""End-to-end: the real Snakemake DAG.
+
+The DAG's tests run on small corpora exported from the corpus that the ``music21`` package
+ships (tests/music21_corpora.py: ``base`` and ``fiddle`` folders, and the Bach chorales as a
+``music21`` source), so they run wherever the project is installed. The hostile files of the
+fixture corpora cut from the Tegridy data (../shared/data/fixtures) go through ingestion and
+tokenization in one test, and two real Tegridy zips through the whole DAG in another; those
+two skip without ../shared (and fail under CI).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,11 @@ import h5py
 import numpy as np
 import pytest
 
+from tests import music21_corpora as m21
 from tests.conftest import REPO, snakemake, write_config
 from tokentransfer.corpus import read_manifest, shard_of
 from tokentransfer.fileio import sha256_file
+from tokentransfer.split import read_split
 from tokentransfer.tokenize import read_shard
 
 pytestmark = pytest.mark.e2e
@@ -43,12 +53,48 @@ TINY_GCN = {
     "original_epochs": 5,
 }
 TINY_GENERATE = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
+#: the baselines of the DAG tests: a raw and a grammar-masked chain, the transformer unadapted
+#: and fine-tuned (bach only), real pieces
+EVAL_METHODS = ["markov2", "markov3c", "transformer", "finetuned", "real_target", "real_base"]
 TIMING_KEYS = {"seconds", "tokens_per_second", "adapt_seconds"}
 #: columns of the evaluation tables that hold wall times
 TIMING_COLUMNS = {"gen_tokens_per_second", "gen_seconds", "adapt_seconds"}
 
 
+#: the target corpora of dag_config; the fine-tuned baseline is trained on the first
+TARGETS = ("bach", "fiddle")
+
+
+def dag_config(corpora: Path, fiddle: str | None = None) -> dict:
+    """The workflow on the music21 corpora (``corpora``: the ``music21_corpora`` fixture);
+    ``fiddle``: the fiddle folder, if not ``corpora/fiddle`` (relative: to the workdir)."""
+    return {
+        "seed": 0,
+        "shards": SHARDS,
+        "model": dict(TINY_MODEL),
+        "gcn": dict(TINY_GCN),
+        "generate": dict(TINY_GENERATE),
+        "baselines": {"finetune": ["bach"]},
+        "finetune": {"steps": 4, "batch": 2, "warmup": 1},
+        "evaluate": {"methods": list(EVAL_METHODS)},
+        "corpora": {
+            "base": {
+                "role": "base",
+                "sources": [{"dir": {"path": str(corpora / "base"), "group": m21.BASE_GROUP}}],
+            },
+            "bach": {"role": "target", "sources": [copy.deepcopy(m21.BACH_SOURCE)]},
+            "fiddle": {
+                "role": "target",
+                "sources": [
+                    {"dir": {"path": fiddle or str(corpora / "fiddle"), "group": m21.FIDDLE_GROUP}}
+                ],
+            },
+        },
+    }
+
+
 def fixture_config(fixtures: Path) -> dict:
+    """The workflow on the four fixture corpora cut from the Tegridy data (``fixtures_dir``)."""
     return {
         "seed": 0,
         "shards": SHARDS,
@@ -98,41 +144,110 @@ def run(workdir: Path, config: Path, *targets: str):
 
 
 @pytest.fixture(scope="module")
-def fixture_run(tmp_path_factory, fixtures_dir):
-    work = tmp_path_factory.mktemp("fixture_run")
-    cfg = write_config(work / "config.yaml", fixture_config(fixtures_dir))
+def dag_run(tmp_path_factory, music21_corpora):
+    """One full run of the workflow (target ``all``) on the music21 corpora.
+
+    The fiddle folder is a copy inside the workdir, named by a relative path, so that a copy
+    of the whole workdir is a finished run whose corpus can grow (test_grown_corpus_...).
+    """
+    work = tmp_path_factory.mktemp("dag_run")
+    shutil.copytree(music21_corpora / "fiddle", work / "fiddle")
+    cfg = write_config(work / "config.yaml", dag_config(music21_corpora, fiddle="fiddle"))
     run(work, cfg)
     return work, cfg
 
 
-def test_manifests(fixture_run, fixtures_dir):
-    work, _ = fixture_run
-    for corpus, folder in [("base", "base_edge"), ("bach", "bach"), ("karaoke", "karaoke")]:
-        rows = read_manifest(work / f"results/corpora/{corpus}/manifest.tsv")
-        files = sorted(p.name for p in (fixtures_dir / folder).iterdir())
-        assert sorted(r.path for r in rows) == files  # one row per file found
-        for r in rows:
-            assert r.file_id == sha256_file(fixtures_dir / folder / r.path)
-            if r.status == "ok":
-                stored = work / f"resources/corpora/{corpus}/midi/{r.file_id}.mid"
-                assert sha256_file(stored) == r.file_id
-    karaoke = {r.path: r for r in read_manifest(work / "results/corpora/karaoke/manifest.tsv")}
+def check_manifest(work: Path, corpus: str, folder: Path) -> dict:
+    """One row per file found in ``folder``, named by its sha256, accepted files stored by it."""
+    rows = read_manifest(work / f"results/corpora/{corpus}/manifest.tsv")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert sorted(r.path for r in rows) == files
+    for r in rows:
+        if r.file_id or r.status != "rejected":  # refused by name: before its content was read
+            assert r.file_id == sha256_file(folder / r.path)
+        if r.status == "ok":
+            stored = work / f"resources/corpora/{corpus}/midi/{r.file_id}.mid"
+            assert sha256_file(stored) == r.file_id
+    return {r.path: r for r in rows}
+
+
+def test_manifests(dag_run, music21_corpora):
+    work, _ = dag_run
+    base = check_manifest(work, "base", music21_corpora / "base")
+    pair = sorted((base[m21.DUPLICATE_NAME], base["Agnus_00.mid"]), key=lambda r: r.status)
+    assert [r.status for r in pair] == ["duplicate", "ok"]  # one kept, one listed as its copy
+    assert pair[0].duplicate_of == pair[1].file_id == pair[0].file_id
+    assert base[m21.ODD_NAME].status == "ok"  # unicode, quotes, '#' and spaces in the name
+    assert base[m21.BASE_NESTED[1]].status == "ok"  # in a subfolder, .midi
+    for name, reason in m21.BASE_REJECTED.items():
+        assert base[name].status == "rejected" and base[name].reason.startswith(reason), name
+    a, b = base["Agnus_09_score_A.mid"], base["Agnus_09_score_B.mid"]
+    assert a.file_id != b.file_id and a.group == b.group == "piece:agnus_09"
+    fiddle = check_manifest(work, "fiddle", music21_corpora / "fiddle")
+    assert all(r.status == "ok" for r in fiddle.values())
+    versions = {r.group for p, r in fiddle.items() if p.startswith("alistair_")}
+    assert versions == {"piece:alistair"}  # one tune in five keys: one group
+    # the music21 source: the seeded sample of its query, exported by the ingest job
+    bach = read_manifest(work / "results/corpora/bach/manifest.tsv")
+    assert len(bach) == m21.BACH_SOURCE["music21"]["limit"]
+    assert all(r.status == "ok" and r.source == "music21:bach/bwv2*.mxl" for r in bach)
+    assert all(re.fullmatch(r"bach/bwv2[^/]*\.mxl", r.path) for r in bach)
+    for r in bach:
+        assert sha256_file(work / f"resources/corpora/bach/midi/{r.file_id}.mid") == r.file_id
+
+
+def test_split_keeps_versions_together(dag_run):
+    """Versions of one piece (one group) land on one side of the split, in base and target."""
+    work, _ = dag_run
+    for corpus, prefix, n, sides in [
+        ("base", "Agnus_09_score_", 2, {"train", "val"}),
+        ("fiddle", "alistair_", len(m21.FIDDLE_KEYS), {"train", "test"}),
+    ]:
+        split = read_split(work / f"results/splits/{corpus}.tsv")
+        manifest = read_manifest(work / f"results/corpora/{corpus}/manifest.tsv")
+        ids = {r.file_id for r in manifest if r.path.startswith(prefix)}
+        assert len(ids) == n and len({split[i] for i in ids}) == 1, corpus
+        assert set(split.values()) == sides, corpus
+
+
+def test_hostile_fixtures_ingest_and_tokenize(tmp_path, fixtures_dir):
+    """The fixture corpora cut from the Tegridy data through ingestion and tokenization.
+
+    Their files are hostile in ways no exported score is (a file mido cannot read, ticks per
+    quarter 52, 92 tempo changes, multi-track karaoke with drums and lyrics, a 112-byte name);
+    the DAG up to the token shards must take them all.
+    """
+    cfg = write_config(tmp_path / "config.yaml", fixture_config(fixtures_dir))
+    corpora = {"base": "base_edge", "bach": "bach", "karaoke": "karaoke", "jazzlead": "jazzlead"}
+    targets = [f"results/tokens/{c}/index.tsv" for c in corpora]
+    run(tmp_path, cfg, *targets, *(f"results/splits/{c}.tsv" for c in corpora))
+    for corpus, folder in corpora.items():
+        check_manifest(tmp_path, corpus, fixtures_dir / folder)
+    check_token_shards(tmp_path, corpora)
+    karaoke = {r.path: r for r in read_manifest(tmp_path / "results/corpora/karaoke/manifest.tsv")}
     assert karaoke["Letitbe.mid"].status == "duplicate"
     assert karaoke["Letitbe.mid"].duplicate_of == karaoke["Let_it_be.mid"].file_id
-    base = read_manifest(work / "results/corpora/base/manifest.tsv")
+    base = read_manifest(tmp_path / "results/corpora/base/manifest.tsv")
     assert sum(r.status == "duplicate" for r in base) == 2
     assert any("#" in r.path and "ü" not in r.path for r in base)
     versions = [r for r in base if "Pathétique" in r.path]
     assert len(versions) == 2 and versions[0].group == versions[1].group != versions[0].file_id
-    jazz = read_manifest(work / "results/corpora/jazzlead/manifest.tsv")
+    jazz = read_manifest(tmp_path / "results/corpora/jazzlead/manifest.tsv")
     keys = {r.group for r in jazz if r.path.startswith("beautiful_friend_")}
     assert keys == {"piece:beautiful_friend"}  # one song in 12 keys: one group
+    split = read_split(tmp_path / "results/splits/jazzlead.tsv")
+    assert len({split[r.file_id] for r in jazz if r.path.startswith("beautiful_friend_")}) == 1
 
 
-def test_token_shards(fixture_run):
-    work, _ = fixture_run
+def test_token_shards(dag_run):
+    work, _ = dag_run
+    check_token_shards(work, ("base", *TARGETS))
+
+
+def check_token_shards(work: Path, corpora) -> None:
+    """Every accepted file tokenized (or listed as failed) exactly once, in its shard."""
     tok_hash = sha256_file(work / "results/tokenizer/tokenizer.json")
-    for corpus in ("base", "bach", "karaoke", "jazzlead"):
+    for corpus in corpora:
         ok = {
             r.file_id
             for r in read_manifest(work / f"results/corpora/{corpus}/manifest.tsv")
@@ -153,8 +268,8 @@ def test_token_shards(fixture_run):
         assert len(index) - 1 == len(ok)
 
 
-def test_rerun_does_nothing(fixture_run):
-    work, cfg = fixture_run
+def test_rerun_does_nothing(dag_run):
+    work, cfg = dag_run
     assert dry_run(work, cfg) == {}
 
 
@@ -181,10 +296,11 @@ def without_timings(path: Path) -> bytes | object:
     return path.read_bytes()
 
 
-def test_clean_rerun_is_identical(fixture_run, tmp_path, fixtures_dir):
+def test_clean_rerun_is_identical(dag_run, tmp_path, music21_corpora):
     """Two clean runs give identical outputs: byte for byte, except recorded wall times."""
-    work, _ = fixture_run
-    cfg = write_config(tmp_path / "config.yaml", fixture_config(fixtures_dir))
+    work, _ = dag_run
+    shutil.copytree(music21_corpora / "fiddle", tmp_path / "fiddle")  # as in dag_run
+    cfg = write_config(tmp_path / "config.yaml", dag_config(music21_corpora, fiddle="fiddle"))
     run(tmp_path, cfg)
     files = sorted(p.relative_to(work) for p in (work / "results").rglob("*") if p.is_file())
     assert files == sorted(
@@ -194,20 +310,18 @@ def test_clean_rerun_is_identical(fixture_run, tmp_path, fixtures_dir):
         assert without_timings(work / rel) == without_timings(tmp_path / rel), rel
 
 
-def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
-    src = tmp_path / "bach_src"
-    shutil.copytree(fixtures_dir / "bach", src)
-    config = fixture_config(fixtures_dir)
-    config["corpora"]["bach"]["sources"] = [{"dir": {"path": str(src)}}]
-    cfg = write_config(tmp_path / "config.yaml", config)
-    run(tmp_path, cfg)
+def test_grown_corpus_reruns_one_shard(dag_run, tmp_path, music21_corpora):
+    """A file added to a finished run's corpus reruns its shard and what depends on it."""
+    tmp_path = tmp_path / "work"
+    shutil.copytree(dag_run[0], tmp_path)  # the finished run, its fiddle folder and metadata
+    cfg = tmp_path / "config.yaml"
     assert dry_run(tmp_path, cfg) == {}
-    new = fixtures_dir / "karaoke" / "Amazing_grace.mid"
-    shutil.copy(new, src / "new piece.mid")
+    new = music21_corpora / "base" / "Agnus_01.mid"  # a piece fiddle does not have
+    shutil.copy(new, tmp_path / "fiddle" / "new piece.mid")
     # Before ingestion only the grown corpus's ingestion is certain to rerun.
     planned = dry_run(tmp_path, cfg)
     assert planned.get("ingest") == 1 and "tokenizer" not in planned
-    run(tmp_path, cfg, "results/corpora/bach/manifest.tsv")
+    run(tmp_path, cfg, "results/corpora/fiddle/manifest.tsv")
     # Once the manifest is updated, only the shard the new file falls in is re-tokenized.
     planned = dry_run(tmp_path, cfg)
     assert planned == {
@@ -221,7 +335,7 @@ def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
         "linkpred": 2,
         "gcn_summary": 1,
         "generate": 2,
-        "baseline": 5,  # markov2, markov3, transformer, real_target, real_base (no fine-tune)
+        "baseline": 5,  # markov2, markov3c, transformer, real_target, real_base (no fine-tune)
         "evaluate": 1,
         "figures": 1,
         "eval_summary": 1,
@@ -231,12 +345,12 @@ def test_grown_corpus_reruns_one_shard(tmp_path, fixtures_dir):
     run(tmp_path, cfg)
     changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
     shard = shard_of(sha256_file(new), SHARDS)
-    assert changed == [tmp_path / f"results/tokens/bach/{shard:04d}.h5"]
+    assert changed == [tmp_path / f"results/tokens/fiddle/{shard:04d}.h5"]
     assert sha256_file(new) in read_shard(changed[0]).file_ids
 
 
-def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
-    work, cfg = fixture_run
+def test_new_corpus_runs_only_its_jobs(dag_run, tmp_path):
+    work, cfg = dag_run
     config = __import__("yaml").safe_load(cfg.read_text())
     extra = copy.deepcopy(config)
     extra["corpora"]["bach2"] = copy.deepcopy(config["corpora"]["bach"])
@@ -253,7 +367,7 @@ def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
         "linkpred": 2,
         "gcn_summary": 1,
         "generate": 2,
-        "baseline": 5,  # markov2, markov3, transformer, real_target, real_base (no fine-tune)
+        "baseline": 5,  # markov2, markov3c, transformer, real_target, real_base (no fine-tune)
         "evaluate": 1,
         "figures": 1,
         "eval_summary": 1,
@@ -261,8 +375,8 @@ def test_new_corpus_runs_only_its_jobs(fixture_run, tmp_path):
     }
 
 
-def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
-    work, cfg = fixture_run
+def test_tokenizer_change_retokenizes_everything(dag_run, tmp_path):
+    work, cfg = dag_run
     config = __import__("yaml").safe_load(cfg.read_text())
     config["tokenizer"] = {"kind": "REMI", "use_programs": True, "use_tempos": True}
     cfg2 = write_config(tmp_path / "config.yaml", config)
@@ -280,7 +394,7 @@ def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
         "linkpred": 2 * (n - 1),
         "gcn_summary": 1,
         "generate": 2 * (n - 1),
-        "baseline": 5 * (n - 1) + 1,  # five per target, and the fine-tuned model on jazzlead
+        "baseline": 5 * (n - 1) + 1,  # five per target, and the fine-tuned model on bach
         "evaluate": n - 1,
         "figures": n - 1,
         "eval_summary": 1,
@@ -289,21 +403,22 @@ def test_tokenizer_change_retokenizes_everything(fixture_run, tmp_path):
     }
 
 
-def test_bad_config_is_refused_with_the_key(tmp_path, fixtures_dir):
-    config = fixture_config(fixtures_dir)
-    config["corpora"]["bach"]["sources"][0]["dir"]["limt"] = 3
+def test_bad_config_is_refused_with_the_key(tmp_path, music21_corpora):
+    config = dag_config(music21_corpora)
+    config["corpora"]["fiddle"]["sources"][0]["dir"]["limt"] = 3
     cfg = write_config(tmp_path / "config.yaml", config)
     proc = snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
     assert proc.returncode != 0
-    assert "config key corpora.bach.sources[0].dir: unknown key 'limt'" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "config key corpora.fiddle.sources[0].dir: unknown key 'limt'" in out
 
 
-def test_corpus_with_no_usable_file_fails_loudly(tmp_path, fixtures_dir):
+def test_corpus_with_no_usable_file_fails_loudly(tmp_path, music21_corpora):
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("not music")
     (junk / "empty.mid").write_bytes(b"")
-    config = fixture_config(fixtures_dir)
+    config = dag_config(music21_corpora)
     config["corpora"]["bach"]["sources"] = [{"dir": {"path": str(junk)}}]
     cfg = write_config(tmp_path / "config.yaml", config)
     proc = snakemake(
@@ -364,10 +479,10 @@ def test_default_config_plans_the_music21_corpora(tmp_path):
     assert planned["pretrain"] == 1 and planned["embed"] == 2 and planned["finetune"] == 1
 
 
-def test_targets_differ_from_base_above_the_noise_floor(fixture_run, capsys):
+def test_targets_differ_from_base_above_the_noise_floor(dag_run, capsys):
     from tokentransfer.cli import main
 
-    work, _ = fixture_run
+    work, _ = dag_run
     tokens = work / "results/tokens"
     assert main(["divergence", str(tokens / "base"), str(tokens / "bach")]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -376,7 +491,7 @@ def test_targets_differ_from_base_above_the_noise_floor(fixture_run, capsys):
     assert 0 < floor < jsd <= 1
 
 
-def test_local_model_source(tmp_path, fixtures_dir):
+def test_local_model_source(tmp_path, music21_corpora):
     """A local HF checkpoint with its tokenizer replaces pretraining; mismatches are refused."""
     from tokentransfer.embed import read_embeddings
     from tokentransfer.model import ModelSpec, build_model, save_model, special_ids
@@ -388,7 +503,8 @@ def test_local_model_source(tmp_path, fixtures_dir):
     spec = ModelSpec(layers=1, dim=16, heads=2, context=64)
     model = build_model(spec, len(tok), special_ids(tok), 3)
     save_model(model, tmp_path / "tok.json", tmp_path / "local")
-    config = fixture_config(fixtures_dir)
+    config = dag_config(music21_corpora)
+    config["corpora"] = {c: config["corpora"][c] for c in ("base", "fiddle")}
     config["baselines"] = {"finetune": []}
     config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
     config["gcn"] = {**TINY_GCN, "variants": ["contextual"]}
@@ -401,10 +517,10 @@ def test_local_model_source(tmp_path, fixtures_dir):
     assert sha256_file(work / "results/tokenizer/tokenizer.json") == sha256_file(
         tmp_path / "tok.json"
     )  # the model's tokenizer, not the config's REMI
-    cache = read_embeddings(work / "results/embeddings/mine/bach.h5")
+    cache = read_embeddings(work / "results/embeddings/mine/fiddle.h5")
     assert np.array_equal(cache["token"], model.transformer.wte.weight.detach().numpy())
     assert cache["attrs"]["tokenizer_hash"] == sha256_file(tmp_path / "tok.json")
-    methods = (work / "results/eval/mine/bach/metrics.tsv").read_text().splitlines()
+    methods = (work / "results/eval/mine/fiddle/metrics.tsv").read_text().splitlines()
     assert [m.split("\t")[1] for m in methods[1:]] == [
         "test_pieces",
         "contextual",
@@ -424,26 +540,30 @@ def test_local_model_source(tmp_path, fixtures_dir):
     assert "vocab mismatch" in log and "other.json" in log
 
 
-def test_configfile_replaces_the_default(tmp_path, fixtures_dir):
+def test_configfile_replaces_the_default(tmp_path, music21_corpora):
     """--configfile replaces config/config.yaml instead of merging its corpora in."""
     (tmp_path / "config").mkdir()
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    cfg = write_config(tmp_path / "mine.yaml", fixture_config(fixtures_dir))
+    config = dag_config(music21_corpora)
+    config["corpora"] = {"base": config["corpora"]["base"], "reels": config["corpora"]["fiddle"]}
+    config["baselines"] = {"finetune": []}
+    cfg = write_config(tmp_path / "mine.yaml", config)
     proc = snakemake(tmp_path, "--configfile", str(cfg), "-n")
-    assert "corpus=fiddle" not in proc.stdout and "corpus=jazzlead" in proc.stdout
+    assert "corpus=reels" in proc.stdout
+    assert "corpus=fiddle" not in proc.stdout and "corpus=bach" not in proc.stdout
     proc = snakemake(tmp_path, "-n")  # no --configfile: the default is used
     assert "corpus=fiddle" in proc.stdout
 
 
-def test_graph_and_link_prediction_outputs(fixture_run):
+def test_graph_and_link_prediction_outputs(dag_run):
     import json
 
     import torch
 
     from tokentransfer.graph import load_matrix
 
-    work, _ = fixture_run
-    for corpus in ("bach", "karaoke", "jazzlead"):
+    work, _ = dag_run
+    for corpus in TARGETS:
         a = load_matrix(work / f"results/graphs/{corpus}/adjacency.npz")
         assert a.diagonal().sum() == 0 and a.nnz > 0
         stats = json.loads((work / f"results/graphs/{corpus}/graph_stats.json").read_text())
@@ -470,10 +590,10 @@ def test_graph_and_link_prediction_outputs(fixture_run):
             }
             assert 0 <= m["summary"]["gcn"]["auc"][0] <= 1
     rows = (work / "results/gcn/summary.tsv").read_text().splitlines()
-    assert len(rows) - 1 == 3 * len(TINY_GCN["variants"]) * 6
+    assert len(rows) - 1 == len(TARGETS) * len(TINY_GCN["variants"]) * 6
 
 
-def test_generated_samples_decode_without_errors(fixture_run):
+def test_generated_samples_decode_without_errors(dag_run):
     import json
 
     import symusic
@@ -481,9 +601,9 @@ def test_generated_samples_decode_without_errors(fixture_run):
     from tokentransfer.rwr import token_errors
     from tokentransfer.tokenize import load_tokenizer
 
-    work, _ = fixture_run
+    work, _ = dag_run
     tok = load_tokenizer(work / "results/tokenizer/tokenizer.json")
-    for corpus in ("bach", "karaoke", "jazzlead"):
+    for corpus in TARGETS:
         for variant in TINY_GENERATE["variants"]:
             out = work / f"results/generated/small/{corpus}/{variant}"
             info = json.loads((out / "generation.json").read_text())
@@ -498,13 +618,13 @@ def test_generated_samples_decode_without_errors(fixture_run):
                 assert score.note_num() > 0
 
 
-def test_cli_generate_with_a_prompt(fixture_run, tmp_path, fixtures_dir):
+def test_cli_generate_with_a_prompt(dag_run, tmp_path, music21_corpora):
     from tokentransfer.cli import main
     from tokentransfer.tokenize import load_tokenizer, tokenize_file
 
-    work, _ = fixture_run
-    prompt = fixtures_dir / "jazzlead" / "body_and_soul_c.mid"
-    args = ["generate", "--results", str(work / "results"), "--corpus", "jazzlead"]
+    work, _ = dag_run
+    prompt = music21_corpora / "fiddle" / m21.FIDDLE_PROMPT
+    args = ["generate", "--results", str(work / "results"), "--corpus", "fiddle"]
     args += ["--n", "2", "--length", "64", "--seed", "7", "--prompt", str(prompt)]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
@@ -520,20 +640,17 @@ def test_cli_generate_with_a_prompt(fixture_run, tmp_path, fixtures_dir):
     assert main([*args, "--corpus", "nope", "--out", str(tmp_path / "c")]) == 2
 
 
-EVAL_METHODS = ["markov2", "markov3", "transformer", "finetuned", "real_target", "real_base"]
-
-
-def test_evaluation_tables(fixture_run):
+def test_evaluation_tables(dag_run):
     """Every walk and baseline is evaluated on every target, with the same samples x length."""
     from tokentransfer.evaluate import SAMPLE_METRICS, SET_METRICS, read_tsv
 
-    work, _ = fixture_run
+    work, _ = dag_run
     summary = read_tsv(work / "results/eval/summary.tsv")
     n, length = TINY_GENERATE["samples"], TINY_GENERATE["length"]
-    for corpus in ("bach", "karaoke", "jazzlead"):
+    for corpus in TARGETS:
         rows = {r["method"]: r for r in read_tsv(work / f"results/eval/small/{corpus}/metrics.tsv")}
         methods = ["test_pieces", *TINY_GENERATE["variants"]]
-        methods += [m for m in EVAL_METHODS if m != "finetuned" or corpus == "jazzlead"]
+        methods += [m for m in EVAL_METHODS if m != "finetuned" or corpus == "bach"]
         assert list(rows) == methods
         assert [r["method"] for r in summary if r["corpus"] == corpus] == methods
         for method, row in rows.items():
@@ -548,8 +665,8 @@ def test_evaluation_tables(fixture_run):
             for name in SAMPLE_METRICS:
                 assert f"{name}_std" in row
         # the walks keep the grammar; excerpts of training pieces are copies by construction
-        for variant in TINY_GENERATE["variants"]:
-            assert float(rows[variant]["token_error_rate"]) == 0.0
+        for variant in [*TINY_GENERATE["variants"], "markov3c"]:
+            assert float(rows[variant]["token_error_rate"]) == 0.0, (corpus, variant)
         assert float(rows["real_target"]["copy_rate"]) == 1.0
         assert float(rows["real_target"]["longest_copy"]) >= float(rows["counts"]["longest_copy"])
         samples = read_tsv(work / f"results/eval/small/{corpus}/samples.tsv")
@@ -559,27 +676,27 @@ def test_evaluation_tables(fixture_run):
             assert info.stat().st_size > 0
 
 
-def test_report_has_every_figure(fixture_run):
+def test_report_has_every_figure(dag_run):
     """`snakemake --report` builds a zip with the tables, figures and captions."""
     import zipfile
 
-    work, cfg = fixture_run
+    work, cfg = dag_run
     snakemake(work, "--configfile", str(cfg), "--report", "results/report.zip")
     with zipfile.ZipFile(work / "results/report.zip") as z:
         names = z.namelist()
         html = z.read(next(n for n in names if n.endswith("report.html"))).decode()
     base = [n.rsplit("/", 1)[-1] for n in names]
-    assert base.count("metrics.png") == 3  # one chart per target
-    assert base.count("pitch_classes.png") == 3
-    assert base.count("pianorolls.png") == 3
+    assert base.count("metrics.png") == len(TARGETS)  # one chart per target
+    assert base.count("pitch_classes.png") == len(TARGETS)
+    assert base.count("pianorolls.png") == len(TARGETS)
     assert base.count("training.png") == 1
-    assert base.count("metrics.tsv") == 3
+    assert base.count("metrics.tsv") == len(TARGETS)
     assert "summary.tsv" in base  # link prediction and evaluation summaries
     for caption in ("pooled pitch-class histograms", "piano roll", "Link prediction"):
         assert caption.lower() in html.lower(), caption
 
 
-def test_report_audio(fixture_run, tmp_path):
+def test_report_audio(dag_run, tmp_path):
     """report.audio renders the first sample of every method to FLAC, into the report."""
     import os
     import zipfile
@@ -594,15 +711,16 @@ def test_report_audio(fixture_run, tmp_path):
         if os.environ.get("CI"):
             pytest.fail(f"{msg}: .ci/run installs them")
         pytest.skip(msg)
-    work, cfg = fixture_run
+    work, cfg = dag_run
     config = yaml.safe_load(cfg.read_text())
     config["report"] = {"audio": True}
     cfg2 = write_config(tmp_path / "config.yaml", config)
     planned = dry_run(work, cfg2)
-    per_target = len(TINY_GENERATE["variants"]) + len(EVAL_METHODS) - 1  # finetuned: jazzlead
-    assert planned == {"audio": 3 * per_target + 1, "all": 1}  # nothing else reruns
+    per_target = len(TINY_GENERATE["variants"]) + len(EVAL_METHODS) - 1  # all but finetuned
+    # one per method and target, and the fine-tuned model's on bach; nothing else reruns
+    assert planned == {"audio": len(TARGETS) * per_target + 1, "all": 1}
     run(work, cfg2)
-    audio = sorted((work / "results/eval/small/jazzlead/audio").iterdir())
+    audio = sorted((work / "results/eval/small/bach/audio").iterdir())
     assert [p.stem for p in audio] == sorted([*TINY_GENERATE["variants"], *EVAL_METHODS])
     for p in audio:
         assert p.read_bytes()[:4] == b"fLaC"
