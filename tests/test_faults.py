@@ -34,7 +34,7 @@ from tests.faults_helpers import (
     result_files,
     start_snakemake,
 )
-from tests.test_workflow import TINY_GCN, fixture_config, without_timings
+from tests.test_workflow import TINY_GCN, dag_config, without_timings
 
 KILL_POINTS = int(os.environ.get("TOKENTRANSFER_KILL_POINTS", "4"))
 KILL_SEED = int(os.environ.get("TOKENTRANSFER_KILL_SEED", "0"))
@@ -54,16 +54,16 @@ FAULT_MODEL = {"steps": 300, "checkpoint_every": 30}
 STEP_LINE = re.compile(r"INFO tokentransfer\.model: step (\d+)/\d+ ")
 
 
-def faults_config(fixtures: Path) -> dict:
-    """The fixture workflow, cut to one target so that a run takes about a minute on 2 cores.
+def faults_config(corpora: Path) -> dict:
+    """The workflow on the music21 corpora (tests/music21_corpora.py), cut to one target.
 
     Pretraining runs 300 steps (a few seconds) with a checkpoint every 30, so that a kill can
     land inside training and the rerun has to resume from a checkpoint.
     """
-    config = fixture_config(fixtures)
+    config = dag_config(corpora)
     config["model"].update(FAULT_MODEL)
     config["gcn"] = {**TINY_GCN, "variants": ["emb_neighbours"], "seeds": [0]}
-    config["corpora"] = {name: config["corpora"][name] for name in ("base", "bach")}
+    config["corpora"] = {name: config["corpora"][name] for name in ("base", "fiddle")}
     config["baselines"] = {"finetune": []}
     return config
 
@@ -90,10 +90,10 @@ def compare_results(reference: Path, work: Path) -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, fixtures_dir):
+def reference(tmp_path_factory, music21_corpora):
     """One clean run of the fault config, with each job's start and end times."""
     work = tmp_path_factory.mktemp("faults_reference")
-    cfg = write_config(work / "config.yaml", faults_config(fixtures_dir))
+    cfg = write_config(work / "config.yaml", faults_config(music21_corpora))
     run = start_snakemake(work, "--configfile", str(cfg), "--cores", "2")
     rc = run.wait(timeout=900)
     wall = time.monotonic() - run.t0
@@ -193,7 +193,7 @@ def resumed_lines(work: Path) -> list[str]:
 
 
 @pytest.mark.e2e
-def test_sigkill_at_random_points_then_rerun_is_identical(reference, tmp_path, fixtures_dir):
+def test_sigkill_at_random_points_then_rerun_is_identical(reference, tmp_path, music21_corpora):
     """SIGKILL the whole process group at seeded points; unlock, rerun, compare with the reference.
 
     Like a cluster killing a job: Snakemake and every job it runs die at once (os.killpg).
@@ -209,7 +209,7 @@ def test_sigkill_at_random_points_then_rerun_is_identical(reference, tmp_path, f
     for i, point in enumerate(plan):
         work = tmp_path / f"kill{i}"
         work.mkdir()
-        cfg = write_config(work / "config.yaml", faults_config(fixtures_dir))
+        cfg = write_config(work / "config.yaml", faults_config(music21_corpora))
         run: Run = start_snakemake(work, "--configfile", str(cfg), "--cores", "2")
         wait_for_kill_point(run, work, point)
         delay = round(time.monotonic() - run.t0, 2)
@@ -279,7 +279,7 @@ def without_dac_override(cmd: list[str]) -> list[str]:
 
 
 @pytest.mark.e2e
-def test_read_only_output_folder_gives_a_clear_error(tmp_path, fixtures_dir):
+def test_read_only_output_folder_gives_a_clear_error(tmp_path, music21_corpora):
     """A read-only results/tokens: the tokenize job fails naming the folder, writes nothing.
 
     The folder is chmod 0555 and Snakemake runs without CAP_DAC_OVERRIDE (see
@@ -287,15 +287,15 @@ def test_read_only_output_folder_gives_a_clear_error(tmp_path, fixtures_dir):
     ``--keep-incomplete`` keeps whatever a failed job left, so that a partial file under the
     final name would be seen rather than cleaned up by Snakemake.
     """
-    cfg = write_config(tmp_path / "config.yaml", faults_config(fixtures_dir))
-    folder = tmp_path / "results" / "tokens" / "bach"
+    cfg = write_config(tmp_path / "config.yaml", faults_config(music21_corpora))
+    folder = tmp_path / "results" / "tokens" / "fiddle"
     folder.mkdir(parents=True)
     for d in (folder, folder.parent):
         d.chmod(0o555)
     try:
         cmd = snakemake_cmd(
             tmp_path, "--configfile", str(cfg), "--cores", "2", "--keep-incomplete"
-        ) + ["results/tokens/bach/0000.h5"]
+        ) + ["results/tokens/fiddle/0000.h5"]
         proc = subprocess.run(
             without_dac_override(cmd),
             capture_output=True,
@@ -310,7 +310,7 @@ def test_read_only_output_folder_gives_a_clear_error(tmp_path, fixtures_dir):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-4000:]
     assert "Error in rule tokenize_shard" in out
-    log = (tmp_path / "logs/tokenize/bach/0000.log").read_text()
+    log = (tmp_path / "logs/tokenize/fiddle/0000.log").read_text()
     assert "PermissionError: [Errno 13] Permission denied" in log, log[-3000:]
     assert f"{folder}/" in log  # the message names the folder it could not write to
     assert listing == []  # neither the output nor a temporary file
@@ -429,19 +429,22 @@ def test_full_disk_writer_process_exits_normally(writer_reports, mechanism, writ
 
 
 @pytest.mark.e2e
-def test_full_disk_in_a_workflow_job_gives_a_clear_error(tmp_path, fixtures_dir):
-    """results/tokens/bach on a full 16 KiB tmpfs: the job fails with ENOSPC, leaves nothing."""
+def test_full_disk_in_a_workflow_job_gives_a_clear_error(tmp_path, music21_corpora):
+    """results/tokens/fiddle on a full 4 KiB tmpfs: the job fails with ENOSPC, leaves nothing.
+
+    A shard of the fiddle tunes is about 10 KB (gzip), so it does not fit in one page.
+    """
     if not can_mount_tmpfs(tmp_path / "probe"):
         pytest.skip("cannot mount a tmpfs here (needs root or user namespaces)")
-    cfg = write_config(tmp_path / "config.yaml", faults_config(fixtures_dir))
-    folder = tmp_path / "results" / "tokens" / "bach"
+    cfg = write_config(tmp_path / "config.yaml", faults_config(music21_corpora))
+    folder = tmp_path / "results" / "tokens" / "fiddle"
     folder.mkdir(parents=True)
     listing = tmp_path / "listing.txt"
     cmd = snakemake_cmd(tmp_path, "--configfile", str(cfg), "--cores", "2", "--keep-incomplete") + [
-        "results/tokens/bach/0000.h5"
+        "results/tokens/fiddle/0000.h5"
     ]
     proc = subprocess.run(
-        in_tiny_tmpfs(folder, "16k", cmd, then=f'ls -A "$d" > {shlex.quote(str(listing))}'),
+        in_tiny_tmpfs(folder, "4k", cmd, then=f'ls -A "$d" > {shlex.quote(str(listing))}'),
         capture_output=True,
         text=True,
         env=dict(os.environ, HF_HUB_OFFLINE="1"),
@@ -450,7 +453,7 @@ def test_full_disk_in_a_workflow_job_gives_a_clear_error(tmp_path, fixtures_dir)
     out = proc.stdout + proc.stderr
     assert proc.returncode not in (0, 97), out[-4000:]
     assert "Error in rule tokenize_shard" in out, out[-4000:]
-    log = (tmp_path / "logs/tokenize/bach/0000.log").read_text()
+    log = (tmp_path / "logs/tokenize/fiddle/0000.log").read_text()
     assert "No space left on device" in log, log[-3000:]
     assert f"{folder}/" in log  # the message names the file it could not write
     assert listing.read_text().split() == []  # neither the output nor a temporary file

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests import music21_corpora as m21
 from tests.conftest import REPO, snakemake, write_config
 
 REQUIRED = os.environ.get("TOKENTRANSFER_SLURM") == "1"
@@ -35,7 +36,7 @@ SUBMITTED = re.compile(
 FINISHED = re.compile(r"Finished jobid: \d+ \(Rule: (\w+)\)")
 #: rules that snakemake runs itself, never through sbatch (no script/shell/run)
 LOCAL_RULES = {"all"}
-#: the rules that this fixture workflow must send to SLURM
+#: the rules that this workflow must send to SLURM
 SLURM_RULES = {"ingest", "tokenizer", "tokenize_shard", "token_index"}
 
 
@@ -68,7 +69,7 @@ def _need_cluster() -> None:
     pytest.skip(f"no SLURM cluster: {why}")
 
 
-#: a tiny transformer for the fixture run, used when the workflow has a model stage (only the keys
+#: a tiny transformer for the run, used when the workflow has a model stage (only the keys
 #: that schemas/config.schema.yaml knows); one thread, so that local and SLURM runs compute alike
 SMALL_MODEL = {
     "layers": 1,
@@ -90,17 +91,20 @@ VOLATILE = re.compile(
 )
 
 
-def _fixture_config(fixtures: Path) -> dict:
-    def dir_source(name: str) -> list[dict]:
-        return [{"dir": {"path": str((fixtures / name).resolve())}}]
+def _dag_config(corpora: Path) -> dict:
+    """The workflow on the music21 corpora (tests/music21_corpora.py): the ``base`` and
+    ``fiddle`` folders and the Bach chorales as a ``music21`` source (exported in a SLURM job)."""
+
+    def dir_source(name: str, group: str) -> list[dict]:
+        return [{"dir": {"path": str((corpora / name).resolve()), "group": group}}]
 
     config = {
         "seed": 0,
         "shards": 2,
         "corpora": {
-            "base": {"role": "base", "sources": dir_source("base_edge")},
-            "bach": {"role": "target", "sources": dir_source("bach")},
-            "jazzlead": {"role": "target", "sources": dir_source("jazzlead")},
+            "base": {"role": "base", "sources": dir_source("base", m21.BASE_GROUP)},
+            "bach": {"role": "target", "sources": [m21.BACH_SOURCE]},
+            "fiddle": {"role": "target", "sources": dir_source("fiddle", m21.FIDDLE_GROUP)},
         },
     }
     schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
@@ -110,7 +114,7 @@ def _fixture_config(fixtures: Path) -> dict:
     # short graph training, walks and baselines: every stage runs, each briefly
     config["gcn"] = {"variants": ["emb_neighbours"], "seeds": [0], "hidden": 16, "epochs": 20}
     config["generate"] = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
-    config["baselines"] = {"finetune": ["jazzlead"]}
+    config["baselines"] = {"finetune": ["fiddle"]}
     config["finetune"] = {"steps": 4, "batch": 2, "warmup": 1}
     return config
 
@@ -199,26 +203,26 @@ def _text_differences(a: Path, b: Path, ignored: set[str]) -> list[str]:
     return ["bytes differ"]
 
 
-def test_slurm_profile_is_accepted(fixtures_dir, tmp_path):
+def test_slurm_profile_is_accepted(music21_corpora, tmp_path):
     """Every key of profiles/slurm is an option that snakemake or the plugin knows (no cluster)."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["slurm-status-command"] == "squeue"
     assert profile["default-resources"]["slurm_partition"]
-    config = write_config(tmp_path / "config.yaml", _fixture_config(fixtures_dir))
+    config = write_config(tmp_path / "config.yaml", _dag_config(music21_corpora))
     profile_dir = str(REPO / "profiles" / "slurm")
     proc = snakemake(tmp_path, "--configfile", str(config), "--workflow-profile", profile_dir, "-n")
     assert "slurm_partition=" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slurm
-def test_slurm_run_matches_local_run(fixtures_dir, capsys):
+def test_slurm_run_matches_local_run(music21_corpora, capsys):
     _need_cluster()
     # slurmd (here: root on this machine) must read and write the work dirs: keep them in /tmp.
     base = Path(tempfile.mkdtemp(prefix="tokentransfer-slurm-", dir="/tmp"))
     passed = False
     try:
-        config = write_config(base / "config.yaml", _fixture_config(fixtures_dir))
+        config = write_config(base / "config.yaml", _dag_config(music21_corpora))
         local, remote = base / "local", base / "slurm"
         local.mkdir()
         remote.mkdir()
