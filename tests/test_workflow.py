@@ -336,8 +336,9 @@ def test_grown_corpus_reruns_one_shard(dag_run, tmp_path, music21_corpora):
         "gcn_summary": 1,
         "generate": 2,
         "baseline": 5,  # markov2, markov3c, transformer, real_target, real_base (no fine-tune)
-        "evaluate": 1,
-        "figures": 1,
+        "style_classifier": 1,  # trained on every corpus: it sees the new file
+        "evaluate": 2,  # every target's evaluation reads the classifier
+        "figures": 2,
         "eval_summary": 1,
         "all": 1,
     }
@@ -368,8 +369,9 @@ def test_new_corpus_runs_only_its_jobs(dag_run, tmp_path):
         "gcn_summary": 1,
         "generate": 2,
         "baseline": 5,  # markov2, markov3c, transformer, real_target, real_base (no fine-tune)
-        "evaluate": 1,
-        "figures": 1,
+        "style_classifier": 1,  # one more style to tell apart
+        "evaluate": 3,  # every target's evaluation reads the classifier
+        "figures": 3,
         "eval_summary": 1,
         "all": 1,
     }
@@ -395,6 +397,7 @@ def test_tokenizer_change_retokenizes_everything(dag_run, tmp_path):
         "gcn_summary": 1,
         "generate": 2 * (n - 1),
         "baseline": 5 * (n - 1) + 1,  # five per target, and the fine-tuned model on bach
+        "style_classifier": 1,
         "evaluate": n - 1,
         "figures": n - 1,
         "eval_summary": 1,
