@@ -3,9 +3,11 @@
 Tests that need ../shared/data/tegridy (or the fixture corpora cut from it) use the
 ``tegridy_dir`` / ``fixtures_dir`` fixtures: when the folder is missing they skip on a
 developer's machine but FAIL when the ``CI`` environment variable is set, so CI never skips
-them silently. The end-to-end tests of the workflow use ``music21_corpora`` instead: small
-corpora exported from the corpus that the ``music21`` package ships (tests/music21_corpora.py),
-which exist wherever the project is installed, so a fresh clone runs them.
+them silently. Every other test reads music exported from the corpus that the ``music21``
+package ships (tests/music21_corpora.py), which exists wherever the project is installed, so a
+fresh clone runs it: the end-to-end tests of the workflow ``music21_corpora`` (folders with the
+awkward files a user's folder has), the unit tests ``midi_corpora`` (plain pieces in three
+styles).
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def music21_corpora(tmp_path_factory) -> Path:
     from tests.music21_corpora import build
 
     return build(tmp_path_factory.mktemp("music21_corpora"))
+
+
+@pytest.fixture(scope="session")
+def midi_corpora(tmp_path_factory) -> Path:
+    """``chorales/``, ``tunes/`` and ``band/``: plain MIDI folders (every file a readable piece)
+    exported from music21's corpus, once a session; the unit tests' real music."""
+    from tests.music21_corpora import build_plain
+
+    return build_plain(tmp_path_factory.mktemp("midi_corpora"))
 
 
 def write_config(path: Path, config: dict) -> Path:
