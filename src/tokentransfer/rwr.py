@@ -22,6 +22,16 @@ last ``Duration`` alone, not knowing where in the bar it stands, and under the g
 forward-only mask drifts to late positions and empty bars; conditioned on the position (and on
 the notes at the onset) the walk reproduces the style's onset density and chord sizes.
 
+Key. A first-order walk has no memory of the key and drifts from one key to the next through
+shared notes. With ``scale: key`` (the default) a sample counts the pitch classes it plays;
+once it has played :data:`~tokentransfer.tonality.KEY_NOTES` pitches (a prompt's count) and
+reaches a bar line, it finds its key (Krumhansl-Schmuckler, :mod:`tokentransfer.tonality`)
+and from then on keeps its ``Pitch`` tokens to that key's scale: the scale is one more mask
+on top of the grammar's, with the same fall-backs, and where no candidate of any level keeps
+to it the step goes without it (counted as ``off_key``). With probability ``chromatic`` per
+step the scale is lifted for that step. The scale depends on the sample's history, so
+:meth:`Walker.next_distribution` and :meth:`Walker.log_probs` describe the walk without it.
+
 Restart. At every step, with probability ``restart`` (alpha), a restart becomes pending; it
 happens at the next bar line the walk reaches by itself (when it draws ``Bar``), so a restart
 never cuts a bar short. The walker then returns to its start state: ``Bar_None`` without a
@@ -45,8 +55,9 @@ one candidate per sample from the precomputed cumulative table of its row (one
 forbids is replaced by an exact draw from the row renormalised over the allowed candidates (a
 rejected first draw followed by a masked draw gives exactly the masked distribution). Sample
 ``i`` draws its uniforms from its own ``default_rng(SeedSequence(seed).spawn(n)[i])``, three
-per step, so it does not depend on the other samples. As the length is exact, a sample may
-end inside a note (say on a ``Pitch``); miditok counts no error and the decoder drops it.
+per step (four with ``scale: key``), so it does not depend on the other samples. As the length
+is exact, a sample may end inside a note (say on a ``Pitch``); miditok counts no error and the
+decoder drops it.
 """
 
 from __future__ import annotations
@@ -67,6 +78,8 @@ from .grammar import BAR_TOKEN, SPECIAL_TYPES, Grammar, GrammarState  # noqa: F4
 log = logging.getLogger(__name__)
 
 SIMILARITIES = ("cosine", "dot")
+#: scale constraints of the walk (see the module doc and :mod:`tokentransfer.tonality`)
+SCALES = ("none", "key")
 #: walk contexts and the notes-per-onset classes each tells apart (None: no context)
 CONTEXTS = {"none": None, "position": 1, "onset": 4}
 
@@ -79,7 +92,10 @@ class WalkConfig:
     call; ``beta``: exponent of the counts; ``temperature``: tau of ``exp(sim / tau)``;
     ``top_k``: candidates kept per row (0: all); ``restart``: alpha, the restart probability
     per step; ``similarity``: ``"cosine"`` or ``"dot"``; ``context``: ``"none"``,
-    ``"position"`` or ``"onset"`` (see the module doc); ``seed``: RNG seed.
+    ``"position"`` or ``"onset"`` (see the module doc); ``scale``: ``"key"`` (pitches from
+    the scale of the key the sample has found, see the module doc) or ``"none"``;
+    ``chromatic``: with ``scale: key``, the probability per step that the pitch drawn may
+    leave the scale; ``seed``: RNG seed.
     """
 
     length: int = 1024
@@ -90,6 +106,8 @@ class WalkConfig:
     restart: float = 0.05
     similarity: str = "cosine"
     context: str = "onset"
+    scale: str = "key"
+    chromatic: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +125,10 @@ class WalkConfig:
             raise ValueError(
                 f"generate.similarity must be one of {SIMILARITIES}, got {self.similarity!r}"
             )
+        if self.scale not in SCALES:
+            raise ValueError(f"generate.scale must be one of {SCALES}, got {self.scale!r}")
+        if not 0.0 <= self.chromatic <= 1.0:
+            raise ValueError(f"generate.chromatic must be in [0, 1], got {self.chromatic}")
         if self.context not in CONTEXTS:
             raise ValueError(
                 f"generate.context must be one of {tuple(CONTEXTS)}, got {self.context!r}"
@@ -169,7 +191,8 @@ class Walker:
     ``cfg``: a :class:`WalkConfig` (default settings when None). After :meth:`generate`,
     :attr:`last_stats` holds per sample ``restarts``, ``dead_end_restarts``, ``widened``
     (steps that went beyond the context row's or the token's top-k), ``backoffs`` (dead ends
-    where no bar could start), ``rejected`` (first draws the grammar refused) and ``tokens``;
+    where no bar could start), ``rejected`` (first draws the grammar or the scale refused),
+    ``off_key`` (steps where no candidate kept to the scale) and ``tokens``;
     :attr:`restart_tokens` the tokens a restart appends.
     """
 
@@ -196,6 +219,12 @@ class Walker:
                 "tokens: were they made with the same tokenizer?"
             )
         self.g = Grammar(tokenizer, v)
+        from .tonality import key_tables
+
+        # pitch class of each Pitch token (-1: any other token, PitchDrum included)
+        pitch = self.g.ttype == self.g.types.index("Pitch") if "Pitch" in self.g.types else 0
+        self._pc = np.where(pitch, self.g.tval % 12, -1).astype(np.int64)
+        self._key_profiles, self._key_masks = key_tables()
         self._emb = self._embeddings(h, vocab_ids, v)
         self._n_notes = CONTEXTS[self.cfg.context]
         self._precompute(succ, ctx_succ)
@@ -366,12 +395,16 @@ class Walker:
             i = int(np.flatnonzero(w > 0)[-1])
         return int(cand[i])
 
-    def _slow_step(
-        self, st: GrammarState, b: int, node: int, row: int, u: float, stats: dict[str, int]
-    ) -> tuple[int, bool]:
-        """Sample ``b``'s next token when its first draw was refused; (token, dead-end restart)."""
-        g = self.g
-        allowed = g.mask(st.take([b]))[0]
+    def _in_scale(self, tokens: np.ndarray, smask: np.ndarray) -> np.ndarray:
+        """Whether each token keeps to its sample's scale (``smask``: 12-bit mask, -1: none)."""
+        pc = self._pc[tokens]
+        return (smask < 0) | (pc < 0) | ((smask >> np.maximum(pc, 0)) & 1 == 1)
+
+    def _levels(
+        self, allowed: np.ndarray, node: int, row: int, u: float, stats: dict[str, int]
+    ) -> int:
+        """The context row, the token's top-k row, all its successors: the first that has a
+        candidate in ``allowed`` gives the token (-1: none)."""
         nxt = self._draw_masked(self._topk, row, allowed, u)
         if nxt < 0 and row != self._base + node:
             nxt = self._draw_masked(self._topk, self._base + node, allowed, u)
@@ -379,6 +412,30 @@ class Walker:
         if nxt < 0 and self.cfg.top_k:
             nxt = self._draw_masked(self._full, node, allowed, u)
             stats["widened"] += int(nxt >= 0)
+        return nxt
+
+    def _slow_step(
+        self,
+        st: GrammarState,
+        b: int,
+        node: int,
+        row: int,
+        u: float,
+        stats: dict[str, int],
+        smask: int = -1,
+    ) -> tuple[int, bool]:
+        """Sample ``b``'s next token when its first draw was refused; (token, dead-end restart).
+        ``smask``: the sample's scale at this step (-1: none); where no candidate keeps to it,
+        the step goes without it (counted as ``off_key``)."""
+        g = self.g
+        allowed = g.mask(st.take([b]))[0]
+        nxt = -1
+        if smask >= 0:
+            nxt = self._levels(allowed & self._in_scale(np.arange(len(allowed)), smask), node,
+                               row, u, stats)  # fmt: skip
+            stats["off_key"] += int(nxt < 0)
+        if nxt < 0:
+            nxt = self._levels(allowed, node, row, u, stats)
         if nxt >= 0:
             return nxt, False
         if allowed[g.bar_id]:
@@ -507,31 +564,50 @@ class Walker:
         return [np.concatenate([head, row]) for row in out]
 
     @staticmethod
-    def _uniforms(n: int, length: int, seed: int) -> np.ndarray:
-        """[length, n, 3]: three uniforms per sample and step (restart, draw, redraw), sample
-        i's from its own ``default_rng(SeedSequence(seed).spawn(n)[i])``."""
+    def _uniforms(n: int, length: int, seed: int, k: int = 3) -> np.ndarray:
+        """[length, n, k]: ``k`` uniforms per sample and step (restart, draw, redraw, and with
+        a scale constraint whether the pitch may leave the scale), sample i's from its own
+        ``default_rng(SeedSequence(seed).spawn(n)[i])``."""
         if n == 0:
-            return np.zeros((length, 0, 3))
+            return np.zeros((length, 0, k))
         return np.stack(
             [
-                np.random.default_rng(ss).random((length, 3))
+                np.random.default_rng(ss).random((length, k))
                 for ss in np.random.SeedSequence(seed).spawn(n)
             ],
             axis=1,
         )
 
+    def _key_start(self, head: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each sample's pitch-class histogram after ``head`` and its scale mask: the prompt's
+        key when the prompt has :data:`~tokentransfer.tonality.KEY_NOTES` pitches, else -1
+        (found later). Without a scale constraint every mask stays -1."""
+        from .tonality import KEY_NOTES
+
+        hist = np.zeros((n, 12))
+        smask = np.full(n, -1, dtype=np.int64)
+        if self.cfg.scale == "none":
+            return hist, smask
+        pc = self._pc[head]
+        hist += np.bincount(pc[pc >= 0], minlength=12)[None, :]
+        if hist[0].sum() >= KEY_NOTES:
+            smask[:] = self._key_masks[int(np.argmax(self._key_profiles @ hist[0]))]
+        return hist, smask
+
     def _walk(self, n, length, head, start, restart_tokens, seed):
+        from .tonality import KEY_NOTES
+
         g, alpha = self.g, self.cfg.restart
-        stats = [
-            {"restarts": 0, "dead_end_restarts": 0, "widened": 0, "backoffs": 0, "rejected": 0}
-            for _ in range(n)
-        ]
+        scaled = self.cfg.scale != "none"
+        names = ("restarts", "dead_end_restarts", "widened", "backoffs", "rejected", "off_key")
+        stats = [dict.fromkeys(names, 0) for _ in range(n)]
         out = np.zeros((n, length), dtype=np.int64)
         if n == 0 or length == 0:
             for s in stats:
                 s["tokens"] = len(head) + length
             return out, stats
-        u = self._uniforms(n, length, seed)
+        u = self._uniforms(n, length, seed, 4 if scaled else 3)
+        hist, smask = self._key_start(head, n)
         st = start.repeat(n)
         rt = np.asarray(restart_tokens, dtype=np.int64)
         queue = np.full(n, -1, dtype=np.int64)  # index into rt of the next forced token
@@ -546,18 +622,20 @@ class Walker:
             us = u[step]
             if alpha > 0:
                 pending |= us[:, 0] < alpha
+            # the scale this step keeps to (-1: none; a chromatic step may leave it)
+            act = np.where(us[:, 3] < self.cfg.chromatic, -1, smask) if scaled else smask
             rows = self._row(node, st)
             nonempty = top.deg[rows] > 0
             j = top.draw(np.where(nonempty, rows, 0), us[:, 1])
             tok = top.cand[j]
             forced = queue >= 0
             tok = np.where(forced, rt[np.maximum(queue, 0)], tok)
-            ok = forced | (nonempty & g.allows(st, tok))
+            ok = forced | (nonempty & g.allows(st, tok) & self._in_scale(tok, act))
             restart_now = np.zeros(n, dtype=bool)
             for b in np.flatnonzero(~ok):
                 stats[b]["rejected"] += 1
                 tok[b], dead = self._slow_step(
-                    st, b, int(node[b]), int(rows[b]), us[b, 2], stats[b]
+                    st, b, int(node[b]), int(rows[b]), us[b, 2], stats[b], int(act[b])
                 )
                 restart_now[b] = dead
             # a pending restart happens when the walk reaches a bar line by itself
@@ -573,6 +651,13 @@ class Walker:
             out[:, step] = tok
             g.advance(st, tok)
             node = tok
+            if scaled:  # count the pitches; at a bar line with enough of them, fix the key
+                pc = self._pc[tok]
+                hist[np.flatnonzero(pc >= 0), pc[pc >= 0]] += 1
+                for b in np.flatnonzero(
+                    (smask < 0) & (tok == g.bar_id) & (hist.sum(1) >= KEY_NOTES)
+                ):
+                    smask[b] = self._key_masks[int(np.argmax(self._key_profiles @ hist[b]))]
         for s in stats:
             s["tokens"] = len(head) + length
         return out, stats

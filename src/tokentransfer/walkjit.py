@@ -30,7 +30,9 @@ def available() -> bool:
 
 
 def _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit, program, onset,
-            played, tok):  # fmt: skip
+            played, tok, pcs, smask):  # fmt: skip
+    if smask >= 0 and pcs[tok] >= 0 and not (smask >> pcs[tok]) & 1:
+        return False  # off the sample's scale
     drum = 1 if program == -1 else 0
     if not g_allowed[drum, prev, ttype[tok]]:
         return False
@@ -48,6 +50,7 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0,
           key, ptr, deg, cand, prob, fptr, fcand, fprob, base, top_k,
           keys, n_ctx, n_notes, ts_index, max_pos,
           g_allowed, ttype, tval, kind, ts_limit, remove_dup, bar_id, freq,
+          scaled, chromatic, pcs, hist0, smask0, key_profiles, key_masks, key_notes,
           out, stats):  # fmt: skip
     length, n = u.shape[0], u.shape[1]
     v = ttype.shape[0]
@@ -65,6 +68,8 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0,
             s0[7],
         )
         played = played0.copy()
+        hist = hist0.copy()
+        smask = smask0
         queue = start_queue
         node = start_node
         pending = False
@@ -72,6 +77,9 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0,
             u0, u1, u2 = u[step, b, 0], u[step, b, 1], u[step, b, 2]
             if alpha > 0 and u0 < alpha:
                 pending = True
+            act = smask  # the scale this step keeps to (-1: none; a chromatic step leaves it)
+            if scaled and u[step, b, 3] < chromatic:
+                act = -1
             # the row of the node in its context
             row = base + node
             if n_notes > 0 and keys.shape[0] > 0:
@@ -96,25 +104,26 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0,
                         j = ptr[row + 1] - 1
                     tok = cand[j]
                     ok = _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor,
-                                 limit, program, onset, played, tok)  # fmt: skip
+                                 limit, program, onset, played, tok, pcs, act)  # fmt: skip
                 if not ok:
                     stats[b, 4] += 1  # rejected
-                    st = (prev, pos, floor, limit, program, onset)
-                    gr = (g_allowed, ttype, tval, kind, remove_dup)
-                    tok = _masked(ptr, cand, prob, row, gr, st, played, u2)
-                    if tok < 0 and row != base + node:
-                        tok = _masked(ptr, cand, prob, base + node, gr, st, played, u2)
-                        if tok >= 0:
-                            stats[b, 2] += 1  # widened
-                    if tok < 0 and top_k > 0:
-                        tok = _masked(fptr, fcand, fprob, node, gr, st, played, u2)
-                        if tok >= 0:
-                            stats[b, 2] += 1
+                    gr = (g_allowed, ttype, tval, kind, remove_dup, pcs)
+                    tok = -1
+                    if act >= 0:  # first within the scale, then (off_key) without it
+                        st = (prev, pos, floor, limit, program, onset, act)
+                        tok = _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node,
+                                      top_k, gr, st, played, u2, stats, b)  # fmt: skip
+                        if tok < 0:
+                            stats[b, 5] += 1  # off_key
+                    if tok < 0:
+                        st = (prev, pos, floor, limit, program, onset, -1)
+                        tok = _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node,
+                                      top_k, gr, st, played, u2, stats, b)  # fmt: skip
                     if tok < 0:
                         for t in range(v):
                             allowed[t] = _allows(g_allowed, ttype, tval, kind, remove_dup,
                                                  prev, pos, floor, limit, program, onset,
-                                                 played, t)  # fmt: skip
+                                                 played, t, pcs, -1)  # fmt: skip
                         if allowed[bar_id]:
                             stats[b, 1] += 1  # dead-end restart
                             tok = bar_id
@@ -161,6 +170,27 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0,
                 played[(program + 1) * 128 + val % 128] = onset
             prev = ttype[tok]
             node = tok
+            if scaled:  # count the pitches; at a bar line with enough of them, fix the key
+                if pcs[tok] >= 0:
+                    hist[pcs[tok]] += 1.0
+                if smask < 0 and tok == bar_id and hist.sum() >= key_notes:
+                    smask = key_masks[np.argmax(key_profiles @ hist)]
+
+
+def _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, gr, st, played, uu,
+            stats, b):  # fmt: skip
+    """The context row, the token's top-k row, all its successors: the first with an allowed
+    candidate gives the token (-1: none); a step past the context row counts as widened."""
+    tok = _masked(ptr, cand, prob, row, gr, st, played, uu)
+    if tok < 0 and row != base + node:
+        tok = _masked(ptr, cand, prob, base + node, gr, st, played, uu)
+        if tok >= 0:
+            stats[b, 2] += 1  # widened
+    if tok < 0 and top_k > 0:
+        tok = _masked(fptr, fcand, fprob, node, gr, st, played, uu)
+        if tok >= 0:
+            stats[b, 2] += 1
+    return tok
 
 
 def _masked(ptr, cand, prob, row, gr, st, played, uu):
@@ -171,7 +201,7 @@ def _masked(ptr, cand, prob, row, gr, st, played, uu):
     w = np.zeros(e - a)
     for i in range(e - a):
         if _allows(gr[0], gr[1], gr[2], gr[3], gr[4], st[0], st[1], st[2], st[3], st[4], st[5],
-                   played, cand[a + i]):  # fmt: skip
+                   played, cand[a + i], gr[5], st[6]):  # fmt: skip
             w[i] = prob[a + i]
     cs = np.cumsum(w)
     if cs[-1] <= 0:
@@ -187,15 +217,19 @@ def _masked(ptr, cand, prob, row, gr, st, played, uu):
 if numba is not None:
     _allows = njit(_allows)
     _masked = njit(_masked)
+    _levels = njit(_levels)
     _walk = njit(_walk)
 
 
 def walk(walker, n: int, length: int, head: np.ndarray, start, restart_tokens, seed: int):
     """The compiled walk: ``(tokens [n, length], per-sample stats)`` like ``Walker._walk``."""
     g, top, full = walker.g, walker._topk, walker._full
-    u = np.ascontiguousarray(walker._uniforms(n, length, seed))
+    from .tonality import KEY_NOTES
+
+    scaled = walker.cfg.scale != "none"
+    u = np.ascontiguousarray(walker._uniforms(n, length, seed, 4 if scaled else 3))
     out = np.zeros((n, length), dtype=np.int64)
-    stats = np.zeros((n, 5), dtype=np.int64)
+    stats = np.zeros((n, 6), dtype=np.int64)
     if n and length:
         s0 = np.array(
             [start.prev[0], start.pos[0], start.floor[0], start.limit[0], start.ts[0],
@@ -203,6 +237,7 @@ def walk(walker, n: int, length: int, head: np.ndarray, start, restart_tokens, s
             dtype=np.int64,
         )  # fmt: skip
         start_node = int(head[-1]) if len(head) else g.bar_id
+        hist, smask = walker._key_start(head, 1)
         _walk(
             u,
             float(walker.cfg.restart),
@@ -234,10 +269,18 @@ def walk(walker, n: int, length: int, head: np.ndarray, start, restart_tokens, s
             g.remove_duplicated_notes,
             g.bar_id,
             walker._freq.astype(np.float64),
+            scaled,
+            float(walker.cfg.chromatic),
+            walker._pc,
+            hist[0],
+            int(smask[0]),
+            walker._key_profiles,
+            walker._key_masks,
+            KEY_NOTES,
             out,
             stats,
         )
-    names = ("restarts", "dead_end_restarts", "widened", "backoffs", "rejected")
+    names = ("restarts", "dead_end_restarts", "widened", "backoffs", "rejected", "off_key")
     st = [{k: int(x) for k, x in zip(names, row, strict=True)} for row in stats]
     for s in st:
         s["tokens"] = len(head) + length
