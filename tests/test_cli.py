@@ -20,8 +20,8 @@ def test_validate(tmp_path, capsys):
     assert "config key" in capsys.readouterr().err
 
 
-def test_inspect_manifest_and_shard(tmp_path, capsys, fixtures_dir):
-    found = list(iter_dir(fixtures_dir / "karaoke", "dir:k", Limits()))
+def test_inspect_manifest_and_shard(tmp_path, capsys, midi_corpora):
+    found = list(iter_dir(midi_corpora / "band", "dir:k", Limits()))  # one file twice
     rows: list[Row] = build_rows([(found, None)], tmp_path / "store", Limits())
     write_manifest(rows, tmp_path / "manifest.tsv")
     assert main(["inspect", str(tmp_path / "manifest.tsv")]) == 0

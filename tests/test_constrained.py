@@ -23,13 +23,14 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def bach(tok, fixtures_dir: Path) -> list[np.ndarray]:
-    return [tokenize_file(tok, p) for p in sorted((fixtures_dir / "bach").glob("*.mid"))]
+def chorales(tok, midi_corpora: Path) -> list[np.ndarray]:
+    """Bach chorales exported from music21's corpus (tests/music21_corpora.py)."""
+    return [tokenize_file(tok, p) for p in sorted((midi_corpora / "chorales").glob("*.mid"))]
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
-def test_constrained_chain_has_no_errors_and_the_raw_one_does(tok, bach, order):
-    chain = NgramModel(order, len(tok)).fit(bach)
+def test_constrained_chain_has_no_errors_and_the_raw_one_does(tok, chorales, order):
+    chain = NgramModel(order, len(tok)).fit(chorales)
     g = Grammar(tok)
     masked = chain.sample(4, 400, seed=0, grammar=g)
     raw = chain.sample(4, 400, seed=0)
@@ -38,10 +39,10 @@ def test_constrained_chain_has_no_errors_and_the_raw_one_does(tok, bach, order):
     assert sum(token_errors(tok, s) for s in raw) > 0  # the unconstrained chain breaks it
 
 
-def test_constrained_distribution_sums_to_one_over_the_allowed_tokens(tok, bach):
-    chain = NgramModel(3, len(tok)).fit(bach)
+def test_constrained_distribution_sums_to_one_over_the_allowed_tokens(tok, chorales):
+    chain = NgramModel(3, len(tok)).fit(chorales)
     g = Grammar(tok)
-    piece = bach[0][:57]
+    piece = chorales[0][:57]
     st = g.replay(piece)
     allowed = g.mask(st)[0]
     p = chain.distribution(piece, allowed=allowed)

@@ -1,4 +1,9 @@
-"""The REMI grammar mask on real fixture pieces and on random sequences drawn under it."""
+"""The REMI grammar mask on real pieces and on random sequences drawn under it.
+
+The real pieces are exported from music21's corpus (tests/music21_corpora.py): Bach chorales,
+fiddle tunes, chorales played by a band with drums, and the workflow tests' base folder with its
+awkward files (a text file and a truncated MIDI file, which are not music and are left out).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,6 @@ from tokentransfer.grammar import Grammar, unsupported
 from tokentransfer.rwr import token_errors
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
-CORPORA = ("bach", "jazzlead", "karaoke", "base_edge")
-
 
 @pytest.fixture(scope="module", params=[{"kind": "REMI", "use_programs": True}, {"kind": "REMI"}])
 def tok(request):
@@ -20,19 +23,23 @@ def tok(request):
 
 
 @pytest.fixture(scope="module")
-def pieces(tok, fixtures_dir: Path) -> list[np.ndarray]:
+def pieces(tok, midi_corpora: Path, music21_corpora: Path) -> list[np.ndarray]:
+    folders = [midi_corpora / n for n in ("chorales", "tunes", "band")]
+    folders.append(music21_corpora / "base")
     out = []
-    for name in CORPORA:
-        for p in sorted((fixtures_dir / name).iterdir()):
+    for folder in folders:
+        for p in sorted(folder.rglob("*")):
+            if not p.is_file():
+                continue
             try:
                 out.append(tokenize_file(tok, p))
-            except Exception:  # noqa: BLE001 - the hostile base_edge files: not music
+            except Exception:  # noqa: BLE001 - base's awkward files: not music
                 continue
     return [s for s in out if len(s)]
 
 
 def test_the_mask_never_forbids_real_music(tok, pieces):
-    """Every token of every fixture piece is allowed in the state the piece reached, where
+    """Every token of every real piece is allowed in the state the piece reached, where
     miditok finds the piece valid (the mask may be stricter only where miditok counts an
     error or where a position lies beyond the bar)."""
     g = Grammar(tok)

@@ -43,8 +43,9 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def jazz(tok, fixtures_dir: Path) -> list[np.ndarray]:
-    return [tokenize_file(tok, p) for p in sorted((fixtures_dir / "jazzlead").glob("*.mid"))]
+def tunes(tok, midi_corpora: Path) -> list[np.ndarray]:
+    """16 fiddle tunes exported from music21's corpus (tests/music21_corpora.py)."""
+    return [tokenize_file(tok, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
 
 
 def tiny_model(tok, context=32):
@@ -94,10 +95,10 @@ def test_chain_bits_equal_a_direct_computation_on_a_toy_corpus():
     assert raw["bits_per_token"] == math.inf and raw["forbidden"] == 1
 
 
-def test_chain_under_the_grammar_renormalises_over_the_allowed_tokens(tok, jazz):
-    chain = NgramModel(3, len(tok)).fit(jazz[:8])
+def test_chain_under_the_grammar_renormalises_over_the_allowed_tokens(tok, tunes):
+    chain = NgramModel(3, len(tok)).fit(tunes[:8])
     g = Grammar(tok)
-    piece = jazz[12][:80]
+    piece = tunes[12][:80]
     got = chain_log_probs(chain, piece, g)
     raw = chain_log_probs(chain, piece)
     for i in (1, 5, 17, 40, 79):
@@ -109,9 +110,9 @@ def test_chain_under_the_grammar_renormalises_over_the_allowed_tokens(tok, jazz)
     assert (got >= raw - 1e-12).all() and got.mean() > raw.mean() + 0.1
 
 
-def test_grammar_masks_follow_the_piece_and_real_pieces_have_no_forbidden_token(tok, jazz):
+def test_grammar_masks_follow_the_piece_and_real_pieces_have_no_forbidden_token(tok, tunes):
     g = Grammar(tok)
-    piece = jazz[3]
+    piece = tunes[3]
     masks = grammar_masks(g, piece)
     assert masks.shape == (len(piece), len(tok))
     assert masks[0].sum() == 1 and masks[0, g.bar_id]
@@ -132,20 +133,20 @@ def test_bits_per_token_counts_forbidden_tokens():
 # --------------------------------------------------------------------------- walk
 
 
-def test_walk_bits_are_finite_and_match_its_target_model(tok, jazz):
+def test_walk_bits_are_finite_and_match_its_target_model(tok, tunes):
     from tokentransfer.fusion import walk_target
 
-    target = walk_target(jazz[:8], tok)
-    piece = jazz[12]
+    target = walk_target(tunes[:8], tok)
+    piece = tunes[12]
     lp = walk_log_probs(target.walker, piece)
     rows = target.dists(piece)
     assert np.allclose(rows.sum(1), 1.0)
     assert np.allclose(np.log2(rows[np.arange(len(piece) - 1), piece[1:]]), lp)
-    bits = corpus_bits(lambda s: walk_log_probs(target.walker, s), jazz[12:])
+    bits = corpus_bits(lambda s: walk_log_probs(target.walker, s), tunes[12:])
     assert bits["forbidden"] == 0 and 0 < bits["bits_per_token"] < math.log2(len(tok))
     # the walk fitted on the style predicts it better than one fitted on a single other piece
-    other = walk_target(jazz[:1], tok)
-    worse = corpus_bits(lambda s: walk_log_probs(other.walker, s), jazz[12:])
+    other = walk_target(tunes[:1], tok)
+    worse = corpus_bits(lambda s: walk_log_probs(other.walker, s), tunes[12:])
     assert worse["bits_per_token"] > bits["bits_per_token"]
 
 
@@ -161,11 +162,11 @@ def test_windows_score_every_target_once_with_half_a_context_before_it():
             assert b - a <= ctx and (a == 0 or t - a >= ctx // 2)
 
 
-def test_transformer_log_probs_equal_a_direct_forward_pass(tok, jazz):
+def test_transformer_log_probs_equal_a_direct_forward_pass(tok, tunes):
     torch.manual_seed(0)
     model = tiny_model(tok, context=16)
     bos = special_ids(tok)["bos"]
-    piece = jazz[5][:45]
+    piece = tunes[5][:45]
     x = torch.tensor(np.concatenate([[bos], piece]))
     lp = transformer_log_probs(model, piece, bos, batch=2)
     assert lp.shape == (len(piece) - 1,)
@@ -187,8 +188,8 @@ def test_transformer_log_probs_equal_a_direct_forward_pass(tok, jazz):
     assert (masked >= lp - 1e-9).all() and masked.mean() > lp.mean()
 
 
-def test_chain_target_without_grammar_sums_to_one(tok, jazz):
-    chain = NgramModel(2, len(tok)).fit(jazz[:4])
-    rows = ChainTarget(chain).dists(jazz[6][:30])
+def test_chain_target_without_grammar_sums_to_one(tok, tunes):
+    chain = NgramModel(2, len(tok)).fit(tunes[:4])
+    rows = ChainTarget(chain).dists(tunes[6][:30])
     assert rows.shape == (29, len(tok)) and np.allclose(rows.sum(1), 1.0)
     assert (rows > 0).all()

@@ -199,8 +199,8 @@ def test_chord_sizes_phases_and_register():
     assert math.isnan(m.pitch_mean(empty)) and m.used_pitches(empty) == 0.0
 
 
-def test_real_midi_metrics_in_range(fixtures_dir):
-    path = sorted((fixtures_dir / "bach").glob("*.mid"))[0]
+def test_real_midi_metrics_in_range(midi_corpora):
+    path = sorted((midi_corpora / "chorales").glob("*.mid"))[0]
     score = Score(path)
     values = {name: metric(score) for name, metric in m.MUSIC_METRICS.items()}
     for name, value in values.items():

@@ -49,9 +49,10 @@ def tok(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def seqs(tok, fixtures_dir):
+def seqs(tok, midi_corpora):
+    """Fiddle tunes exported from music21's corpus (tests/music21_corpora.py)."""
     tokenizer, _ = tok
-    return [tokenize_file(tokenizer, p) for p in sorted((fixtures_dir / "jazzlead").glob("*.mid"))]
+    return [tokenize_file(tokenizer, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
 
 
 def tiny(tok, spec=TINY, seed=0):
@@ -116,8 +117,8 @@ TRAIN_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigkilled_training_resumes_to_the_same_weights(tok, fixtures_dir, tmp_path):
-    files = [str(p) for p in sorted((fixtures_dir / "jazzlead").glob("*.mid"))[:4]]
+def test_sigkilled_training_resumes_to_the_same_weights(tok, midi_corpora, tmp_path):
+    files = [str(p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))[:4]]
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
     args = [sys.executable, str(script), str(tok[1])]

@@ -25,10 +25,11 @@ from tokentransfer.tokenize import (
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, fixtures_dir):
-    """A content-addressed store of the bach fixture, as ingestion writes it."""
+def store(tmp_path_factory, midi_corpora):
+    """A content-addressed store of Bach chorales (tests/music21_corpora.py), as ingestion
+    writes it."""
     out = tmp_path_factory.mktemp("store")
-    for p in sorted((fixtures_dir / "bach").glob("*.mid")):
+    for p in sorted((midi_corpora / "chorales").glob("*.mid")):
         data = p.read_bytes()
         (out / f"{hashlib.sha256(data).hexdigest()}.mid").write_bytes(data)
     return out

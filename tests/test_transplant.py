@@ -47,11 +47,13 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def corpora(tok, fixtures_dir: Path):
-    def read(name):
-        return [tokenize_file(tok, p) for p in sorted((fixtures_dir / name).glob("*.mid"))]
+def corpora(tok, midi_corpora: Path):
+    """Base and target: Bach chorales and fiddle tunes (tests/music21_corpora.py)."""
 
-    return read("base_edge"), read("jazzlead")
+    def read(name):
+        return [tokenize_file(tok, p) for p in sorted((midi_corpora / name).glob("*.mid"))]
+
+    return read("chorales"), read("tunes")
 
 
 def tiny_model(tok, dim=16):
