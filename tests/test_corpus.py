@@ -1,4 +1,9 @@
-"""Safe ingestion (corpus.py) on real MIDI bytes and hostile archives built in the test."""
+"""Safe ingestion (corpus.py) on real MIDI bytes and hostile archives built in the test.
+
+The real MIDI is exported from music21's corpus (tests/music21_corpora.py): the plain pieces of
+``midi_corpora`` and the workflow tests' folders of ``music21_corpora``, whose awkward files
+(duplicates, versions of one piece, odd names, a text file, a truncated MIDI file) are made there.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pathlib import Path
 import pytest
 import symusic
 
+from tests import music21_corpora as m21
 from tokentransfer import sources
 from tokentransfer.corpus import (
     NESTED_SEPARATOR,
@@ -35,8 +41,8 @@ from tokentransfer.fileio import sha256_bytes
 # --------------------------------------------------------------------------- helpers
 
 
-def _midi(fixtures_dir: Path, rel: str) -> bytes:
-    return (fixtures_dir / rel).read_bytes()
+def _midi(corpora: Path, rel: str) -> bytes:
+    return (corpora / rel).read_bytes()
 
 
 def _zip_bytes(entries: list[tuple[str | zipfile.ZipInfo, bytes]], deflate: bool = True) -> bytes:
@@ -113,17 +119,18 @@ def _ingest_dir(tmp: Path, src: Path, limits: Limits | None = None, **spec) -> l
 
 
 @pytest.fixture
-def hostile(tmp_path: Path, fixtures_dir: Path) -> dict:
+def hostile(tmp_path: Path, midi_corpora: Path) -> dict:
     """A folder with one hostile zip, plus the bytes it holds by role."""
     good = {
-        "good.mid": _midi(fixtures_dir, "bach/bwv801.mid"),
-        "sub/good2.midi": _midi(fixtures_dir, "bach/bwv802.mid"),
-        "nested": _midi(fixtures_dir, "bach/bwv805.mid"),
-        "dup_a": _midi(fixtures_dir, "jazzlead/beautiful_friend_a.mid"),
-        "dup_b": _midi(fixtures_dir, "jazzlead/beautiful_friend_b.mid"),
-        "deep": _midi(fixtures_dir, "bach/bwv806a.mid"),
-        "evil": _midi(fixtures_dir, "bach/bwv806c.mid"),
+        "good.mid": _midi(midi_corpora, "chorales/bwv1.6.mid"),
+        "sub/good2.midi": _midi(midi_corpora, "chorales/bwv11.6.mid"),
+        "nested": _midi(midi_corpora, "chorales/bwv144.6.mid"),
+        "dup_a": _midi(midi_corpora, "tunes/BannocksOBarleyMealJig.mid"),
+        "dup_b": _midi(midi_corpora, "tunes/BloomingMeadowsJig.mid"),
+        "deep": _midi(midi_corpora, "chorales/bwv177.5.mid"),
+        "evil": _midi(midi_corpora, "chorales/bwv185.6.mid"),
     }
+    assert len(set(good.values())) == len(good)  # seven different pieces
     inner = _zip_bytes([("x.mid", good["nested"])])
     outer = _zip_bytes([("inner.zip", inner)], deflate=False)
     # too deep: top -> d1 -> d2 -> d3 -> d4.zip (refused with max_depth 3) -> deep.mid
@@ -261,13 +268,14 @@ def test_hostile_zip_with_stricter_limits(tmp_path: Path, hostile: dict):
     assert (big.status, big.reason) == ("rejected", "not a MIDI file (no MThd header)")
 
 
-def test_declared_size_limit_in_zip(tmp_path: Path, fixtures_dir: Path):
-    data = _midi(fixtures_dir, "bach/bwv653.mid")  # 10232 bytes
-    small = _midi(fixtures_dir, "jazzlead/beautiful_friend_c.mid")  # 324 bytes
+def test_declared_size_limit_in_zip(tmp_path: Path, midi_corpora: Path):
+    data = _midi(midi_corpora, "band/bwv123.6.mid")  # 6674 bytes
+    small = _midi(midi_corpora, "tunes/BannocksOBarleyMealJig.mid")  # 877 bytes
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.zip").write_bytes(_zip_bytes([("big.mid", data), ("small.mid", small)]))
     limits = Limits(max_file_mb=5000 / (1024 * 1024))
+    assert len(data) > limits.max_file_bytes > len(small)
     rows = _ingest_dir(tmp_path, src, limits=limits)
     by_path = _by_path(rows)
     (big,) = by_path["a.zip!big.mid"]
@@ -277,10 +285,10 @@ def test_declared_size_limit_in_zip(tmp_path: Path, fixtures_dir: Path):
     assert ok.status == "ok"
 
 
-def test_archive_budget(tmp_path: Path, fixtures_dir: Path):
+def test_archive_budget(tmp_path: Path, midi_corpora: Path):
     """The expanded size of one archive is bounded by max_archive_mb, in entry order."""
-    names = ["bwv801", "bwv802", "bwv805"]
-    datas = [_midi(fixtures_dir, f"bach/{n}.mid") for n in names]
+    names = ["bwv1.6", "bwv11.6", "bwv144.6"]
+    datas = [_midi(midi_corpora, f"chorales/{n}.mid") for n in names]
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.zip").write_bytes(
@@ -292,16 +300,14 @@ def test_archive_budget(tmp_path: Path, fixtures_dir: Path):
     assert rows[2].reason == "archive expands beyond the size limit"
 
 
-def test_zip_in_dir_bigger_than_file_limit_is_opened(tmp_path: Path, fixtures_dir: Path):
+def test_zip_in_dir_bigger_than_file_limit_is_opened(tmp_path: Path, midi_corpora: Path):
     src = tmp_path / "src"
     src.mkdir()
-    keys = ["a", "b", "c", "d", "e"]
-    entries = [
-        (f"{k}.mid", _midi(fixtures_dir, f"jazzlead/beautiful_friend_{k}.mid")) for k in keys
-    ]
+    tunes = sorted((midi_corpora / "tunes").glob("*.mid"))
+    entries = [(f"{k}.mid", p.read_bytes()) for k, p in zip("abcde", tunes, strict=False)]
     (src / "j.zip").write_bytes(_zip_bytes(entries, deflate=False))
-    shutil.copy(fixtures_dir / "jazzlead/beautiful_friend_f.mid", src / "f.mid")  # one plain file
-    limits = Limits(max_file_mb=1000 / (1024 * 1024))  # each MIDI (~324 bytes) fits; the zip not
+    shutil.copy(tunes[5], src / "f.mid")  # one plain file
+    limits = Limits(max_file_mb=3000 / (1024 * 1024))  # each tune (< 2.7 KB) fits; the zip not
     assert (src / "j.zip").stat().st_size > limits.max_file_bytes
     assert all(len(d) < limits.max_file_bytes for _, d in entries)
     rows = _ingest_dir(tmp_path, src, limits=limits)
@@ -322,16 +328,16 @@ def _score_bytes(notes: list[tuple[int, int]], tpq: int = 480, bpm: float | None
     return score.dumps_midi()
 
 
-def test_check_midi_good(fixtures_dir: Path):
+def test_check_midi_good(midi_corpora: Path):
     limits = Limits()
-    for rel in ["bach/bwv801.mid", "karaoke/Let_it_be.mid", "jazzlead/beautiful_friend_a.mid"]:
-        assert check_midi(_midi(fixtures_dir, rel), limits) is None, rel
+    for rel in ["chorales/bwv1.6.mid", "band/bwv123.6.mid", "tunes/BannocksOBarleyMealJig.mid"]:
+        assert check_midi(_midi(midi_corpora, rel), limits) is None, rel
     assert check_midi(_score_bytes([(0, 480)], bpm=60), limits) is None
 
 
-def test_check_midi_rejects(fixtures_dir: Path):
+def test_check_midi_rejects(midi_corpora: Path):
     limits = Limits()
-    real = _midi(fixtures_dir, "bach/bwv801.mid")
+    real = _midi(midi_corpora, "chorales/bwv1.6.mid")
     assert check_midi(b"", limits) == "empty file"
     assert check_midi(b"RIFF" + real[4:], limits) == "not a MIDI file (no MThd header)"
     assert check_midi(b"MTh", limits) == "not a MIDI file (no MThd header)"
@@ -359,15 +365,11 @@ def test_check_midi_rejects(fixtures_dir: Path):
 # --------------------------------------------------------------------------- dedup, groups
 
 
-def test_dedup_points_to_kept_file(tmp_path: Path, fixtures_dir: Path):
+def test_dedup_points_to_kept_file(tmp_path: Path, music21_corpora: Path, midi_corpora: Path):
+    base, band = music21_corpora / "base", midi_corpora / "band"
     rows = sources.ingest(
         "t",
-        {
-            "sources": [
-                {"dir": {"path": str(fixtures_dir / "base_edge")}},
-                {"dir": {"path": str(fixtures_dir / "karaoke")}},
-            ]
-        },
+        {"sources": [{"dir": {"path": str(base)}}, {"dir": {"path": str(band)}}]},
         store=tmp_path / "store",
         manifest=tmp_path / "manifest.tsv",
         limits=Limits(),
@@ -375,20 +377,13 @@ def test_dedup_points_to_kept_file(tmp_path: Path, fixtures_dir: Path):
     )
     dup_rows = [r for r in rows if r.status == "duplicate"]
     dup_paths = {r.path for r in dup_rows}
-    # Byte-identical pairs in the fixtures (second name in sorted order is the duplicate).
+    # Byte-identical pairs in the folders (second name in sorted order is the duplicate).
     pairs = [
-        (
-            "base_edge",
-            "Happy Midnight Tale Story #3.mid",
-            "Piano-Transformer-230-generated-2020-12-24_22_23_05_325403.mid",
-        ),
-        ("base_edge", "Tegridy-MIDI-Dataset (16).mid", "Tegridy-MIDI-Dataset (9).mid"),
-        ("karaoke", "Let_it_be.mid", "Letitbe.mid"),
+        (base, "Agnus_00 (copy).mid", "Agnus_00.mid"),
+        (band, "bwv257 (copy).mid", "bwv257.mid"),
     ]
     for folder, first, second in pairs:
-        assert (fixtures_dir / folder / first).read_bytes() == (
-            fixtures_dir / folder / second
-        ).read_bytes()
+        assert (folder / first).read_bytes() == (folder / second).read_bytes()
     assert dup_paths == {second for _, _, second in pairs}
 
     index = {id(r): i for i, r in enumerate(rows)}
@@ -405,34 +400,42 @@ def test_dedup_points_to_kept_file(tmp_path: Path, fixtures_dir: Path):
     assert {p.name for p in (tmp_path / "store").iterdir()} == {f"{f}.mid" for f in ok_ids}
 
 
-def test_group_key_chords_melody_pattern(tmp_path: Path, fixtures_dir: Path):
-    pattern = r"^(.+)_[a-g]s?$"
-    rows = _ingest_dir(tmp_path, fixtures_dir / "jazzlead", group=pattern)
-    friends = [r for r in rows if r.path.startswith("beautiful_friend_")]
-    assert len(friends) == 12
-    assert {r.status for r in friends} == {"ok"}
-    assert len({r.file_id for r in friends}) == 12
-    (group,) = {r.group for r in friends}
+def test_group_key_chords_melody_pattern(tmp_path: Path, music21_corpora: Path, midi_corpora: Path):
+    pattern = m21.FIDDLE_GROUP  # r"^(.+)_[a-g]s?$": a tune in several keys, one file a key
+    src = tmp_path / "src"
+    shutil.copytree(music21_corpora / "fiddle", src)  # alistair_{a..e}.mid and other tunes
+    shutil.copy(midi_corpora / "tunes/CupOfTeaReel.mid", src / "cup_of_tea_c.mid")
+    shutil.copy(midi_corpora / "tunes/TurnpikeReel.mid", src / "turnpike_eb.mid")
+    rows = _ingest_dir(tmp_path, src, group=pattern)
+    tune = m21.FIDDLE_VERSIONED[1]
+    versions = [r for r in rows if r.path.startswith(f"{tune}_")]
+    assert len(versions) == len(m21.FIDDLE_KEYS) == 5
+    assert {r.status for r in versions} == {"ok"}
+    assert len({r.file_id for r in versions}) == 5
+    (group,) = {r.group for r in versions}
     # The group names the piece (its exact prefix, "piece:" today, is not the point here).
-    assert group.endswith(":beautiful_friend")
-    others = {r.path: r for r in rows if not r.path.startswith("beautiful_friend_")}
-    assert others["body_and_soul_c.mid"].group.endswith(":body_and_soul")
-    assert others["body_and_soul_c.mid"].group != group
+    assert group.endswith(f":{tune}")
+    others = {r.path: r for r in rows if not r.path.startswith(f"{tune}_")}
+    assert others["cup_of_tea_c.mid"].group.endswith(":cup_of_tea")
+    assert others["cup_of_tea_c.mid"].group != group
     # "eb" is not a key the pattern knows: the file is its own group.
-    eb = others["i_cover_the_water_eb.mid"]
+    eb = others["turnpike_eb.mid"]
     assert eb.group == eb.file_id
+    acacia = others["AcaciaReel.mid"]  # no key suffix: its own group
+    assert acacia.status == "ok" and acacia.group == acacia.file_id
     # Pure function, including nested paths.
-    assert group_key("x.zip!a/Beautiful_Friend_fs.mid", pattern, "id") == group
+    assert group_key(f"x.zip!a/{tune.capitalize()}_fs.mid", pattern, "id") == group
 
 
-def test_group_key_pianocore_pattern(tmp_path: Path, fixtures_dir: Path):
-    rows = _ingest_dir(tmp_path, fixtures_dir / "base_edge", group=r"^(.+?)_score_")
-    little = [r for r in rows if "Little_Path" in r.path]
+def test_group_key_pianocore_pattern(tmp_path: Path, music21_corpora: Path):
+    # base/ holds Agnus_09_score_A.mid and Agnus_09_score_B.mid: two versions of one piece
+    rows = _ingest_dir(tmp_path, music21_corpora / "base", group=m21.BASE_GROUP)
+    little = [r for r in rows if "_score_" in r.path]
     assert len(little) == 2
     assert {r.status for r in little} == {"ok"}
     assert len({r.file_id for r in little}) == 2
     (group,) = {r.group for r in little}
-    assert group.endswith(':piano_sonata_no.5_in_c_minor,_op.10_no.1_("little_pathétique")')
+    assert group.endswith(":agnus_09")
     # Files the pattern does not match are their own group.
     for r in rows:
         if r.status == "ok" and r not in little:
@@ -455,18 +458,19 @@ def test_group_key_without_pattern():
 ODD_NAME = 'a "quoted" #3 – ü.mid'
 
 
-def test_odd_names_round_trip(tmp_path: Path, fixtures_dir: Path):
+def test_odd_names_round_trip(tmp_path: Path, music21_corpora: Path, midi_corpora: Path):
     src = tmp_path / "src with space"
-    shutil.copytree(fixtures_dir / "base_edge", src)
+    shutil.copytree(music21_corpora / "base", src)
     (src / "sub dir").mkdir()
-    shutil.copy(fixtures_dir / "bach/bwv1078.mid", src / "sub dir" / ODD_NAME)
+    shutil.copy(midi_corpora / "chorales/bwv40.8.mid", src / "sub dir" / ODD_NAME)
     rows = _ingest_dir(tmp_path, src)
     paths = {r.path for r in rows}
     expected = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
     assert paths == expected
     assert f"sub dir/{ODD_NAME}" in paths
-    assert "Happy Midnight Tale Story #3.mid" in paths
-    assert any("Pathétique" in p and '("' in p for p in paths)
+    assert m21.ODD_NAME in paths  # 'Missa «Pathétique» #4, "quoted".mid'
+    assert m21.BASE_NESTED[1] in paths and m21.DUPLICATE_NAME in paths
+    assert {r.status for r in rows} == {"ok", "duplicate", "rejected"}
 
     back = read_manifest(tmp_path / "manifest.tsv")
     assert back == rows
@@ -492,47 +496,47 @@ def test_read_manifest_refuses_other_tsv(tmp_path: Path):
         read_manifest(tmp_path / "x.tsv")
 
 
-def test_manifest_keeps_hex_like_names(tmp_path: Path, fixtures_dir: Path):
+def test_manifest_keeps_hex_like_names(tmp_path: Path, midi_corpora: Path):
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copy(fixtures_dir / "bach/bwv801.mid", src / "loop_0x1f.mid")
+    shutil.copy(midi_corpora / "chorales/bwv1.6.mid", src / "loop_0x1f.mid")
     rows = _ingest_dir(tmp_path, src)
     assert [r.path for r in rows] == ["loop_0x1f.mid"]
     assert read_manifest(tmp_path / "manifest.tsv") == rows
 
 
-def test_non_utf8_file_name_does_not_crash(tmp_path: Path, fixtures_dir: Path):
+def test_non_utf8_file_name_does_not_crash(tmp_path: Path, midi_corpora: Path):
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copy(fixtures_dir / "bach/bwv801.mid", src / "fine.mid")
+    shutil.copy(midi_corpora / "chorales/bwv1.6.mid", src / "fine.mid")
     raw = os.fsencode(src) + b"/caf\xe9.mid"
     with open(raw, "wb") as fh:
-        fh.write((fixtures_dir / "bach/bwv802.mid").read_bytes())
+        fh.write((midi_corpora / "chorales/bwv11.6.mid").read_bytes())
     rows = _ingest_dir(tmp_path, src)
     assert len(rows) == 2 and {r.status for r in rows} == {"ok"}
     assert sorted(r.path for r in rows) == ["caf\\xe9.mid", "fine.mid"]  # escaped, not lost
     assert read_manifest(tmp_path / "manifest.tsv") == rows
 
 
-def test_ingest_is_idempotent(tmp_path: Path, fixtures_dir: Path):
-    rows = _ingest_dir(tmp_path, fixtures_dir / "bach")
+def test_ingest_is_idempotent(tmp_path: Path, midi_corpora: Path):
+    rows = _ingest_dir(tmp_path, midi_corpora / "chorales")
     store = tmp_path / "store"
     stamps = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
     manifest = (tmp_path / "manifest.tsv").read_bytes()
-    assert len(stamps) == 14
-    again = _ingest_dir(tmp_path, fixtures_dir / "bach")
+    assert len(stamps) == len(m21.CHORALES) == 14
+    again = _ingest_dir(tmp_path, midi_corpora / "chorales")
     assert again == rows
     assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == stamps
     assert (tmp_path / "manifest.tsv").read_bytes() == manifest
 
 
-def test_all_rejected_raises(tmp_path: Path, fixtures_dir: Path):
+def test_all_rejected_raises(tmp_path: Path, midi_corpora: Path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "notes.txt").write_text("no music here")
     (src / "empty.mid").write_bytes(b"")
     (src / "fake.mid").write_bytes(b"RIFF0000")
-    (src / "trunc.mid").write_bytes(_midi(fixtures_dir, "bach/bwv801.mid")[:30])
+    (src / "trunc.mid").write_bytes(_midi(midi_corpora, "chorales/bwv1.6.mid")[:30])
     with pytest.raises(CorpusError, match="no usable MIDI file") as exc:
         _ingest_dir(tmp_path, src)
     assert "among 4 files" in str(exc.value)
@@ -592,9 +596,9 @@ def test_select_is_seeded_and_keeps_refused():
     assert select(found, 100, seed=0) == found
 
 
-def test_limit_in_dir_source(tmp_path: Path, fixtures_dir: Path):
+def test_limit_in_dir_source(tmp_path: Path, midi_corpora: Path):
     src = tmp_path / "src"
-    shutil.copytree(fixtures_dir / "bach", src)
+    shutil.copytree(midi_corpora / "chorales", src)  # 14 pieces
     (src / "readme.txt").write_text("x")
     first = _ingest_dir(tmp_path / "a", src, limit=5)
     second = _ingest_dir(tmp_path / "b", src, limit=5)
@@ -606,12 +610,12 @@ def test_limit_in_dir_source(tmp_path: Path, fixtures_dir: Path):
 # --------------------------------------------------------------------------- iter_dir safety
 
 
-def test_iter_dir_refuses_links_and_fifos(tmp_path: Path, fixtures_dir: Path):
+def test_iter_dir_refuses_links_and_fifos(tmp_path: Path, midi_corpora: Path):
     src = tmp_path / "src"
     src.mkdir()
     outside = tmp_path / "outside.mid"
-    shutil.copy(fixtures_dir / "bach/bwv801.mid", outside)
-    shutil.copy(fixtures_dir / "bach/bwv802.mid", src / "real.mid")
+    shutil.copy(midi_corpora / "chorales/bwv1.6.mid", outside)
+    shutil.copy(midi_corpora / "chorales/bwv11.6.mid", src / "real.mid")
     os.symlink(outside, src / "link.mid")
     os.symlink(tmp_path, src / "linkdir")
     os.symlink(src / "missing.mid", src / "dangling.mid")
@@ -624,7 +628,7 @@ def test_iter_dir_refuses_links_and_fifos(tmp_path: Path, fixtures_dir: Path):
     assert found["pipe.mid"].reason == "special file (device, fifo or socket)"
     assert found["pipe.mid"].content() is None  # never opened: a fifo would block
     assert found["real.mid"].reason is None
-    assert found["real.mid"].content() == (fixtures_dir / "bach/bwv802.mid").read_bytes()
+    assert found["real.mid"].content() == (midi_corpora / "chorales/bwv11.6.mid").read_bytes()
 
     rows = _ingest_dir(tmp_path, src)
     assert summarize(rows) == {"ok": 1, "rejected": 4}
