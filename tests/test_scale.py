@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import music21_corpora as m21
 from tests.conftest import REPO, snakemake, write_config
 from tokentransfer.corpus import read_manifest, shard_of
 from tokentransfer.fileio import sha256_file
@@ -16,25 +17,27 @@ from tokentransfer.tokenize import read_shard
 
 pytestmark = pytest.mark.e2e
 
-SHARDS = 16  # the schema's default: more shards than the fixture has files in some
+SHARDS = 16  # the schema's default: more shards than the corpus has files in some
 
 
-def _config(fixtures: Path, bach: Path) -> dict:
+def _config(base: Path, bach: Path) -> dict:
     return {
         "seed": 0,
         "shards": SHARDS,
         "corpora": {
-            "base": {"role": "base", "sources": [{"dir": {"path": str(fixtures / "base_edge")}}]},
+            "base": {"role": "base", "sources": [{"dir": {"path": str(base)}}]},
             "bach": {"role": "target", "sources": [{"dir": {"path": str(bach)}}]},
         },
     }
 
 
 @pytest.fixture
-def bach_work(tmp_path, fixtures_dir):
+def bach_work(tmp_path, music21_corpora, midi_corpora):
+    """The base folder of the workflow tests and a copy of the 14 Bach chorales, exported from
+    music21's corpus (tests/music21_corpora.py)."""
     src = tmp_path / "bach_src"
-    shutil.copytree(fixtures_dir / "bach", src)
-    cfg = write_config(tmp_path / "config.yaml", _config(fixtures_dir, src))
+    shutil.copytree(midi_corpora / "chorales", src)
+    cfg = write_config(tmp_path / "config.yaml", _config(music21_corpora / "base", src))
     return tmp_path, cfg, src
 
 
@@ -59,18 +62,18 @@ def test_shard_inputs_follow_the_manifest(bach_work):
         assert inputs[0] == "results/tokenizer/tokenizer.json"
         planned[shard] = sorted(inputs[1:])
     expected = _expected_shards(work)
-    assert sum(len(v) for v in expected.values()) == 14  # every fixture file, once
+    assert sum(len(v) for v in expected.values()) == len(m21.CHORALES)  # every file, once
     assert planned == {k: sorted(v) for k, v in expected.items()}
 
 
-def test_grown_corpus_in_one_run_tokenizes_the_new_file(bach_work, fixtures_dir):
+def test_grown_corpus_in_one_run_tokenizes_the_new_file(bach_work, midi_corpora):
     """Ingestion reruns and the shards are planned in the same Snakemake run: the shard inputs
     come from the new manifest, and only the new file's shard is tokenized again."""
     work, cfg, src = bach_work
     target = "results/tokens/bach/index.tsv"
     snakemake(work, "--configfile", str(cfg), "--cores", "2", target)
     before = {p: p.stat().st_mtime_ns for p in (work / "results/tokens/bach").glob("*.h5")}
-    new = fixtures_dir / "karaoke" / "Amazing_grace.mid"
+    new = midi_corpora / "band" / "bwv123.6.mid"  # a chorale the corpus lacks, played by a band
     shutil.copy(new, src / "new piece.mid")
     snakemake(work, "--configfile", str(cfg), "--cores", "2", target)
     fid = sha256_file(new)
@@ -79,7 +82,7 @@ def test_grown_corpus_in_one_run_tokenizes_the_new_file(bach_work, fixtures_dir)
     assert fid in read_shard(shard).file_ids
     index = (work / target).read_text().splitlines()
     assert [line.split("\t")[1] for line in index if line.startswith(fid)] == [shard.stem]
-    assert len(index) == 1 + 15
+    assert len(index) == 1 + len(m21.CHORALES) + 1
 
 
 def test_slurm_profile_submits_one_job_per_shard(bach_work):
