@@ -1,12 +1,15 @@
-"""The style classifier and the music-level evaluation on the fixture corpora.
+"""The style classifier and the music-level evaluation on four real corpora.
 
-The real job functions run on the four fixture corpora (tests/eval_fixture_run.py): the style
-classifier trained on every corpus's training pieces, and for each target the real-piece
-baselines evaluated against its test pieces.
+The real job functions run on four corpora (tests/eval_fixture_run.py): the style classifier
+trained on every corpus's training pieces, and for each target the real-piece baselines
+evaluated against its test pieces. The corpora are exported from music21's corpus
+(tests/music21_corpora.py) and play the roles eval_fixture_run gives its four corpora (named
+after the Tegridy fixtures): :data:`ROLES`.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +28,32 @@ from tokentransfer.style import (
     train_classifier,
 )
 
+#: eval_fixture_run's corpus -> (fixture, folder): the base is the workflow tests' base folder
+#: (Renaissance polyphony, versions of one piece grouped, a text file and a truncated MIDI file
+#: left out), the targets Bach chorales, chorales played by a band with drums, and fiddle tunes
+#: (one tune in five keys, grouped)
+ROLES = {
+    fx.BASE: ("music21_corpora", "base"),
+    "bach": ("midi_corpora", "chorales"),
+    "karaoke": ("midi_corpora", "band"),
+    "jazzlead": ("music21_corpora", "fiddle"),
+}
+
 
 @pytest.fixture(scope="module")
-def fixture_run(fixtures_dir, tmp_path_factory):
-    return fx.full_run(fixtures_dir, tmp_path_factory.mktemp("eval_fixtures"))
+def fixture_run(request, tmp_path_factory):
+    corpora = tmp_path_factory.mktemp("eval_corpora")
+    assert set(ROLES) == {fx.BASE, *fx.TARGETS}
+    for name, (fixture, folder) in ROLES.items():
+        shutil.copytree(request.getfixturevalue(fixture) / folder, corpora / name)
+    return fx.full_run(corpora, tmp_path_factory.mktemp("eval_fixtures"))
 
 
 def metrics_of(run, target) -> dict[str, dict[str, str]]:
     return {r["method"]: r for r in read_tsv(run.metrics[target])}
 
 
-# -- the classifier on the fixtures ----------------------------------------------------------
+# -- the classifier on the four corpora ----------------------------------------------------------
 
 
 def test_classifier_beats_the_majority_class(fixture_run):
