@@ -11,7 +11,15 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tokentransfer.config import check, enabled_corpora, load_yaml  # noqa: E402
-from tokentransfer.rwr import WalkConfig  # noqa: E402
+from tokentransfer.methods import (  # noqa: E402
+    FEWSHOT_JOBS,
+    REGISTRY as METHODS,
+    WALK_KEYS,
+    fewshot_jobs,
+    fewshot_methods,
+    names as method_names,
+    reads,
+)
 from tokentransfer.corpus import (  # noqa: E402
     folder_problem,
     list_dir_files,
@@ -43,21 +51,10 @@ wildcard_constraints:
     model=MODEL,
     variant="|".join(config["gcn"]["variants"] + ["counts"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
-    method="markov[123]c?|transformer|finetuned|real_target|real_base",
+    method="|".join(method_names(folder="baselines")),
     k=r"\d+",
     setname="|".join(
-        config["gcn"]["variants"]
-        + [
-            "counts",
-            "markov1",
-            "markov2",
-            "markov3",
-            "markov1c",
-            "markov2c",
-            "markov3c",
-        ]
-        + ["transformer", "finetuned"]
-        + ["real_target", "real_base"]
+        config["gcn"]["variants"] + ["counts"] + method_names(folder="baselines")
     ),
     draw=r"\d+",
 
@@ -75,8 +72,10 @@ def section(name, *, only=None, without=()):
     }
 
 
-# the generate section's keys that the walk reads (tokentransfer.rwr.WalkConfig)
-WALK_KEYS = tuple(WalkConfig.__dataclass_fields__)
+def method_section(name, methods, always=()):
+    """A config section narrowed to the keys that ``methods`` read (the method registry says
+    which, tokentransfer.methods) and ``always``."""
+    return section(name, only=set(always) | set(reads(methods, name)))
 
 
 def tegridy_zip_path(name):
@@ -192,42 +191,60 @@ def generate_inputs(wildcards):
     return out
 
 
-# baselines that sample from a transformer (they ask for a GPU when use_gpu is set)
-MODEL_BASELINES = ("transformer", "finetuned")
+def model_folder(kind, model, corpus):
+    """The transformer a method samples: pretrained, or fine-tuned on the target."""
+    if kind == "finetuned":
+        return f"results/finetune/{model}/{corpus}/hf"
+    return f"results/models/{model}/hf"
+
+
+def method_gpu(wildcards):
+    """Methods that sample from a transformer ask for a GPU when use_gpu is set."""
+    return GPU if METHODS[wildcards.method].model else 0
 
 
 def eval_methods(corpus):
-    """The baselines evaluated on a target: finetuned only where the model is fine-tuned."""
+    """The baselines evaluated on a target: one that samples the fine-tuned transformer only
+    where the model is fine-tuned on it."""
     return [
         m
         for m in config["evaluate"]["methods"]
-        if m != "finetuned" or corpus in FINETUNE
+        if METHODS[m].model != "finetuned" or corpus in FINETUNE
     ]
 
 
 def baseline_inputs(wildcards):
+    """What the method's job reads, as the method registry says."""
+    method = METHODS[wildcards.method]
     out = {
         "tokenizer": "results/tokenizer/tokenizer.json",
         "shards": shards_of([wildcards.corpus]),
         "split": f"results/splits/{wildcards.corpus}.tsv",
     }
-    if wildcards.method == "real_base":
+    if method.base:
         out["base_shards"] = shards_of(BASES)
-    if wildcards.method == "transformer":
-        out["model"] = f"results/models/{wildcards.model}/hf"
-    if wildcards.method == "finetuned":
-        out["model"] = f"results/finetune/{wildcards.model}/{wildcards.corpus}/hf"
+    if method.model:
+        out["model"] = model_folder(method.model, wildcards.model, wildcards.corpus)
     if config["generate"]["prompt"]:
         out["prompt"] = config["generate"]["prompt"]
     return out
 
 
+def baseline_eval_keys(wildcards):
+    """The evaluate keys the method reads."""
+    return method_section("evaluate", [wildcards.method])
+
+
+def set_folder(model, corpus, method):
+    """The sample folder of a method's set: results/<its registry folder>/..."""
+    return f"results/{METHODS[method].folder}/{model}/{corpus}/{method}"
+
+
 def eval_sets(model, corpus):
     """Method name -> sample folder of every set evaluated on a target, walks first."""
-    sets = {v: f"results/generated/{model}/{corpus}/{v}" for v in GEN_VARIANTS}
-    for m in eval_methods(corpus):
-        sets[m] = f"results/baselines/{model}/{corpus}/{m}"
-    return sets
+    return {
+        m: set_folder(model, corpus, m) for m in GEN_VARIANTS + eval_methods(corpus)
+    }
 
 
 def evaluate_inputs(wildcards):
@@ -244,7 +261,7 @@ def evaluate_inputs(wildcards):
             if v != "counts"
         ],
     }
-    if "finetuned" in sets:
+    if any(METHODS[m].model == "finetuned" for m in sets):
         out["finetune"] = (
             f"results/finetune/{wildcards.model}/{wildcards.corpus}/metrics.json"
         )
@@ -307,8 +324,8 @@ check_audio()
 
 def audio_midi(wildcards):
     """The first sample of a walk variant or of a baseline."""
-    kind = "generated" if wildcards.setname in GEN_VARIANTS else "baselines"
-    return f"results/{kind}/{wildcards.model}/{wildcards.corpus}/{wildcards.setname}/sample_000.mid"
+    folder = set_folder(wildcards.model, wildcards.corpus, wildcards.setname)
+    return f"{folder}/sample_000.mid"
 
 
 def audio_targets():
@@ -334,34 +351,46 @@ def eval_targets():
 
 
 FEWSHOT = config["fewshot"]
+# the few-shot jobs per point that the chosen methods need (the method registry says which)
+FEWSHOT_JOBS_RUN = fewshot_jobs(FEWSHOT["methods"], FEWSHOT["variants"])
+
+
+def fewshot_job_methods(job):
+    return [
+        m.name for m in fewshot_methods(FEWSHOT["methods"], FEWSHOT["variants"], job)
+    ]
+
+
+def fewshot_params(job):
+    """The keys one few-shot job reads: the fewshot section with its methods only, and of
+    each other section the keys its methods read."""
+    methods = fewshot_job_methods(job)
+    cfg = {
+        "seed": FEWSHOT["seed"],
+        "methods": [m for m in methods if m in FEWSHOT["methods"]],
+        "variants": [m for m in methods if m in FEWSHOT["variants"]],
+        **method_section("fewshot", methods),
+    }
+    return {
+        "job": job,
+        "cfg": cfg,
+        "gen": method_section("generate", methods, ("samples", "length", "seed")),
+        "eval": method_section("evaluate", methods, ("copy_n",)),
+        "graph": method_section("graph", methods),
+        "gcn": method_section("gcn", methods),
+        "finetune": method_section("finetune", methods),
+    }
 
 
 def fewshot_curve_inputs(wildcards):
-    """Every (k, draw) point of a target, and the unadapted transformer's samples if made."""
-    points = expand(
-        "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}.tsv",
-        model=wildcards.model,
-        corpus=wildcards.corpus,
-        k=FEWSHOT["ks"],
-        draw=range(FEWSHOT["draws"]),
-    )
-    if "finetuned" in FEWSHOT["methods"]:
-        points += expand(
-            "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_finetuned.tsv",
-            model=wildcards.model,
-            corpus=wildcards.corpus,
-            k=FEWSHOT["ks"],
-            draw=range(FEWSHOT["draws"]),
-        )
-    transfer = ("fused_markov", "fused_walk", "transplant", "embed_ft", "lora")
-    if set(transfer) & set(FEWSHOT["methods"]):
-        points += expand(
-            "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_transfer.tsv",
-            model=wildcards.model,
-            corpus=wildcards.corpus,
-            k=FEWSHOT["ks"],
-            draw=range(FEWSHOT["draws"]),
-        )
+    """Every (k, draw) point of a target (one file per few-shot job the methods need), and
+    the unadapted transformer's samples if made."""
+    points = [
+        f"results/fewshot/{wildcards.model}/{wildcards.corpus}/points/k{k}_d{draw}{FEWSHOT_JOBS[job]}.tsv"
+        for job in FEWSHOT_JOBS_RUN
+        for k in FEWSHOT["ks"]
+        for draw in range(FEWSHOT["draws"])
+    ]
     out = {
         "tokenizer": "results/tokenizer/tokenizer.json",
         "shards": shards_of([wildcards.corpus]),
@@ -391,7 +420,6 @@ def all_targets():
         + expand(
             "results/finetune/{model}/{corpus}/metrics.json",
             model=MODEL,
-            variant="|".join(config["gcn"]["variants"] + ["counts"]),
             corpus=FINETUNE,
         )
         + expand("results/graphs/{corpus}/graph_stats.json", corpus=TARGETS)

@@ -23,10 +23,10 @@ rule baseline:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=lambda wildcards: GPU if wildcards.method in MODEL_BASELINES else 0,
+        gpu=method_gpu,
     params:
         gen=section("generate", only=("samples", "length", "seed")),
-        eval=section("evaluate", only=("markov_discount", "temperature", "top_k")),
+        eval=baseline_eval_keys,
         prompt=config["generate"]["prompt"],
         use_gpu=config["use_gpu"],
     script:

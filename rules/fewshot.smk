@@ -23,11 +23,7 @@ rule fewshot_point:
         mem_mb=4000,
         runtime=30,
     params:
-        cfg=config["fewshot"],
-        gen=config["generate"],
-        eval=config["evaluate"],
-        graph=config["graph"],
-        gcn=config["gcn"],
+        **fewshot_params("point"),
     script:
         "../scripts/fewshot_point.py"
 
@@ -54,12 +50,9 @@ rule fewshot_finetune:
         runtime=120,
         gpu=GPU,
     params:
-        cfg=config["fewshot"],
-        gen=config["generate"],
-        eval=config["evaluate"],
-        finetune=config["finetune"],
+        **fewshot_params("finetune"),
         use_gpu=config["use_gpu"],
-        checkpoint="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}.pt",
+        checkpoints="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}_finetuned",
     script:
         "../scripts/fewshot_point.py"
 
@@ -88,14 +81,9 @@ rule fewshot_transfer:
         runtime=120,
         gpu=GPU,
     params:
-        cfg=config["fewshot"],
-        gen=config["generate"],
-        eval=config["evaluate"],
-        finetune=config["finetune"],
-        graph=config["graph"],
-        gcn=config["gcn"],
+        **fewshot_params("transfer"),
         use_gpu=config["use_gpu"],
-        checkpoint="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}_transfer",
+        checkpoints="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}_transfer",
     script:
         "../scripts/fewshot_point.py"
 

@@ -1,6 +1,6 @@
-"""One few-shot point: the methods adapted on one subset of a target (rule fewshot_point: the
-chains and walks; rule fewshot_finetune: the fine-tuned transformer; rule fewshot_transfer:
-fusion, the embedding transplant, embedding-only and LoRA fine-tuning)."""
+"""One few-shot point: the registry's methods of one job adapted on one subset of a target
+(rule fewshot_point: the chains and walks; rule fewshot_finetune: the fine-tuned transformer;
+rule fewshot_transfer: fusion, the embedding transplant, embedding-only and LoRA fine-tuning)."""
 
 import sys
 from pathlib import Path
@@ -12,26 +12,7 @@ from tokentransfer.fileio import setup_logging  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-finetune = None
-if smk.rule == "fewshot_finetune":
-    finetune = {
-        "model_dir": smk.input.model,
-        "cfg": dict(smk.params.finetune),
-        "checkpoint": smk.params.checkpoint,
-        "use_gpu": smk.params.use_gpu,
-        "threads": smk.threads,
-    }
-transfer = None
-if smk.rule == "fewshot_transfer":
-    transfer = {
-        "model_dir": smk.input.model,
-        "cfg": dict(smk.params.finetune),
-        "checkpoint": smk.params.checkpoint,
-        "use_gpu": smk.params.use_gpu,
-        "threads": smk.threads,
-        "base_shards": list(smk.input.base_shards),
-        "base_splits": list(smk.input.base_splits),
-    }
+params = dict(smk.params)
 run_point(
     tokenizer_json=smk.input.tokenizer,
     shards=list(smk.input.shards),
@@ -43,9 +24,15 @@ run_point(
     gen_cfg=dict(smk.params.gen),
     eval_cfg=dict(smk.params.eval),
     out_tsv=smk.output[0],
+    job=smk.params.job,
     embeddings=smk.input.get("embeddings"),
-    graph_cfg=dict(smk.params.get("graph", {})),
-    gcn_cfg=dict(smk.params.get("gcn", {})),
-    finetune=finetune,
-    transfer=transfer,
+    graph_cfg=dict(params.get("graph", {})),
+    gcn_cfg=dict(params.get("gcn", {})),
+    model_dir=smk.input.get("model"),
+    finetune_cfg=params.get("finetune"),
+    checkpoints=params.get("checkpoints"),
+    use_gpu=bool(params.get("use_gpu", False)),
+    threads=smk.threads,
+    base_shards=list(smk.input.get("base_shards", [])),
+    base_splits=list(smk.input.get("base_splits", [])),
 )

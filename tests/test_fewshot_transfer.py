@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tokentransfer.fewshot import LIKELIHOOD_METRICS, TRANSFER, run_point
+from tokentransfer.fewshot import LIKELIHOOD_METRICS, run_point
+from tokentransfer.methods import names
 from tokentransfer.model import build_model, save_model, special_ids
 from tokentransfer.stages import model_spec
 from tokentransfer.tokenize import (
@@ -20,6 +21,9 @@ from tokentransfer.tokenize import (
     tokenize_file,
     write_shard,
 )
+
+#: the methods of the transfer job
+TRANSFER = names(fewshot="transfer")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -79,13 +83,6 @@ def test_transfer_point_measures_every_method(setup):
         "test_fraction": 0.1,
     }
     cfg = {"seed": 0, "methods": list(TRANSFER), "finetune_steps": 3, "variants": []}
-    transfer = {
-        "model_dir": str(out / "hf"),
-        "cfg": {"batch": 2, "lr": 1e-3, "warmup": 1},
-        "checkpoint": str(out / "ck"),
-        "base_shards": base[0],
-        "base_splits": [base[1]],
-    }
     rows = run_point(
         tokenizer_json=str(tok_json),
         shards=jazz[0],
@@ -99,7 +96,12 @@ def test_transfer_point_measures_every_method(setup):
         out_tsv=str(out / "point.tsv"),
         graph_cfg={"offset_weights": [1.0, 0.5]},
         gcn_cfg=gcn,
-        transfer=transfer,
+        job="transfer",
+        model_dir=str(out / "hf"),
+        finetune_cfg={"batch": 2, "lr": 1e-3, "warmup": 1},
+        checkpoints=str(out / "ck"),
+        base_shards=base[0],
+        base_splits=[base[1]],
     )
     got: dict[str, dict[str, float]] = {}
     for r in rows:

@@ -302,6 +302,7 @@ def transformer_samples(
     banned: Sequence[int] = (),
     keep_start: bool = False,
     grammar: Any = None,
+    logits_hook: Any = None,
 ) -> list[np.ndarray]:
     """``n`` samples of ``length`` tokens from a HF causal LM by ancestral sampling.
 
@@ -313,6 +314,9 @@ def transformer_samples(
     are kept (``0``: the full softmax). With a ``grammar``, tokens it does not allow in a
     sample's state are masked first (:class:`tokentransfer.logits.GrammarLogitsProcessor`; the
     special tokens of ``start``, like BOS, are not part of the token stream it follows).
+    ``logits_hook``: instead, a function of no argument that makes the logits processor of one
+    batch (``processor(input_ids, scores) -> scores``, applied after the temperature, before
+    the ban and top-k; e.g. :class:`tokentransfer.fusion.FusedLogitsProcessor`).
 
     Samples run in batches of ``batch`` with a KV cache. Past the model's context length the
     cache is recomputed on the last ``context // 2`` tokens (a sliding window). Draws are
@@ -356,7 +360,9 @@ def transformer_samples(
                 group = rngs[b0 : b0 + batch]
                 seqs = torch.tensor([start] * len(group), dtype=torch.long, device=device)
                 mask = None
-                if grammar is not None:
+                if logits_hook is not None:
+                    mask = logits_hook()
+                elif grammar is not None:
                     from .logits import GrammarLogitsProcessor
 
                     mask = GrammarLogitsProcessor(grammar, skip=banned)

@@ -53,19 +53,6 @@ from .features import FIDELITY_FEATURES
 
 log = logging.getLogger(__name__)
 
-#: baselines that are not walks over the graph
-BASELINES = (
-    "markov1",
-    "markov2",
-    "markov3",
-    "markov1c",
-    "markov2c",
-    "markov3c",
-    "transformer",
-    "finetuned",
-    "real_target",
-    "real_base",
-)
 #: per-sample metrics, in the order of the table (music metrics come from metrics.MUSIC_METRICS)
 SAMPLE_METRICS = (
     "pitch_class_entropy",
@@ -91,10 +78,15 @@ COST_COLUMNS = ("gen_tokens_per_second", "gen_seconds", "adapt_seconds")
 
 
 def method_kind(method: str) -> str:
-    """``graph`` (a walk), ``baseline`` (a generator) or ``reference`` (real pieces)."""
-    if method.startswith("real_") or method == "test_pieces":
+    """``graph`` (a walk), ``baseline`` (a generator) or ``reference`` (real pieces), as the
+    method registry says (:mod:`tokentransfer.methods`); ``test_pieces`` is the reference
+    row."""
+    from .methods import REGISTRY
+
+    if method == "test_pieces":
         return "reference"
-    return "baseline" if method in BASELINES else "graph"
+    m = REGISTRY.get(method)
+    return m.kind if m is not None else "graph"
 
 
 # --------------------------------------------------------------------------- baselines
@@ -115,76 +107,37 @@ def run_baseline(
     use_gpu: bool = False,
     threads: int = 1,
 ) -> dict:
-    """Produce one baseline's sample set (``generate.samples`` x ``generate.length`` tokens)."""
-    from .baselines import NgramModel, bar_id, real_excerpts, start_tokens, transformer_samples
-    from .grammar import Grammar
-    from .model import device_for, load_model, special_ids
+    """Produce one method's sample set (``generate.samples`` x ``generate.length`` tokens):
+    the registry's method (:mod:`tokentransfer.methods`) fitted on the target's training
+    pieces and sampled."""
+    from .methods import Env, get
     from .stages import corpus_tokens, set_threads, write_samples
     from .tokenize import load_tokenizer, tokenize_file
 
     set_threads(threads)
+    m = get(method)
     tokenizer = load_tokenizer(tokenizer_json)
     n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
     train = corpus_tokens(target_shards, [target_split], "train")
-    extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi}
-    adapt = 0.0
-    t0 = time.perf_counter()
-    if method.startswith("markov"):
-        order = int(method[len("markov")])
-        grammar = Grammar(tokenizer) if method.endswith("c") else None
-        t_fit = time.perf_counter()
-        chain = NgramModel(order, len(tokenizer), discount=eval_cfg["markov_discount"])
-        chain.fit(train)
-        adapt = time.perf_counter() - t_fit
-        t0 = time.perf_counter()
-        start = None if prompt is None else [int(t) for t in prompt]
-        samples = chain.sample(n, length, seed, start=start, grammar=grammar)
-        extra.update(
-            order=order,
-            discount=eval_cfg["markov_discount"],
-            train_pieces=len(train),
-            grammar_mask=grammar is not None,
-        )
-    elif method in ("transformer", "finetuned"):
-        if model_dir is None:
-            raise ValueError(f"baseline {method} needs a model folder")
-        model, _ = load_model(model_dir, tokenizer_json)
-        device = device_for(use_gpu)
-        model.to(device)
-        special = special_ids(tokenizer)
-        start = start_tokens(tokenizer) if prompt is None else [special["bos"], *prompt]
-        t0 = time.perf_counter()
-        samples = transformer_samples(
-            model,
-            n,
-            length,
-            seed,
-            start,
-            temperature=eval_cfg["temperature"],
-            top_k=eval_cfg["top_k"],
-            device=device,
-            banned=sorted(special.values()),
-            grammar=Grammar(tokenizer),
-        )
-        if prompt is not None:
-            samples = [np.concatenate([prompt, s]) for s in samples]
-        extra.update(
-            model=str(model_dir),
-            device=str(device),
-            temperature=eval_cfg["temperature"],
-            top_k=eval_cfg["top_k"],
-            grammar_mask=True,
-        )
-    elif method in ("real_target", "real_base"):
-        pieces = train if method == "real_target" else corpus_tokens(base_shards)
-        samples = real_excerpts(pieces, n, length, seed, bar_id=bar_id(tokenizer))
+    env = Env(
+        tokenizer,
+        tokenizer_json,
+        gen=gen_cfg,
+        eval=eval_cfg,
+        model_dir=model_dir,
+        use_gpu=use_gpu,
+        base_shards=list(base_shards),
+    )
+    fitted = m.fit(train, env)
+    if not fitted.takes_prompt:
         prompt = None
-        extra.update(pieces=len(pieces))
-    else:
-        raise ValueError(f"unknown baseline {method!r} (known: {', '.join(BASELINES)})")
+    t0 = time.perf_counter()
+    samples = fitted.sample(n, length, seed, prompt)
     seconds = time.perf_counter() - t0
-    extra["adapt_seconds"] = round(adapt, 4)
+    extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi}
+    extra.update(fitted.record)
+    extra["adapt_seconds"] = round(fitted.adapt_seconds, 4)
     info = write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
     log.info("%s: %d samples x %d tokens in %.2f s", method, n, length, seconds)
     return info

@@ -7,29 +7,22 @@ subset of k pieces is the first k groups in that order (so the k=5 subset contai
 subset of the same draw). ``k = 0`` in the config means all training pieces; a k larger than
 the number of training pieces is skipped (recorded, no rows).
 
-Each method adapts on the subset alone and produces ``generate.samples`` samples of
-``generate.length`` tokens: n-gram chains (``markov1`` .. ``markov3``, smoothed so that they
-can leave the subset's own transitions), the walk on the subset's successor counts
-(``counts``), the biased walk of each ``fewshot.variants`` entry (graph network trained by link
-prediction on the subset's graph, features from the pretrained model's embeddings of this
-target), and ``finetuned`` (the pretrained transformer fine-tuned on the subset for
-``fewshot.finetune_steps`` steps, in its own job). The unadapted transformer is a reference
-line (the evaluation's ``transformer`` samples).
-
-The pretrained transformer in the loop (issue 14; one job per point, :func:`run_point` with
-``transfer``), each method adapted on the subset alone:
-
-- ``fused_markov`` / ``fused_walk``: the unadapted transformer's logits plus lambda times the
-  log-probabilities of the subset's smoothed order-2 chain / of the subset's counts walk, under
-  the grammar (:mod:`tokentransfer.fusion`); lambda chosen from :data:`tokentransfer.fusion.LAMBDAS`
-  on held-out groups of the subset (a single piece: its last fifth); no gradient step;
-- ``transplant``: a graph network trained on the base corpus's graph and adapted on the
-  subset's, its node embeddings put into the frozen transformer's input table through a ridge
-  map fitted on the base (:mod:`tokentransfer.transplant`); its ``adapt_seconds`` are the
-  per-target part (adapting the network on the subset, the map, the transplant), the base
-  network, trained once per model, is logged apart;
-- ``embed_ft`` / ``lora``: the input embedding table alone / LoRA adapters trained for
-  ``fewshot.finetune_steps`` steps, the budget of ``finetuned``.
+Each point draws its subset, then loops over the methods of the registry
+(:mod:`tokentransfer.methods`) that declare a few-shot job and are chosen in
+``fewshot.methods`` (or, for the graph-network walks, ``fewshot.variants``): each is fitted on
+the subset alone (:meth:`tokentransfer.methods.Method.fit`) and produces ``generate.samples``
+samples of ``generate.length`` tokens, measured like the evaluation's. A method's job is where
+it runs: ``point`` (n-gram chains ``markov1`` .. ``markov3c``, smoothed so that they can leave
+the subset's own transitions; the walk on the subset's successor counts, ``counts``; the
+biased walk of each ``fewshot.variants`` entry, its graph network trained by link prediction
+on the subset's graph), ``finetune`` (the pretrained transformer fine-tuned on the subset for
+``fewshot.finetune_steps`` steps) or ``transfer`` (the pretrained transformer in the loop,
+issue 14: ``fused_markov`` / ``fused_walk``, its logits plus lambda times the log-probabilities
+of the subset's order-2 chain / counts walk under the grammar, lambda chosen on held-out groups
+of the subset; ``transplant``, graph-network embeddings adapted on the subset put into its
+input table, whose ``adapt_seconds`` are the per-target part; ``embed_ft`` / ``lora``, its
+input embedding table alone / LoRA adapters trained for the budget of ``finetuned``). The
+unadapted transformer is a reference line (the evaluation's ``transformer`` samples).
 
 Every method with a next-token distribution also gets ``bits_per_token`` on the test pieces
 (:mod:`tokentransfer.likelihood`; the chains and walks smoothed by its floor, the
@@ -45,7 +38,6 @@ import logging
 import math
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -68,11 +60,6 @@ CURVE_METRICS = (
 LIKELIHOOD_METRICS = ("bits_per_token",)
 COST_METRICS = ("adapt_seconds", "gen_tokens_per_second", "tokens")
 COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
-MARKOVS = ("markov1", "markov2", "markov3", "markov1c", "markov2c", "markov3c")
-#: methods that adapt the pretrained transformer without fine-tuning all of it (issue 14)
-TRANSFER = ("fused_markov", "fused_walk", "transplant", "embed_ft", "lora")
-#: order of the chain of ``fused_markov``
-FUSED_ORDER = 2
 
 
 def read_groups(split_tsv: str | os.PathLike, part: str = "train") -> dict[str, list[str]]:
@@ -103,49 +90,7 @@ def subset(groups: dict[str, list[str]], k: int, seed: int, draw: int) -> list[s
     return sorted(f for g in chosen for f in groups[g])
 
 
-# --------------------------------------------------------------------------- methods
-
-
-def _walk_config(gen_cfg: dict):
-    from .rwr import WalkConfig
-
-    return WalkConfig(**{k: gen_cfg[k] for k in WalkConfig.__dataclass_fields__ if k in gen_cfg})
-
-
-def _walk(tokenizer, succ, gen_cfg: dict, h=None, vocab_ids=None, ctx=None):
-    """``(walker, samples)``."""
-    from .rwr import Walker
-
-    walker = Walker(succ, tokenizer, h, vocab_ids, _walk_config(gen_cfg), ctx)
-    return walker, walker.generate()
-
-
-def graph_embeddings(
-    seqs: list[np.ndarray], vocab: int, emb: dict, variant: str, graph_cfg: dict, gcn_cfg: dict
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train the graph network of ``variant`` on the graph of ``seqs`` (seed: the first of
-    ``gcn.seeds``, encoder: the first of ``gcn.encoders``); its node embeddings and ids."""
-    from .graph import cooccurrence
-    from .linkpred import (
-        message_graph,
-        raw_features,
-        split_pairs,
-        standardise,
-        train_from_config,
-        used_nodes,
-        variant_pairs,
-    )
-
-    seed = gcn_cfg["seeds"][0]
-    a = cooccurrence(seqs, vocab, graph_cfg["offset_weights"], graph_cfg["self_loops"])
-    nodes = used_nodes(a)
-    raw = raw_features(variant, nodes, emb, seed=seed)
-    pairs = variant_pairs(variant, a, nodes, raw)
-    split = split_pairs(pairs, len(nodes), gcn_cfg["val_fraction"], gcn_cfg["test_fraction"], seed)
-    graph = message_graph(split, len(nodes), self_loops=True)
-    encoder = gcn_cfg["encoders"][0]
-    _, _, best = train_from_config(graph, standardise(raw), split, gcn_cfg, encoder, seed)
-    return best["embeddings"], nodes
+# --------------------------------------------------------------------------- points
 
 
 def _rows(corpus, method, k, draw, pieces, files, values: dict[str, float]) -> list[dict]:
@@ -180,14 +125,14 @@ def measure(tokenizer, samples, reference, copy_n: int) -> dict[str, float]:
 class _Point:
     """What every method of one (corpus, k, draw) shares: data, reference and the output."""
 
-    def __init__(self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, gen_cfg, eval_cfg):
+    def __init__(self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg):
         from .evaluate import build_reference
+        from .stages import corpus_tokens
         from .tokenize import load_tokenizer
 
         self.tokenizer_json = tokenizer_json
         self.tokenizer = load_tokenizer(tokenizer_json)
         self.corpus, self.k, self.draw = corpus, k, draw
-        self.gen_cfg = gen_cfg
         self.copy_n = int(eval_cfg["copy_n"])
         groups = read_groups(split)
         ids = subset(groups, k, cfg["seed"], draw)
@@ -197,14 +142,12 @@ class _Point:
         if self.skipped:
             log.info("%s: %d training pieces, fewer than k=%d: skipped", corpus, len(groups), k)
             return
-        by_id = dict(zip(*_ids_and_tokens(shards), strict=True))  # every shard read once
+        by_id = _tokens_by_id(shards, set(ids))
         self.train = [by_id[f] for f in ids if f in by_id]
         group_of = {f: g for g, fs in groups.items() for f in fs}
         self.train_groups = [group_of[f] for f in ids if f in by_id]
         self.files = len(self.train)
-        test_ids = sorted(f for fs in read_groups(split, "test").values() for f in fs)
-        self.test = [by_id[f] for f in test_ids if f in by_id]
-
+        self.test = corpus_tokens(shards, [split], "test")
         self.reference = build_reference(self.tokenizer, self.test, self.train, self.copy_n, (3, 4))
 
     def bits(self, log_probs_fn) -> float:
@@ -212,6 +155,25 @@ class _Point:
         from .likelihood import corpus_bits
 
         return corpus_bits(log_probs_fn, self.test)["bits_per_token"]
+
+    def run(self, method, env, n: int, length: int, seed: int) -> None:
+        """Adapt ``method`` (of the registry) on the subset, sample and measure it; a method
+        that cannot be fitted on so few pieces gets its rows without values."""
+        from .methods import CannotFit
+
+        try:
+            fitted = method.fit(self.train, env)
+        except CannotFit as exc:
+            log.warning("k=%d draw %d %s: %s", self.k, self.draw, method.name, exc)
+            self.rows += _rows(
+                self.corpus, method.name, self.k, self.draw, self.pieces, self.files, {}
+            )
+            return
+        t1 = time.perf_counter()
+        samples = fitted.sample(n, length, seed)
+        t2 = time.perf_counter()
+        bits = math.nan if fitted.log_probs is None else self.bits(fitted.log_probs)
+        self.add(method.name, samples, fitted.adapt_seconds, t2 - t1, bits)
 
     def add(
         self, method: str, samples, adapt_s: float, gen_s: float, bits: float = math.nan
@@ -240,16 +202,17 @@ class _Point:
         write_text_atomic(out_tsv, text)
 
 
-def _ids_and_tokens(shards: list[str]) -> tuple[list[str], list[np.ndarray]]:
+def _tokens_by_id(shards: list[str], ids: set[str]) -> dict[str, np.ndarray]:
+    """The token sequences of the files ``ids`` (every shard read once)."""
     from .tokenize import read_shard
 
-    ids, seqs = [], []
+    out = {}
     for path in shards:
         shard = read_shard(path)
         for i, fid in enumerate(shard.file_ids):
-            ids.append(fid)
-            seqs.append(shard.sequence(i))
-    return ids, seqs
+            if fid in ids:
+                out[fid] = shard.sequence(i)
+    return out
 
 
 def run_point(
@@ -264,23 +227,37 @@ def run_point(
     gen_cfg: dict,
     eval_cfg: dict,
     out_tsv: str,
+    job: str = "point",
     embeddings: str | None = None,
     graph_cfg: dict | None = None,
     gcn_cfg: dict | None = None,
-    finetune: dict | None = None,
-    transfer: dict | None = None,
+    model_dir: str | None = None,
+    finetune_cfg: dict | None = None,
+    checkpoints: str | None = None,
+    use_gpu: bool = False,
+    threads: int = 1,
+    base_shards: list[str] | None = None,
+    base_splits: list[str] | None = None,
 ) -> list[dict]:
-    """Adapt the methods on the k-piece subset of draw ``draw``; measured rows to ``out_tsv``.
+    """Adapt the methods of few-shot job ``job`` on the k-piece subset of draw ``draw``;
+    measured rows to ``out_tsv``.
 
-    Without ``finetune`` and ``transfer``: every cheap method (the chains of
-    ``cfg["methods"]``, the counts walk, the walks of ``cfg["variants"]``, whose graph networks
-    need ``embeddings``, ``graph_cfg`` and ``gcn_cfg``). With ``finetune`` (keys ``model_dir``,
-    ``cfg``: the ``finetune`` config section, ``checkpoint``, ``use_gpu``, ``threads``): the
-    transformer fine-tuned on the subset. With ``transfer`` (the same keys, ``checkpoint`` a
-    folder, plus ``base_shards`` and ``base_splits``: the base corpus, whose training pieces the
-    transplant's graph network and map are fitted on; ``graph_cfg`` and ``gcn_cfg`` needed): the
-    methods of :data:`TRANSFER` in ``cfg["methods"]``.
+    The methods are those of the registry (:func:`tokentransfer.methods.fewshot_methods`)
+    whose job is ``job`` among ``cfg["methods"]`` and the walks of ``cfg["variants"]``, in
+    registry order: ``point`` the chains and walks (the walks' graph networks need
+    ``embeddings``, ``graph_cfg`` and ``gcn_cfg``), ``finetune`` the fine-tuned transformer,
+    ``transfer`` the transformer fused, given graph-network embeddings or partly fine-tuned
+    (``graph_cfg``, ``gcn_cfg`` and the base corpus's ``base_shards`` and ``base_splits``).
+    The transformer jobs read ``model_dir``, run on ``threads`` torch threads, and train for
+    ``cfg["finetune_steps"]`` steps with ``finetune_cfg``'s batch, learning rate and warm-up,
+    resumable from checkpoints in the folder ``checkpoints``. Reads ``cfg`` keys ``seed``,
+    ``methods``, ``variants`` and ``finetune_steps``; ``gen_cfg`` keys ``samples``, ``length``,
+    ``seed`` (and the walk's); ``eval_cfg`` keys ``copy_n``, ``markov_discount``,
+    ``temperature`` and ``top_k``.
     """
+    from .methods import Env, fewshot_methods
+    from .stages import set_threads
+
     p = _Point(
         tokenizer_json=tokenizer_json,
         shards=shards,
@@ -289,104 +266,34 @@ def run_point(
         k=k,
         draw=draw,
         cfg=cfg,
-        gen_cfg=gen_cfg,
         eval_cfg=eval_cfg,
     )
-    if p.skipped:
-        pass
-    elif transfer is not None:
-        _transfer(p, cfg, gen_cfg, eval_cfg, transfer, graph_cfg or {}, gcn_cfg or {})
-    elif finetune is None:
-        _cheap_methods(p, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg or {}, gcn_cfg or {})
-    else:
-        _finetuned(p, cfg, gen_cfg, eval_cfg, finetune)
+    methods = fewshot_methods(cfg["methods"], cfg.get("variants", ()), job)
+    if not p.skipped and methods:
+        if job != "point":
+            set_threads(int(threads))
+        env = Env(
+            p.tokenizer,
+            tokenizer_json,
+            gen=gen_cfg,
+            eval=eval_cfg,
+            model_dir=model_dir,
+            use_gpu=use_gpu,
+            seed=cfg["seed"] + draw,
+            groups=p.train_groups,
+            budget=None if finetune_cfg is None else _finetune_spec(cfg, finetune_cfg, draw),
+            checkpoints=checkpoints,
+            base_shards=list(base_shards or []),
+            base_splits=list(base_splits or []),
+            graph=graph_cfg or {},
+            gcn=gcn_cfg or {},
+            embeddings=embeddings,
+        )
+        n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+        for method in methods:
+            p.run(method, env, n, length, seed)
     p.write(out_tsv)
     return p.rows
-
-
-def _cheap_methods(p: _Point, cfg, gen_cfg, eval_cfg, embeddings, graph_cfg, gcn_cfg) -> None:
-    from .baselines import NgramModel
-    from .embed import read_embeddings
-    from .grammar import Grammar
-    from .graph import context_successors, successors
-    from .likelihood import chain_log_probs, walk_log_probs
-
-    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
-    vocab = len(p.tokenizer)
-    for method in cfg["methods"]:
-        if method not in MARKOVS:
-            continue
-        t0 = time.perf_counter()
-        chain = NgramModel(int(method[6]), vocab, discount=eval_cfg["markov_discount"])
-        chain.fit(p.train)
-        t1 = time.perf_counter()
-        grammar = Grammar(p.tokenizer) if method.endswith("c") else None
-        samples = chain.sample(n, length, seed, grammar=grammar)
-        t2 = time.perf_counter()
-        bits = p.bits(lambda s, c=chain, g=grammar: chain_log_probs(c, s, g))
-        p.add(method, samples, t1 - t0, t2 - t1, bits)
-    t0 = time.perf_counter()
-    succ = successors(p.train, vocab)
-    ctx = context_successors(p.train, p.tokenizer) if gen_cfg["context"] != "none" else None
-    t1 = time.perf_counter()
-    if "counts" in cfg["methods"]:
-        walker, samples = _walk(p.tokenizer, succ, gen_cfg, ctx=ctx)
-        t2 = time.perf_counter()
-        p.add("counts", samples, t1 - t0, t2 - t1, p.bits(lambda s: walk_log_probs(walker, s)))
-    emb = read_embeddings(embeddings) if cfg["variants"] else None
-    for variant in cfg["variants"]:
-        t0 = time.perf_counter()
-        try:
-            h, nodes = graph_embeddings(p.train, vocab, emb, variant, graph_cfg, gcn_cfg)
-        except ValueError as exc:  # a graph too small to split into train/val/test pairs
-            log.warning("k=%d draw %d %s: no graph network (%s)", p.k, p.draw, variant, exc)
-            p.rows += _rows(p.corpus, variant, p.k, p.draw, p.pieces, p.files, {})
-            continue
-        t1 = time.perf_counter()
-        walker, samples = _walk(p.tokenizer, succ, gen_cfg, h, nodes, ctx)
-        t2 = time.perf_counter()
-        bits = p.bits(lambda s, w=walker: walk_log_probs(w, s))
-        p.add(variant, samples, t1 - t0, t2 - t1, bits)
-
-
-def _finetuned(p: _Point, cfg, gen_cfg, eval_cfg, finetune: dict) -> None:
-    """The pretrained transformer fine-tuned on the subset (``fewshot.finetune_steps`` steps,
-    resumable from its checkpoint after a kill), sampled and measured."""
-    from .baselines import start_tokens, transformer_samples
-    from .grammar import Grammar
-    from .likelihood import transformer_log_probs
-    from .model import WindowSampler, context_length, device_for, load_model
-    from .model import special_ids as specials
-    from .model import train as train_model
-    from .stages import set_threads
-
-    set_threads(int(finetune.get("threads", 1)))
-    model, _ = load_model(finetune["model_dir"], p.tokenizer_json)
-    device = device_for(bool(finetune.get("use_gpu")))
-    special = specials(p.tokenizer)
-    spec = _finetune_spec(cfg, finetune["cfg"], p.draw)
-    checkpoint = Path(finetune["checkpoint"])
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    sampler = WindowSampler(p.train, special, context_length(model), spec.seed)
-    stats = train_model(model, sampler, spec, checkpoint=checkpoint, device=device)
-    t1 = time.perf_counter()
-    samples = transformer_samples(
-        model,
-        int(gen_cfg["samples"]),
-        int(gen_cfg["length"]),
-        int(gen_cfg["seed"]),
-        start_tokens(p.tokenizer),
-        temperature=eval_cfg["temperature"],
-        top_k=eval_cfg["top_k"],
-        device=device,
-        banned=sorted(special.values()),
-        grammar=Grammar(p.tokenizer),
-    )
-    t2 = time.perf_counter()
-    g, bos = Grammar(p.tokenizer), special["bos"]
-    bits = p.bits(lambda s: transformer_log_probs(model, s, bos, g))
-    p.add("finetuned", samples, stats["seconds"], t2 - t1, bits)
-    checkpoint.unlink(missing_ok=True)
 
 
 def _finetune_spec(cfg: dict, ft: dict, draw: int):
@@ -403,145 +310,6 @@ def _finetune_spec(cfg: dict, ft: dict, draw: int):
         seed=cfg["seed"] + draw,
         checkpoint_every=max(steps // 4, 1),
     )
-
-
-def _transfer(p: _Point, cfg, gen_cfg, eval_cfg, transfer: dict, graph_cfg, gcn_cfg) -> None:
-    """The methods of :data:`TRANSFER` in ``cfg["methods"]`` on the subset (see the module
-    doc), each sampled like ``finetuned`` and scored in bits/token under the grammar."""
-    import copy
-
-    from .baselines import start_tokens, transformer_samples
-    from .embed import token_table
-    from .fusion import chain_target, choose_lambda, fused_samples, walk_target
-    from .grammar import Grammar
-    from .likelihood import fused_log_probs, transformer_log_probs
-    from .model import device_for, load_model
-    from .model import special_ids as specials
-    from .stages import corpus_tokens, set_threads
-    from .transplant import (
-        embedding_finetune,
-        fit_map,
-        graph_embeddings,
-        lora_finetune,
-        transplant,
-    )
-
-    methods = [m for m in TRANSFER if m in cfg["methods"]]
-    if not methods:
-        return
-    set_threads(int(transfer.get("threads", 1)))
-    model0, _ = load_model(transfer["model_dir"], p.tokenizer_json)
-    device = device_for(bool(transfer.get("use_gpu")))
-    model0.to(device)
-    special = specials(p.tokenizer)
-    bos, banned = special["bos"], sorted(special.values())
-    g = Grammar(p.tokenizer)
-    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
-    sample_kw = {
-        "start": start_tokens(p.tokenizer),
-        "temperature": eval_cfg["temperature"],
-        "top_k": eval_cfg["top_k"],
-        "device": device,
-        "banned": banned,
-    }
-    folder = Path(transfer["checkpoint"])
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = _finetune_spec(cfg, transfer["cfg"], p.draw)
-
-    def sample_and_score(method, model, adapt_s):
-        t1 = time.perf_counter()
-        samples = transformer_samples(model, n, length, seed, grammar=g, **sample_kw)
-        t2 = time.perf_counter()
-        bits = p.bits(lambda s: transformer_log_probs(model, s, bos, g, device))
-        p.add(method, samples, adapt_s, t2 - t1, bits)
-
-    makers = {
-        "fused_markov": lambda f: chain_target(
-            f, FUSED_ORDER, g, discount=eval_cfg["markov_discount"]
-        ),
-        "fused_walk": lambda f: walk_target(f, p.tokenizer, _walk_config(gen_cfg)),
-    }
-    for method in methods:
-        if method in makers:
-            t0 = time.perf_counter()
-            choice = choose_lambda(
-                model0,
-                makers[method],
-                p.train,
-                bos=bos,
-                seed=cfg["seed"] + p.draw,
-                groups=p.train_groups,
-                device=device,
-            )
-            target = makers[method](p.train)
-            t1 = time.perf_counter()
-            samples = fused_samples(model0, target, choice.lam, n, length, seed, **sample_kw)
-            t2 = time.perf_counter()
-            bits = p.bits(
-                lambda s, t=target, lam=choice.lam: fused_log_probs(
-                    model0, t, s, [lam], bos, g, device
-                )[0]
-            )
-            log.info("k=%d draw %d %s: lambda grid %s", p.k, p.draw, method, choice.rows())
-            p.add(method, samples, t1 - t0, t2 - t1, bits)
-        elif method == "transplant":
-            base = corpus_tokens(transfer["base_shards"], transfer["base_splits"], "train")
-            t0 = time.perf_counter()
-            try:
-                ge, _ = graph_embeddings(
-                    base,
-                    p.train,
-                    token_table(model0),
-                    offset_weights=tuple(graph_cfg["offset_weights"]),
-                    encoder=gcn_cfg["encoders"][0],
-                    hidden=gcn_cfg["hidden"],
-                    layers=gcn_cfg["layers"],
-                    dropout=gcn_cfg["dropout"],
-                    lr=gcn_cfg["lr"],
-                    epochs=gcn_cfg["epochs"],
-                    patience=gcn_cfg["patience"],
-                    target_epochs=gcn_cfg["epochs"],
-                    val_fraction=gcn_cfg["val_fraction"],
-                    test_fraction=gcn_cfg["test_fraction"],
-                    seed=gcn_cfg["seeds"][0],
-                )
-            except ValueError as exc:  # a subset graph too small to split into pairs
-                log.warning("k=%d draw %d transplant: no graph network (%s)", p.k, p.draw, exc)
-                p.rows += _rows(p.corpus, method, p.k, p.draw, p.pieces, p.files, {})
-                continue
-            t1 = time.perf_counter()
-            table = token_table(model0)
-            model = copy.deepcopy(model0)
-            emb_map = fit_map(ge.h_base, ge.base_ids, table)
-            transplant(model, ge.h_target, ge.target_ids, emb_map)
-            adapt = ge.target_seconds + time.perf_counter() - t1
-            log.info(
-                "transplant: base network %.1f s (val AUC %.3f), map R2 %.3f (held out %.3f), "
-                "target val AUC %.3f -> %.3f, %d rows, %.1f s in all",
-                ge.base_seconds,
-                ge.base_val_auc,
-                emb_map.r2,
-                emb_map.r2_heldout,
-                ge.target_val_auc_before,
-                ge.target_val_auc,
-                len(ge.target_ids),
-                time.perf_counter() - t0,
-            )
-            sample_and_score(method, model, adapt)
-        elif method == "embed_ft":
-            model = copy.deepcopy(model0)
-            stats = embedding_finetune(
-                model, p.train, special, spec, folder / "embed_ft.pt", device=device
-            )
-            sample_and_score(method, model, stats["seconds"])
-            (folder / "embed_ft.pt").unlink(missing_ok=True)
-        elif method == "lora":
-            model = copy.deepcopy(model0)
-            peft_model, stats = lora_finetune(
-                model, p.train, special, spec, folder / "lora.pt", device=device
-            )
-            sample_and_score(method, peft_model.merge_and_unload(), stats["seconds"])
-            (folder / "lora.pt").unlink(missing_ok=True)
 
 
 def run_curve(

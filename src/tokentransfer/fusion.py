@@ -19,9 +19,9 @@ pieces (:func:`holdout`: whole held-out groups when there are two or more, else 
 the one piece, scored in its real context), with ``q`` refitted on the rest; all the grid's
 bits/token are reported, the best is chosen (ties: the smaller ``lam``).
 
-:func:`fused_samples` batches samples with a KV cache and a sliding window exactly like
-:func:`tokentransfer.baselines.transformer_samples` (it runs the same loop, with a
-:class:`FusedLogitsProcessor` in place of the grammar processor); sample ``i`` draws from
+:func:`fused_samples` is :func:`tokentransfer.baselines.transformer_samples` (the same
+KV-cached loop with a sliding window) with a :class:`FusedLogitsProcessor` as its logits hook in
+place of the grammar processor; sample ``i`` draws from
 ``default_rng(SeedSequence(seed).spawn(n)[i])``.
 """
 
@@ -130,48 +130,25 @@ def fused_samples(
     :func:`tokentransfer.baselines.transformer_samples`: ``start`` (e.g. ``[BOS, Bar]``),
     ``banned`` (the special ids), ``top_k`` (after fusion; 0: all). Returns the generated
     tokens (``start + generated`` with ``keep_start``)."""
-    from .baselines import _check_counts, _generate, _rngs
-    from .model import context_length
+    from .baselines import transformer_samples
 
     grammar = getattr(target, "grammar", None)
     if grammar is None:
         raise ValueError("fused sampling needs a target model with a grammar (the REMI mask)")
-    _check_counts(n, length)
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0: all), got {top_k}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    start = [int(t) for t in start]
-    if not start:
-        raise ValueError("start must hold at least one token (e.g. [BOS, Bar])")
-    if device is None:
-        device = next(model.parameters()).device
-    else:
-        model.to(device)
-    context = context_length(model)
-    window = max(1, context // 2)
-    rngs = _rngs(seed, n)
-    head = np.asarray(start if keep_start else [], dtype=np.int64)
-    if length == 0:
-        return [head.copy() for _ in range(n)]
-    was_training = model.training
-    model.eval()
-    out: list[np.ndarray] = []
-    try:
-        with torch.no_grad():
-            for b0 in range(0, n, batch):
-                group = rngs[b0 : b0 + batch]
-                seqs = torch.tensor([start] * len(group), dtype=torch.long, device=device)
-                proc = FusedLogitsProcessor(grammar, target, lam, banned, temperature)
-                gen = _generate(
-                    model, seqs, group, length, context, window, temperature, top_k, banned, proc
-                )
-                out.extend(np.concatenate([head, g]) for g in gen)
-    finally:
-        model.train(was_training)
-    return out
+    return transformer_samples(
+        model,
+        n,
+        length,
+        seed,
+        start,
+        temperature=temperature,
+        top_k=top_k,
+        device=device,
+        batch=batch,
+        banned=banned,
+        keep_start=keep_start,
+        logits_hook=lambda: FusedLogitsProcessor(grammar, target, lam, banned, temperature),
+    )
 
 
 # --------------------------------------------------------------------------- lambda

@@ -1,0 +1,666 @@
+"""The registry of generation methods: one home for what a method is and how it runs.
+
+A method is a :class:`Method` registered under its name (:func:`register`). It says what it is
+(``kind``: ``graph`` a walk, ``baseline`` a generator, ``reference`` real pieces), where its
+evaluation samples come from (``folder``: ``generated`` by rule ``generate`` for the walks,
+``baselines`` by rule ``baseline`` for the rest), what its job needs besides the target's
+tokens (``model``: the pretrained or the fine-tuned transformer; ``base``: the base corpus),
+and whether the few-shot curve adapts it on k pieces (``fewshot``: the job that does,
+``point``, ``finetune`` or ``transfer``). :meth:`Method.fit` adapts it on a set of pieces
+(token sequences) and returns a :class:`Fitted`: ``sample(n, length, seed)`` under the grammar
+mask where the method has one, and ``log_probs(seq)`` (base-2 log-probability of each token
+of a piece but the first) where the method defines a next-token distribution, for bits per
+token.
+
+Everything that enumerates or branches on methods reads this registry: the evaluation
+(:func:`tokentransfer.evaluate.run_baseline`, :func:`tokentransfer.evaluate.method_kind`), the
+few-shot curve (:func:`tokentransfer.fewshot.run_point` loops over :func:`fewshot_methods`),
+the rules' input functions and wildcard constraints (``rules/common.smk``), and the schema's
+method lists (kept equal to :func:`schema_enums` by a test). A new method is one new class
+registered here (or anywhere before the job runs) plus its tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .rwr import WalkConfig
+
+log = logging.getLogger(__name__)
+
+#: the few-shot jobs, in order, and the suffix of each one's point file
+FEWSHOT_JOBS = {"point": "", "finetune": "_finetuned", "transfer": "_transfer"}
+
+
+class CannotFit(ValueError):
+    """The pieces are too few for the method (a graph too small to split into pairs): the
+    few-shot curve records the point without values."""
+
+
+@dataclass
+class Env:
+    """What a method is adapted and sampled with: one job's tokenizer, settings and files.
+
+    ``gen``: the ``generate`` keys the job reads (``samples``, ``length``, ``seed`` and, for
+    the walks, those of :class:`tokentransfer.rwr.WalkConfig`); ``eval``: the ``evaluate`` keys
+    (``markov_discount``; ``temperature`` and ``top_k`` of the transformers); ``model_dir``: the
+    transformer folder (evaluation: the pretrained one, or the fine-tuned one for
+    ``finetuned``; few-shot: the pretrained one); ``seed``: seeds an adaptation's own draws
+    (few-shot: ``fewshot.seed + draw``); ``groups``: the fitting pieces' groups; ``budget``: the
+    :class:`tokentransfer.model.TrainSpec` of the gradient adapters (few-shot; without one the
+    ``finetuned`` model folder is already adapted, by rule ``finetune``); ``checkpoints``: a
+    folder for their resumable checkpoints; ``base_shards`` / ``base_splits``: the base corpus;
+    ``graph`` / ``gcn``: those sections (graph networks); ``embeddings``: the pretrained model's
+    embedding cache of the target (the walks' graph networks).
+    """
+
+    tokenizer: Any
+    tokenizer_json: str
+    gen: dict
+    eval: dict = field(default_factory=dict)
+    model_dir: str | None = None
+    use_gpu: bool = False
+    seed: int = 0
+    groups: list[str] | None = None
+    budget: Any = None
+    checkpoints: str | None = None
+    base_shards: list[str] = field(default_factory=list)
+    base_splits: list[str] = field(default_factory=list)
+    graph: dict = field(default_factory=dict)
+    gcn: dict = field(default_factory=dict)
+    embeddings: str | None = None
+
+    @cached_property
+    def grammar(self):
+        from .grammar import Grammar
+
+        return Grammar(self.tokenizer)
+
+    @cached_property
+    def special(self) -> dict[str, int]:
+        from .model import special_ids
+
+        return special_ids(self.tokenizer)
+
+    @cached_property
+    def device(self):
+        from .model import device_for
+
+        return device_for(self.use_gpu)
+
+    @cached_property
+    def embedding_cache(self) -> dict:
+        from .embed import read_embeddings
+
+        if not self.embeddings:
+            raise ValueError("a graph-network walk needs the target's embedding cache")
+        return read_embeddings(self.embeddings)
+
+    def walk_config(self):
+        """The walk's settings from ``gen`` (the keys of WalkConfig that it holds)."""
+        return WalkConfig(**{k: self.gen[k] for k in WALK_KEYS if k in self.gen})
+
+    def load_model(self):
+        """The transformer of ``model_dir`` on the device."""
+        from .model import load_model
+
+        if self.model_dir is None:
+            raise ValueError("this method needs a model folder")
+        model, _ = load_model(self.model_dir, self.tokenizer_json)
+        model.to(self.device)
+        return model
+
+    def checkpoint(self, name: str) -> Path:
+        if self.checkpoints is None:
+            raise ValueError("a gradient adapter needs a checkpoint folder")
+        folder = Path(self.checkpoints)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{name}.pt"
+
+    def base_pieces(self, part: str | None = "train") -> list[np.ndarray]:
+        """The base corpus's pieces (of ``part`` of its splits; None: every piece)."""
+        from .stages import corpus_tokens
+
+        if part is None:
+            return corpus_tokens(self.base_shards)
+        return corpus_tokens(self.base_shards, self.base_splits, part)
+
+
+@dataclass
+class Fitted:
+    """A method adapted on a set of pieces.
+
+    ``sample(n, length, seed, prompt)``: ``n`` samples, each the prompt (if any) followed by
+    ``length`` tokens; ``log_probs(seq)``: base-2 log-probabilities of ``seq[1:]`` (None:
+    no next-token distribution); ``record``: what the sample set's ``generation.json`` says of
+    the method; ``adapt_seconds``: the time the adaptation took.
+    """
+
+    sample: Callable[..., list[np.ndarray]]
+    log_probs: Callable[[np.ndarray], np.ndarray] | None = None
+    record: dict = field(default_factory=dict)
+    adapt_seconds: float = 0.0
+    takes_prompt: bool = True
+
+
+class Method:
+    """One generation method (see the module doc)."""
+
+    name: str = ""
+    kind: str = "baseline"
+    #: where its evaluation samples come from: "baselines" (rule baseline), "generated" (rule
+    #: generate) or None (not in the evaluation)
+    folder: str | None = "baselines"
+    #: the transformer its job reads: None, "pretrained" or "finetuned"
+    model: str | None = None
+    #: its job reads the base corpus's shards
+    base: bool = False
+    #: the few-shot job that adapts it on k pieces (None: not on the curve)
+    fewshot: str | None = None
+    #: a walk biased by a graph network's embeddings (chosen by the *.variants lists)
+    graph_network: bool = False
+    #: the config keys its fit and sampling read, by section (beyond generate's samples,
+    #: length and seed): a rule passes its methods' keys only, so that another key's change
+    #: does not rerun it
+    reads: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def evaluated(self) -> bool:
+        """Listed in ``evaluate.methods`` (made by rule ``baseline``)."""
+        return self.folder == "baselines"
+
+    def fit(self, pieces: list[np.ndarray], env: Env) -> Fitted:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<method {self.name}>"
+
+
+#: every registered method by name, in registration order
+REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method | type[Method]) -> Method | type[Method]:
+    """Add a method (an instance, or a class made without arguments) to the registry; usable
+    as a class decorator. A name registered again is replaced."""
+    inst = method() if isinstance(method, type) else method
+    if not inst.name:
+        raise ValueError("a method needs a name")
+    if inst.fewshot is not None and inst.fewshot not in FEWSHOT_JOBS:
+        raise ValueError(f"{inst.name}: fewshot job must be one of {list(FEWSHOT_JOBS)}")
+    REGISTRY[inst.name] = inst
+    return method
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def get(name: str) -> Method:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r} (known: {', '.join(REGISTRY)})") from None
+
+
+def names(**want) -> list[str]:
+    """Names of the methods whose attributes equal ``want`` (e.g. ``folder="baselines"``)."""
+    return [n for n, m in REGISTRY.items() if all(getattr(m, k) == v for k, v in want.items())]
+
+
+def fewshot_methods(methods: Iterable[str], variants: Iterable[str], job: str) -> list[Method]:
+    """The methods one few-shot job adapts, in registry order: those of ``fewshot.methods``
+    and the graph-network walks of ``fewshot.variants`` whose job is ``job``."""
+    chosen = set(methods) | set(variants)
+    return [m for m in REGISTRY.values() if m.fewshot == job and m.name in chosen]
+
+
+def fewshot_jobs(methods: Iterable[str], variants: Iterable[str] = ()) -> list[str]:
+    """The few-shot jobs a configuration needs per point (``point`` always)."""
+    return [j for j in FEWSHOT_JOBS if j == "point" or fewshot_methods(methods, variants, j)]
+
+
+def reads(methods: Iterable[str], section: str) -> list[str]:
+    """The keys of config ``section`` that any of ``methods`` reads (sorted)."""
+    return sorted({k for n in methods for k in get(n).reads.get(section, ())})
+
+
+def schema_enums() -> dict[str, list[str]]:
+    """The schema's method lists as the registry gives them (a test keeps them equal)."""
+    walks = names(graph_network=True)
+    return {
+        "evaluate.methods": names(folder="baselines"),
+        "fewshot.methods": [
+            n for n, m in REGISTRY.items() if m.fewshot is not None and not m.graph_network
+        ],
+        "fewshot.variants": walks,
+        "gcn.variants": walks,
+        "generate.variants": names(kind="graph"),
+    }
+
+
+# --------------------------------------------------------------------------- helpers
+
+#: the walk's keys of the generate section (tokentransfer.rwr.WalkConfig)
+WALK_KEYS = tuple(WalkConfig.__dataclass_fields__)
+#: the keys of the graph networks trained for a walk or a transplant
+GCN_KEYS = (
+    "seeds",
+    "encoders",
+    "hidden",
+    "layers",
+    "dropout",
+    "lr",
+    "epochs",
+    "patience",
+    "val_fraction",
+    "test_fraction",
+)
+#: the transformers' sampling keys
+SAMPLING = {"evaluate": ("temperature", "top_k")}
+#: the gradient adapters' budget (few-shot)
+BUDGET = {"fewshot": ("finetune_steps",), "finetune": ("batch", "lr", "warmup")}
+
+
+def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) -> Fitted:
+    """A transformer sampled under the grammar mask (``evaluate.temperature`` and ``top_k``),
+    BOS and Bar first, or BOS and a prompt."""
+    from .baselines import start_tokens, transformer_samples
+    from .likelihood import transformer_log_probs
+
+    banned = sorted(env.special.values())
+    bos = env.special["bos"]
+
+    def sample(n, length, seed, prompt=None):
+        start = start_tokens(env.tokenizer) if prompt is None else [bos, *prompt]
+        samples = transformer_samples(
+            model,
+            n,
+            length,
+            seed,
+            start,
+            temperature=env.eval["temperature"],
+            top_k=env.eval["top_k"],
+            device=env.device,
+            banned=banned,
+            grammar=env.grammar,
+        )
+        if prompt is not None:
+            samples = [np.concatenate([prompt, s]) for s in samples]
+        return samples
+
+    return Fitted(
+        sample,
+        lambda s: transformer_log_probs(model, s, bos, env.grammar, env.device),
+        {
+            **(record or {}),
+            "device": str(env.device),
+            "temperature": env.eval["temperature"],
+            "top_k": env.eval["top_k"],
+            "grammar_mask": True,
+        },
+        adapt_s,
+    )
+
+
+# --------------------------------------------------------------------------- the methods
+
+
+class Chain(Method):
+    """An n-gram chain of ``order`` fitted on the pieces (``evaluate.markov_discount``); the
+    ``...c`` chains sample under the grammar mask."""
+
+    fewshot = "point"
+    reads = {"evaluate": ("markov_discount",)}
+
+    def __init__(self, order: int, constrained: bool = False) -> None:
+        self.order, self.constrained = order, constrained
+        self.name = f"markov{order}{'c' if constrained else ''}"
+
+    def fit(self, pieces, env):
+        from .baselines import NgramModel
+        from .grammar import Grammar
+        from .likelihood import chain_log_probs
+
+        t0 = time.perf_counter()
+        discount = env.eval["markov_discount"]
+        chain = NgramModel(self.order, len(env.tokenizer), discount=discount)
+        chain.fit(pieces)
+        adapt = time.perf_counter() - t0
+        grammar = Grammar(env.tokenizer) if self.constrained else None
+
+        def sample(n, length, seed, prompt=None):
+            start = None if prompt is None else [int(t) for t in prompt]
+            return chain.sample(n, length, seed, start=start, grammar=grammar)
+
+        record = {
+            "order": self.order,
+            "discount": discount,
+            "train_pieces": len(pieces),
+            "grammar_mask": grammar is not None,
+        }
+        return Fitted(sample, lambda s: chain_log_probs(chain, s, grammar), record, adapt)
+
+
+class Walk(Method):
+    """The biased random walk with restart on the successor counts of the pieces (and their
+    grammar contexts unless ``generate.context`` is none); ``counts`` walks on the counts alone,
+    a graph-network variant is biased by the node embeddings of a network trained by link
+    prediction on the pieces' graph (first seed and encoder of ``gcn``). In the evaluation the
+    walks are rule ``generate``'s, from the graphs and networks of the whole training part."""
+
+    kind = "graph"
+    folder = "generated"
+    fewshot = "point"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.graph_network = name != "counts"
+        self.reads = {"generate": WALK_KEYS}
+        if self.graph_network:
+            self.reads = {**self.reads, "graph": ("offset_weights", "self_loops"), "gcn": GCN_KEYS}
+
+    def fit(self, pieces, env):
+        from .graph import context_successors, successors
+        from .likelihood import walk_log_probs
+        from .rwr import Walker
+
+        t0 = time.perf_counter()
+        succ = successors(pieces, len(env.tokenizer))
+        cfg = env.walk_config()
+        ctx = context_successors(pieces, env.tokenizer) if cfg.context != "none" else None
+        h = nodes = None
+        if self.graph_network:
+            try:
+                h, nodes = graph_embeddings(
+                    pieces, len(env.tokenizer), env.embedding_cache, self.name, env.graph, env.gcn
+                )
+            except ValueError as exc:  # a graph too small to split into train/val/test pairs
+                raise CannotFit(f"no graph network ({exc})") from exc
+        walker = Walker(succ, env.tokenizer, h, nodes, cfg, ctx)
+        adapt = time.perf_counter() - t0
+
+        def sample(n, length, seed, prompt=None):
+            return walker.generate(n, length, prompt=prompt, seed=seed)
+
+        return Fitted(sample, lambda s: walk_log_probs(walker, s), {}, adapt)
+
+
+def graph_embeddings(
+    seqs: list[np.ndarray], vocab: int, emb: dict, variant: str, graph_cfg: dict, gcn_cfg: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train the graph network of ``variant`` on the graph of ``seqs`` (seed: the first of
+    ``gcn.seeds``, encoder: the first of ``gcn.encoders``); its node embeddings and ids."""
+    from .graph import cooccurrence
+    from .linkpred import (
+        message_graph,
+        raw_features,
+        split_pairs,
+        standardise,
+        train_from_config,
+        used_nodes,
+        variant_pairs,
+    )
+
+    seed = gcn_cfg["seeds"][0]
+    a = cooccurrence(seqs, vocab, graph_cfg["offset_weights"], graph_cfg["self_loops"])
+    nodes = used_nodes(a)
+    raw = raw_features(variant, nodes, emb, seed=seed)
+    pairs = variant_pairs(variant, a, nodes, raw)
+    split = split_pairs(pairs, len(nodes), gcn_cfg["val_fraction"], gcn_cfg["test_fraction"], seed)
+    graph = message_graph(split, len(nodes), self_loops=True)
+    encoder = gcn_cfg["encoders"][0]
+    _, _, best = train_from_config(graph, standardise(raw), split, gcn_cfg, encoder, seed)
+    return best["embeddings"], nodes
+
+
+class Transformer(Method):
+    """The pretrained transformer, unadapted (the few-shot curve's reference line)."""
+
+    name = "transformer"
+    model = "pretrained"
+    reads = SAMPLING
+
+    def fit(self, pieces, env):
+        return _transformer(env.load_model(), env, 0.0, {"model": str(env.model_dir)})
+
+
+class Finetuned(Method):
+    """The pretrained transformer fine-tuned on the pieces: for ``env.budget`` steps (the
+    few-shot curve, resumable from its checkpoint), or already, by rule ``finetune`` (the
+    evaluation: ``env.model_dir`` is the fine-tuned model)."""
+
+    name = "finetuned"
+    model = "finetuned"
+    fewshot = "finetune"
+    reads = {**SAMPLING, **BUDGET}
+
+    def fit(self, pieces, env):
+        from .model import WindowSampler, context_length
+        from .model import train as train_model
+
+        model = env.load_model()
+        if env.budget is None:
+            return _transformer(model, env, 0.0, {"model": str(env.model_dir)})
+        checkpoint = env.checkpoint(self.name)
+        sampler = WindowSampler(pieces, env.special, context_length(model), env.budget.seed)
+        stats = train_model(model, sampler, env.budget, checkpoint=checkpoint, device=env.device)
+        checkpoint.unlink(missing_ok=True)
+        return _transformer(model, env, stats["seconds"])
+
+
+class RealExcerpts(Method):
+    """Excerpts of real pieces from a bar on: ``real_target`` of the target's training
+    pieces (the ceiling), ``real_base`` of the base corpus (the floor)."""
+
+    kind = "reference"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.base = name == "real_base"
+
+    def fit(self, pieces, env):
+        from .baselines import bar_id, real_excerpts
+
+        if self.base:
+            pieces = env.base_pieces(None)
+
+        def sample(n, length, seed, prompt=None):
+            return real_excerpts(pieces, n, length, seed, bar_id=bar_id(env.tokenizer))
+
+        return Fitted(sample, None, {"pieces": len(pieces)}, 0.0, takes_prompt=False)
+
+
+#: order of the chain of ``fused_markov``
+FUSED_ORDER = 2
+
+
+class Fused(Method):
+    """The unadapted transformer's logits plus lambda times ln q of the pieces' smoothed
+    order-2 chain (``fused_markov``) or counts walk (``fused_walk``), under the grammar; lambda
+    chosen on held-out groups of the pieces (:mod:`tokentransfer.fusion`)."""
+
+    model = "pretrained"
+    folder = None
+    fewshot = "transfer"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        own = (
+            {"evaluate": ("markov_discount",)}
+            if name == "fused_markov"
+            else {"generate": WALK_KEYS}
+        )
+        self.reads = {**own, "evaluate": (*SAMPLING["evaluate"], *own.get("evaluate", ()))}
+
+    def target_model(self, pieces, env):
+        from .fusion import chain_target, walk_target
+
+        if self.name == "fused_markov":
+            discount = env.eval["markov_discount"]
+            return chain_target(pieces, FUSED_ORDER, env.grammar, discount=discount)
+        return walk_target(pieces, env.tokenizer, env.walk_config())
+
+    def fit(self, pieces, env):
+        from .baselines import start_tokens
+        from .fusion import choose_lambda, fused_samples
+        from .likelihood import fused_log_probs
+
+        model = env.load_model()
+        bos = env.special["bos"]
+        t0 = time.perf_counter()
+        choice = choose_lambda(
+            model,
+            lambda f: self.target_model(f, env),
+            pieces,
+            bos=bos,
+            seed=env.seed,
+            groups=env.groups,
+            device=env.device,
+        )
+        target = self.target_model(pieces, env)
+        adapt = time.perf_counter() - t0
+        log.info("%s: lambda grid %s", self.name, choice.rows())
+
+        def sample(n, length, seed, prompt=None):
+            start = start_tokens(env.tokenizer) if prompt is None else [bos, *prompt]
+            samples = fused_samples(
+                model,
+                target,
+                choice.lam,
+                n,
+                length,
+                seed,
+                start=start,
+                temperature=env.eval["temperature"],
+                top_k=env.eval["top_k"],
+                device=env.device,
+                banned=sorted(env.special.values()),
+            )
+            if prompt is not None:
+                samples = [np.concatenate([prompt, s]) for s in samples]
+            return samples
+
+        def log_probs(s):
+            return fused_log_probs(model, target, s, [choice.lam], bos, env.grammar, env.device)[0]
+
+        return Fitted(sample, log_probs, {"lambda": choice.lam}, adapt)
+
+
+class Transplant(Method):
+    """A graph network trained on the base corpus's graph and adapted on the pieces', its node
+    embeddings put into the frozen transformer's input table through a ridge map fitted on
+    the base (:mod:`tokentransfer.transplant`); its adaptation seconds are the per-target
+    part."""
+
+    name = "transplant"
+    model = "pretrained"
+    base = True
+    folder = None
+    fewshot = "transfer"
+    reads = {**SAMPLING, "graph": ("offset_weights",), "gcn": GCN_KEYS}
+
+    def fit(self, pieces, env):
+        from .embed import token_table
+        from .transplant import fit_map, graph_embeddings, transplant
+
+        model0 = env.load_model()
+        base = env.base_pieces("train")
+        gcn = env.gcn
+        t0 = time.perf_counter()
+        try:
+            ge, _ = graph_embeddings(
+                base,
+                pieces,
+                token_table(model0),
+                offset_weights=tuple(env.graph["offset_weights"]),
+                encoder=gcn["encoders"][0],
+                hidden=gcn["hidden"],
+                layers=gcn["layers"],
+                dropout=gcn["dropout"],
+                lr=gcn["lr"],
+                epochs=gcn["epochs"],
+                patience=gcn["patience"],
+                target_epochs=gcn["epochs"],
+                val_fraction=gcn["val_fraction"],
+                test_fraction=gcn["test_fraction"],
+                seed=gcn["seeds"][0],
+            )
+        except ValueError as exc:  # a subset graph too small to split into pairs
+            raise CannotFit(f"no graph network ({exc})") from exc
+        t1 = time.perf_counter()
+        table = token_table(model0)
+        model = copy.deepcopy(model0)
+        emb_map = fit_map(ge.h_base, ge.base_ids, table)
+        transplant(model, ge.h_target, ge.target_ids, emb_map)
+        adapt = ge.target_seconds + time.perf_counter() - t1
+        log.info(
+            "transplant: base network %.1f s (val AUC %.3f), map R2 %.3f (held out %.3f), "
+            "target val AUC %.3f -> %.3f, %d rows, %.1f s in all",
+            ge.base_seconds,
+            ge.base_val_auc,
+            emb_map.r2,
+            emb_map.r2_heldout,
+            ge.target_val_auc_before,
+            ge.target_val_auc,
+            len(ge.target_ids),
+            time.perf_counter() - t0,
+        )
+        return _transformer(model, env, adapt)
+
+
+class Adapter(Method):
+    """The input embedding table alone (``embed_ft``) or LoRA adapters (``lora``) trained on
+    the pieces for ``env.budget`` steps, the rest of the transformer frozen."""
+
+    model = "pretrained"
+    folder = None
+    fewshot = "transfer"
+
+    reads = {**SAMPLING, **BUDGET}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fit(self, pieces, env):
+        from .transplant import embedding_finetune, lora_finetune
+
+        model = env.load_model()
+        checkpoint = env.checkpoint(self.name)
+        if self.name == "embed_ft":
+            stats = embedding_finetune(
+                model, pieces, env.special, env.budget, checkpoint, device=env.device
+            )
+        else:
+            peft_model, stats = lora_finetune(
+                model, pieces, env.special, env.budget, checkpoint, device=env.device
+            )
+            model = peft_model.merge_and_unload()
+        checkpoint.unlink(missing_ok=True)
+        return _transformer(model, env, stats["seconds"])
+
+
+for _order in (1, 2, 3):
+    register(Chain(_order))
+for _order in (1, 2, 3):
+    register(Chain(_order, constrained=True))
+for _name in ("counts", "emb", "emb_pos", "emb_neighbours", "contextual", "random"):
+    register(Walk(_name))
+register(Transformer)
+register(Finetuned)
+register(RealExcerpts("real_target"))
+register(RealExcerpts("real_base"))
+register(Fused("fused_markov"))
+register(Fused("fused_walk"))
+register(Transplant)
+register(Adapter("embed_ft"))
+register(Adapter("lora"))
