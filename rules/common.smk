@@ -247,6 +247,16 @@ def eval_sets(model, corpus):
     }
 
 
+def eval_set_names(wildcards):
+    """The methods of a target's sets, in the order of its ``sets`` input."""
+    return list(eval_sets(wildcards.model, wildcards.corpus))
+
+
+def gcn_variants_used():
+    """The graph-network variants the walks use, in the order of the ``gcn`` input."""
+    return [v for v in GEN_VARIANTS if v != "counts"]
+
+
 def evaluate_inputs(wildcards):
     sets = eval_sets(wildcards.model, wildcards.corpus)
     out = {
@@ -257,8 +267,7 @@ def evaluate_inputs(wildcards):
         "infos": [f"{d}/generation.json" for d in sets.values()],
         "gcn": [
             f"results/gcn/{wildcards.model}/{wildcards.corpus}/{v}/metrics.json"
-            for v in GEN_VARIANTS
-            if v != "counts"
+            for v in gcn_variants_used()
         ],
     }
     if any(METHODS[m].model == "finetuned" for m in sets):

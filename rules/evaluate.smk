@@ -89,6 +89,8 @@ rule evaluate:
     params:
         gen=section("generate", only=("samples", "length", "seed")),
         eval=section("evaluate", only=("copy_n", "reference_excerpts", "seed")),
+        methods=eval_set_names,
+        gcn_variants=gcn_variants_used(),
     script:
         "../scripts/evaluate.py"
 
@@ -149,6 +151,7 @@ rule figures:
     params:
         pianorolls=config["evaluate"]["pianorolls"],
         seed=config["evaluate"]["seed"],
+        methods=eval_set_names,
     script:
         "../scripts/figures.py"
 

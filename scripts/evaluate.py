@@ -10,7 +10,9 @@ from tokentransfer.fileio import setup_logging  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-sets = {Path(p).parent.name: p for p in smk.input.sets}
+# names from the rule, in the order of its inputs
+sets = dict(zip(smk.params.methods, smk.input.sets, strict=True))
+gcn = dict(zip(smk.params.gcn_variants, smk.input.gcn, strict=True))
 run_evaluate(
     tokenizer_json=smk.input.tokenizer,
     target_shards=list(smk.input.shards),
@@ -21,7 +23,7 @@ run_evaluate(
     features_tsv=smk.output.features,
     eval_cfg=dict(smk.params.eval),
     gen_cfg=dict(smk.params.gen),
-    costs=collect_costs(list(smk.input.gcn), smk.input.get("finetune")),
+    costs=collect_costs(gcn, smk.input.get("finetune")),
     corpus=smk.wildcards.corpus,
     classifier=smk.input.classifier,
 )

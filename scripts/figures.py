@@ -15,7 +15,7 @@ setup_logging(smk.log[0])
 target_figures(
     tokenizer_json=smk.input.tokenizer,
     metrics_tsv=smk.input.metrics,
-    sets={Path(p).parent.name: p for p in smk.input.sets},
+    sets=dict(zip(smk.params.methods, smk.input.sets, strict=True)),
     metrics_png=smk.output.metrics,
     pitch_png=smk.output.pitch,
     rolls_png=smk.output.rolls,

@@ -123,11 +123,11 @@ def test_costs_come_from_the_training_records(tmp_path):
     )
     finetune = tmp_path / "finetune.json"
     finetune.write_text(json.dumps({"seconds": 15.25}))
-    assert collect_costs([str(gcn)], str(finetune)) == {
+    assert collect_costs({"emb_neighbours": str(gcn)}, str(finetune)) == {
         "emb_neighbours": 2.5,  # the seed-0 model of the first encoder: the one the walk uses
         "finetuned": 15.25,
     }
-    assert collect_costs([], None) == {}
+    assert collect_costs({}, None) == {}
 
 
 def test_the_table_leads_with_the_music(tmp_path):

@@ -444,14 +444,14 @@ def graph_adapt_seconds(metrics_json: str) -> float | None:
     return per_seed[0]["methods"].get(encoders[0], {}).get("seconds")
 
 
-def collect_costs(gcn_metrics: list[str], finetune_metrics: str | None) -> dict[str, float]:
-    """Adaptation seconds by method: each walk variant's graph-network training (its folder
-    name is the variant) and the fine-tuning run."""
+def collect_costs(gcn_metrics: dict[str, str], finetune_metrics: str | None) -> dict[str, float]:
+    """Adaptation seconds by method: each walk variant's graph-network training (``gcn_metrics``:
+    variant -> its ``metrics.json``) and the fine-tuning run."""
     costs = {}
-    for path in gcn_metrics:
+    for variant, path in gcn_metrics.items():
         seconds = graph_adapt_seconds(path)
         if seconds is not None:
-            costs[Path(path).parent.name] = float(seconds)
+            costs[variant] = float(seconds)
     if finetune_metrics:
         costs["finetuned"] = float(json.loads(Path(finetune_metrics).read_text())["seconds"])
     return costs
