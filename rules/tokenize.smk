@@ -35,6 +35,10 @@ rule tokenize_shard:
     resources:
         mem_mb=2048,
         runtime=60,
+    params:
+        # not an output: Snakemake does not delete it, so a shard whose file list changed
+        # takes the tokens of the files it held before from there (tokenize.py)
+        cache="results/tokens/{corpus}/.cache/{shard}.h5",
     script:
         "../scripts/tokenize_shard.py"
 

@@ -19,11 +19,13 @@ result = tokenize_shard(
     smk.output[0],
     corpus=smk.wildcards.corpus,
     shard=smk.wildcards.shard,
+    cache=smk.params.cache,
 )
 logging.info(
-    "%d files, %d tokens, %d failed in %.2f s",
+    "%d files, %d tokens, %d failed in %.2f s (%d files from the cache)",
     len(result.file_ids),
     result.tokens,
     len(result.failed),
     result.seconds,
+    result.reused,
 )

@@ -18,8 +18,11 @@ refused and listed, because they mark a hostile archive.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
+import json
 import logging
 import os
 import random
@@ -33,8 +36,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from .fileio import CHUNK, sha256_bytes, write_bytes_atomic, write_text_atomic
+if TYPE_CHECKING:
+    import numpy as np
+
+from .fileio import CHUNK, atomic_path, sha256_bytes, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +94,15 @@ class Limits:
         return cls(**(cfg or {}))
 
 
-@dataclass
+@dataclass(slots=True)
 class Found:
     """One file found in a source, before the MIDI check.
 
-    ``data`` is the content, for sources made in memory (music21 exports); ``load`` reads it
-    when it is needed, for folders and archives, so that a long list of found files holds no
-    content; ``reason`` is set when the entry was refused before its content was read.
+    ``data`` is the content, for sources made in memory (music21 exports); ``file`` (a folder's
+    file) or ``load`` (an archive entry) reads it when it is needed, so that a long list of
+    found files holds no content; ``reason`` is set when the entry was refused before its
+    content was read. A folder's file also carries its ``mtime_ns`` and ``ctime_ns``: with its
+    size they tell a rerun that the file is unchanged (:class:`IngestCache`).
     """
 
     source: str
@@ -102,22 +111,30 @@ class Found:
     reason: str | None = None
     size: int = 0
     load: Callable[[], bytes] | None = field(default=None, repr=False)
+    file: str | None = field(default=None, repr=False)
+    mtime_ns: int = 0
+    ctime_ns: int = 0
 
     def content(self) -> bytes | None:
         """The content (read again on every call; not kept), or ``None`` for a refused entry.
 
         Raises :class:`Unreadable` or ``OSError`` when it cannot be read.
         """
-        if self.data is not None or self.reason is not None or self.load is None:
-            return None if self.reason is not None else self.data
-        return self.load()
+        if self.reason is not None:
+            return None
+        if self.data is not None:
+            return self.data
+        if self.file is not None:
+            with open(self.file, "rb") as fh:
+                return fh.read()
+        return None if self.load is None else self.load()
 
     @property
     def is_midi_candidate(self) -> bool:
         return self.reason is None
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """A manifest row."""
 
@@ -411,7 +428,14 @@ def iter_dir(
                 prefix = f"{rel}{NESTED_SEPARATOR}"
                 yield from iter_zip(full, source, limits, prefix=prefix, reader=reader)
             else:
-                yield Found(source, rel, size=st.st_size, load=full.read_bytes)
+                yield Found(
+                    source,
+                    rel,
+                    size=st.st_size,
+                    file=os.fspath(full),
+                    mtime_ns=st.st_mtime_ns,
+                    ctime_ns=st.st_ctime_ns,
+                )
 
 
 def _utf8_name(path: str) -> bool:
@@ -527,57 +551,267 @@ def filter_paths(found: Iterable[Found], include: str | None, exclude: str | Non
     ]
 
 
+#: version of the ingestion cache's layout and of what it records; another is not reused
+INGEST_CACHE_FORMAT = 1
+INGEST_CACHE_NAME = ".ingest-cache.tsv"
+INGEST_CACHE_COLUMNS = ("source", "path", "bytes", "mtime_ns", "ctime_ns", "file_id", "reason")
+
+
+def _stat_key(source: str, path: str, size: int, mtime_ns: int, ctime_ns: int) -> int:
+    """64 bits of blake2b of what identifies an unchanged folder file, as a signed integer."""
+    text = f"{source}\0{path}\0{size}\0{mtime_ns}\0{ctime_ns}"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+class IngestCache:
+    """What the last ingestion learned about each folder file: its content hash and the MIDI
+    check's verdict, keyed by (source, path, size, mtime_ns, ctime_ns).
+
+    A rerun (files added to a corpus of 176,581) then reads and hashes only new or changed
+    files. It is kept at ``{store}/../.ingest-cache.tsv`` (not an output of the workflow, so
+    Snakemake does not delete it), one TSV row per folder file whose content was read, under
+    the column names and a line ``#<tab>{json}`` naming :data:`INGEST_CACHE_FORMAT`, the limits
+    and the symusic version: the check's verdict depends on them, so a cache made under others
+    is not used. In memory it is two sorted numpy arrays (8 + 32 bytes per file) and the rare
+    rejection reasons.
+    """
+
+    def __init__(self, keys: np.ndarray, fids: np.ndarray, reasons: dict[int, str]) -> None:
+        self.keys, self.fids, self.reasons = keys, fids, reasons
+
+    @staticmethod
+    def header(limits: Limits) -> str:
+        from dataclasses import asdict
+        from importlib.metadata import version
+
+        meta = {"format": INGEST_CACHE_FORMAT, "limits": asdict(limits)}
+        meta["symusic"] = version("symusic")
+        return "#\t" + json.dumps(meta, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, limits: Limits) -> IngestCache | None:
+        """The cache at ``path``, or ``None`` (logged) when it is missing, unreadable or was
+        made under another format, limits or symusic version."""
+        import numpy as np
+
+        path = Path(path)
+        if not path.exists():
+            return None
+        keys, fids, reasons = [], bytearray(), {}
+        try:
+            with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+                reader = csv.reader(fh, delimiter="\t")
+                if tuple(next(reader, ())) != INGEST_CACHE_COLUMNS:
+                    raise ValueError("unexpected columns")
+                meta = fh.readline().rstrip("\n")
+                if meta != cls.header(limits):
+                    log.info("ingestion cache %s not used: made under %s", path, meta[2:])
+                    return None
+                for source, rel, size, mtime, ctime, fid, reason in reader:
+                    key = _stat_key(source, rel, int(size), int(mtime), int(ctime))
+                    keys.append(key)
+                    fids += bytes.fromhex(fid)
+                    if reason:
+                        reasons[key] = reason
+        except (OSError, ValueError, UnicodeError, csv.Error) as exc:
+            log.warning("ingestion cache %s not used: unreadable (%s)", path, exc)
+            return None
+        if len(fids) != 32 * len(keys):
+            log.warning("ingestion cache %s not used: a file id is not a sha256", path)
+            return None
+        order = np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
+        key_arr = np.asarray(keys, dtype=np.int64)[order]
+        fid_arr = np.frombuffer(bytes(fids), dtype="S32").copy()[order]
+        log.info("ingestion cache %s: %d files", path, len(key_arr))
+        return cls(key_arr, fid_arr, reasons)
+
+    def get(self, f: Found) -> tuple[str, str] | None:
+        """(file id, MIDI check's reason or "") of an unchanged folder file, else ``None``."""
+        if f.file is None or not f.mtime_ns:
+            return None
+        key = _stat_key(f.source, f.path, f.size, f.mtime_ns, f.ctime_ns)
+        i = int(self.keys.searchsorted(key))
+        if i == len(self.keys) or self.keys[i] != key:
+            return None
+        fid = self.fids[i]
+        return fid.ljust(32, b"\0").hex(), self.reasons.get(key, "")
+
+
 def build_rows(
     sources: Iterable[tuple[list[Found], str | None]],
     store: str | os.PathLike,
     limits: Limits,
     progress_every: int = 500,
+    cache: str | os.PathLike | bool | None = True,
 ) -> list[Row]:
     """Check, deduplicate and store the files of all sources; return the manifest rows.
 
     ``sources`` yields (found entries, group pattern) per source, in config order. Accepted
-    files are written once to ``store/{file_id}.mid`` (atomically; an existing file is left
-    untouched so that its modification time, and so Snakemake's view of it, stays).
+    files are written once to ``store/{file_id}.mid`` (atomically; an existing file of the right
+    size is left untouched so that its modification time, and so Snakemake's view of it, stays).
+
+    ``cache`` (``True``: ``{store}/../.ingest-cache.tsv``; ``None`` or ``False``: none) is an
+    :class:`IngestCache`: a folder file whose source, path, size, mtime and ctime are the ones
+    it recorded is not read again, its hash and check verdict are taken from it (an accepted
+    file is read again only when the store no longer holds it, whole). The rows are the same
+    as without it; the cache is rewritten (atomically) for the next run.
     """
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
+    if cache is True:
+        cache = store.parent / INGEST_CACHE_NAME
+    previous = IngestCache.load(cache, limits) if cache else None
     rows: list[Row] = []
     seen: dict[str, str] = {}
-    n = 0
-    for found, pattern in sources:
-        for f in found:
-            n += 1
-            if progress_every and n % progress_every == 0:
-                log.info("checked %d files (%d accepted)", n, len(seen))
-            if f.reason is not None:
-                rows.append(Row("", f.source, f.path, f.size, "rejected", f.reason))
-                continue
-            try:
-                data = f.content()
-            except Unreadable as exc:
-                rows.append(Row("", f.source, f.path, f.size, "rejected", str(exc)))
-                continue
-            except OSError as exc:
-                rows.append(Row("", f.source, f.path, f.size, "rejected", f"unreadable: {exc}"))
-                continue
-            assert data is not None
-            f.data = None  # one file's content in memory at a time
-            fid = sha256_bytes(data)
-            if fid in seen:
-                rows.append(Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid]))
-                continue
-            reason = check_midi(data, limits)
-            if reason is not None:
-                rows.append(Row(fid, f.source, f.path, len(data), "rejected", reason))
-                continue
-            group = group_key(f.path, pattern, fid)
-            seen[fid] = group
-            target = store / f"{fid}.mid"
-            if not target.exists():
-                write_bytes_atomic(target, data)
-            rows.append(Row(fid, f.source, f.path, len(data), "ok", "", "", group))
-    log.info("checked %d files: %d accepted", n, len(seen))
+    n = reused = 0
+    record = _CacheWriter(cache, limits) if cache else None
+    try:
+        for found, pattern in sources:
+            for f in found:
+                n += 1
+                if progress_every and n % progress_every == 0:
+                    log.info(
+                        "checked %d files (%d accepted, %d from the cache)", n, len(seen), reused
+                    )
+                if f.reason is not None:
+                    rows.append(Row("", f.source, f.path, f.size, "rejected", f.reason))
+                    continue
+                hit = previous.get(f) if previous is not None else None
+                if hit is not None:
+                    fid, reason = hit
+                    if reason or fid in seen or _stored(store, fid, f.size):
+                        reused += 1
+                        if record is not None:
+                            record.add(f, fid, reason)
+                        if fid in seen:
+                            rows.append(
+                                Row(fid, f.source, f.path, f.size, "duplicate", "", fid, seen[fid])
+                            )
+                        elif reason:
+                            rows.append(Row(fid, f.source, f.path, f.size, "rejected", reason))
+                        else:
+                            group = group_key(f.path, pattern, fid)
+                            seen[fid] = group
+                            rows.append(Row(fid, f.source, f.path, f.size, "ok", "", "", group))
+                        continue
+                try:
+                    data = f.content()
+                except Unreadable as exc:
+                    rows.append(Row("", f.source, f.path, f.size, "rejected", str(exc)))
+                    continue
+                except OSError as exc:
+                    rows.append(Row("", f.source, f.path, f.size, "rejected", f"unreadable: {exc}"))
+                    continue
+                assert data is not None
+                f.data = None  # one file's content in memory at a time
+                fid = sha256_bytes(data)
+                if fid in seen:
+                    # the same content as an accepted file: the check's verdict is "ok"
+                    if record is not None and len(data) == f.size:
+                        record.add(f, fid, "")
+                    rows.append(
+                        Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid])
+                    )
+                    continue
+                reason = check_midi(data, limits)
+                if record is not None and len(data) == f.size:
+                    record.add(f, fid, reason or "")
+                if reason is not None:
+                    rows.append(Row(fid, f.source, f.path, len(data), "rejected", reason))
+                    continue
+                group = group_key(f.path, pattern, fid)
+                seen[fid] = group
+                if not _stored(store, fid, len(data)):  # a cut copy is replaced
+                    write_bytes_atomic(store / f"{fid}.mid", data)
+                rows.append(Row(fid, f.source, f.path, len(data), "ok", "", "", group))
+    except BaseException:
+        if record is not None:
+            record.discard()
+        raise
+    if record is not None:
+        record.commit()
+    log.info(
+        "checked %d files: %d accepted; %d known from the ingestion cache, not read",
+        n,
+        len(seen),
+        reused,
+    )
     return rows
+
+
+def _stored(store: Path, fid: str, size: int) -> bool:
+    """Whether the store holds file ``fid`` whole (its size; the name is its hash)."""
+    try:
+        return os.stat(store / f"{fid}.mid").st_size == size
+    except OSError:
+        return False
+
+
+class _CacheWriter:
+    """Writes the next :class:`IngestCache` beside the old one, renamed into place at the end.
+
+    Nothing is written for a corpus without folder files (archives, music21): a temporary file
+    is opened with the first row. The cache is only a shortcut: a write that fails (a full
+    disk, a read-only folder) is logged and the cache left out, never failing the ingestion.
+    """
+
+    def __init__(self, path: str | os.PathLike, limits: Limits) -> None:
+        self.path = Path(path)
+        self.limits = limits
+        self.tmp: str | None = None
+        self.fh = None
+        self.failed = False
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(prefix=f".tmp-{self.path.name}.", dir=self.path.parent)
+            self.fh = open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+            self.writer = csv.writer(self.fh, delimiter="\t", lineterminator="\n")
+            self.writer.writerow(INGEST_CACHE_COLUMNS)
+            self.fh.write(IngestCache.header(self.limits) + "\n")
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        log.warning("ingestion cache %s not written: %s", self.path, exc)
+        self.discard()
+        self.failed = True
+
+    def add(self, f: Found, fid: str, reason: str) -> None:
+        """Record a folder file whose content was read (or known): its hash and verdict."""
+        if self.failed or f.file is None or not f.mtime_ns:
+            return
+        if self.fh is None:
+            self._open()
+            if self.fh is None:
+                return
+        try:
+            self.writer.writerow([f.source, f.path, f.size, f.mtime_ns, f.ctime_ns, fid, reason])
+        except OSError as exc:
+            self._fail(exc)
+
+    def commit(self) -> None:
+        if self.fh is None:
+            return
+        try:
+            self.fh.close()
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+            self.fh = self.tmp = None
+        except OSError as exc:
+            self._fail(exc)
+
+    def discard(self) -> None:
+        if self.fh is not None:
+            with contextlib.suppress(OSError):
+                self.fh.close()
+            self.fh = None
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self.tmp)
+            self.tmp = None
 
 
 _VOLATILE = re.compile(r"0x[0-9a-fA-F]+|id\(\)=\d+")
@@ -589,16 +823,23 @@ def clean_reason(text: str) -> str:
     return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
-def write_manifest(rows: list[Row], path: str | os.PathLike) -> None:
-    """Write the manifest TSV atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(MANIFEST_COLUMNS)
-    for row in rows:  # the csv writer quotes tabs, newlines and quotes in paths
-        values = row.as_list()
-        values[MANIFEST_COLUMNS.index("reason")] = clean_reason(row.reason)
-        writer.writerow(values)
-    write_text_atomic(path, buf.getvalue())
+def write_manifest(rows: Iterable[Row], path: str | os.PathLike) -> None:
+    """Write the manifest TSV atomically, row by row (no copy of the whole text in memory)."""
+    reason = MANIFEST_COLUMNS.index("reason")
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            writer.writerow(MANIFEST_COLUMNS)
+            for row in rows:  # the csv writer quotes tabs, newlines and quotes in paths
+                values = row.as_list()
+                values[reason] = clean_reason(row.reason)
+                writer.writerow(values)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:  # name the manifest, as write_text_atomic does
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, os.path.abspath(path)) from exc
 
 
 def read_manifest(path: str | os.PathLike) -> list[Row]:

@@ -7,7 +7,15 @@ written into every shard. A shard file ``results/tokens/{corpus}/{shard}.h5`` ho
 - ``offsets``   int64 [n+1]    file i's tokens are ``ids[offsets[i]:offsets[i+1]]``
 - ``file_ids``  bytes [n]      content sha256 of each file, sorted
 - ``failed_ids`` bytes [m], ``failed_reasons`` str [m]: files that could not be tokenized
-- attributes ``tokenizer_hash``, ``corpus``, ``shard``, ``miditok_version``.
+- attributes ``tokenizer_hash``, ``corpus``, ``shard``, ``miditok_version``, ``tokens_format``.
+
+A shard job whose file list changed (files added to the corpus) does not tokenize again the files
+it tokenized before: the workflow keeps a hard link of each shard it writes at
+``results/tokens/{corpus}/.cache/{shard}.h5`` (not an output, so Snakemake does not delete it
+before the job runs again), and the job takes the token arrays of file ids it finds there.
+Tokens are a function of the file's content (its id is its sha256) and of the tokenizer, so the
+cache is used only when its tokenizer hash, miditok version and ``tokens_format`` are the
+current ones; the shard written is the same, byte for byte, as one tokenized from scratch.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from .fileio import atomic_path, h5_atomic, sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
+#: version of the shard layout and token arrays; a cache of another version is not reused
+TOKENS_FORMAT = 1
 TOKENIZER_KINDS = ("REMI", "TSD", "MIDILike", "Structured", "CPWord", "Octuple", "MuMIDI", "MMM")
 
 
@@ -93,6 +103,7 @@ class ShardResult:
     sequences: list[np.ndarray]
     failed: list[tuple[str, str]]
     seconds: float
+    reused: int = 0  # files whose tokens came from the cache
 
     @property
     def tokens(self) -> int:
@@ -112,15 +123,27 @@ def tokenize_file(tokenizer, path: str | os.PathLike) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
-def tokenize_paths(tokenizer, paths: list[str], progress_every: int = 200) -> ShardResult:
+def tokenize_paths(
+    tokenizer,
+    paths: list[str],
+    progress_every: int = 200,
+    known: dict[str, np.ndarray] | None = None,
+) -> ShardResult:
     """Tokenize each file on its own; a file that fails is recorded and the rest go on.
 
-    File ids are the file names' stems (the store names files by content sha256).
+    File ids are the file names' stems (the store names files by content sha256). ``known``
+    gives the token ids of files already tokenized by the same tokenizer (by file id): they are
+    taken as they are, not read again.
     """
     t0 = time.perf_counter()
+    known = known or {}
     items = sorted((Path(p).stem, p) for p in paths)
     file_ids, seqs, failed = [], [], []
     for n, (fid, p) in enumerate(items, 1):
+        if fid in known:
+            seqs.append(known[fid])
+            file_ids.append(fid)
+            continue
         try:
             seqs.append(tokenize_file(tokenizer, p))
             file_ids.append(fid)
@@ -164,6 +187,7 @@ def write_shard(
         h5.attrs["corpus"] = corpus
         h5.attrs["shard"] = shard
         h5.attrs["miditok_version"] = version("miditok")
+        h5.attrs["tokens_format"] = TOKENS_FORMAT
 
 
 @dataclass
@@ -231,6 +255,80 @@ def write_index(shard_paths: list[str], path: str | os.PathLike) -> dict[str, in
     return totals
 
 
+def read_cache(
+    path: str | os.PathLike, tokenizer_hash: str, wanted: set[str]
+) -> dict[str, np.ndarray]:
+    """Token ids, by file id, of the files in ``wanted`` that the cached shard ``path`` holds.
+
+    Empty when there is no cache, and (with a log line saying why) when it cannot be read or
+    was made by another tokenizer, miditok version or ``tokens_format``: then every file is
+    tokenized again. Files that failed before are not taken (they are tried again).
+    """
+    from importlib.metadata import version
+
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = dict(h5.attrs)
+            current = {
+                "tokens_format": TOKENS_FORMAT,
+                "tokenizer_hash": tokenizer_hash,
+                "miditok_version": version("miditok"),
+            }
+            for key, value in current.items():
+                if key not in attrs or str(attrs[key]) != str(value):
+                    log.info(
+                        "cache %s not used: its %s is %s, now %s; tokenizing every file",
+                        path,
+                        key,
+                        attrs.get(key, "missing"),
+                        value,
+                    )
+                    return {}
+            file_ids = [b.decode() for b in h5["file_ids"][:]]
+            offsets = h5["offsets"][:]
+            ids = h5["ids"][:] if any(f in wanted for f in file_ids) else np.zeros(0, np.int32)
+    except Exception as exc:  # a damaged HDF5 file raises OSError, KeyError, ValueError, ...
+        log.warning("cache %s not used: unreadable (%s); tokenizing every file", path, exc)
+        return {}
+    if len(offsets) != len(file_ids) + 1 or (
+        any(f in wanted for f in file_ids)
+        and (offsets[0] != 0 or offsets[-1] != len(ids) or np.any(np.diff(offsets) <= 0))
+    ):
+        log.warning(
+            "cache %s not used: its offsets do not fit its ids; tokenizing every file", path
+        )
+        return {}
+    ids = ids.astype(np.int32, copy=False)
+    return {
+        fid: ids[offsets[i] : offsets[i + 1]].copy()
+        for i, fid in enumerate(file_ids)
+        if fid in wanted
+    }
+
+
+def keep_cache(out_path: str | os.PathLike, cache: str | os.PathLike) -> None:
+    """Make ``cache`` a hard link to the shard ``out_path`` (a copy where links fail), atomically.
+
+    The cache is an optimisation: failing to write it is logged, never an error.
+    """
+    import shutil
+
+    try:
+        with atomic_path(cache) as tmp:
+            tmp.unlink()
+            try:
+                os.link(out_path, tmp)
+            except OSError:
+                shutil.copyfile(out_path, tmp)
+    except OSError as exc:
+        log.warning("cache %s not written: %s", cache, exc)
+
+
 def tokenize_shard(
     tokenizer_path: str | os.PathLike,
     midi_paths: list[str],
@@ -238,11 +336,23 @@ def tokenize_shard(
     *,
     corpus: str,
     shard: str,
+    cache: str | os.PathLike | None = None,
 ) -> ShardResult:
-    """Load the saved tokenizer, tokenize a shard's files and write its HDF5 file."""
+    """Load the saved tokenizer, tokenize a shard's files and write its HDF5 file.
+
+    With ``cache`` (a path beside the shard that the workflow does not delete), files that the
+    shard held when it was last written are taken from there instead of tokenized again, and
+    the new shard is linked there when it is written.
+    """
     tokenizer = load_tokenizer(tokenizer_path)
-    result = tokenize_paths(tokenizer, midi_paths)
-    write_shard(
-        result, out_path, tokenizer_hash=sha256_file(tokenizer_path), corpus=corpus, shard=shard
-    )
+    tokenizer_hash = sha256_file(tokenizer_path)
+    known: dict[str, np.ndarray] = {}
+    if cache is not None:
+        known = read_cache(cache, tokenizer_hash, {Path(p).stem for p in midi_paths})
+        log.info("reused %d files from cache %s", len(known), cache)
+    result = tokenize_paths(tokenizer, midi_paths, known=known)
+    result.reused = len(known)
+    write_shard(result, out_path, tokenizer_hash=tokenizer_hash, corpus=corpus, shard=shard)
+    if cache is not None:
+        keep_cache(out_path, cache)
     return result

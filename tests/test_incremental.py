@@ -1,0 +1,284 @@
+"""Incremental reruns at corpus scale: a shard whose file list changed takes the tokens of the
+files it held before from its cache, and ingestion reuses what it learned about unchanged source
+files; both give exactly what a run from scratch gives."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from tokentransfer import sources
+from tokentransfer.corpus import INGEST_CACHE_NAME, Limits, Row, read_manifest
+from tokentransfer.fileio import sha256_file
+from tokentransfer.tokenize import (
+    build_tokenizer,
+    read_shard,
+    save_tokenizer,
+    tokenize_shard,
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, fixtures_dir):
+    """A content-addressed store of the bach fixture, as ingestion writes it."""
+    out = tmp_path_factory.mktemp("store")
+    for p in sorted((fixtures_dir / "bach").glob("*.mid")):
+        data = p.read_bytes()
+        (out / f"{hashlib.sha256(data).hexdigest()}.mid").write_bytes(data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tok_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    save_tokenizer(build_tokenizer({"kind": "REMI", "use_programs": True}), path)
+    return path
+
+
+def _contents(path: Path) -> dict:
+    """Every dataset and attribute of an HDF5 file."""
+    with h5py.File(path, "r") as h5:
+        out = {k: h5[k][()] for k in h5}
+        out.update({f"@{k}": h5.attrs[k] for k in h5.attrs})
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in out.items()}
+
+
+def _shard(tok, paths, out, cache=None):
+    return tokenize_shard(tok, paths, out, corpus="c", shard="0000", cache=cache)
+
+
+def test_grown_shard_reuses_its_cache_and_equals_a_clean_run(tmp_path, store, tok_path, caplog):
+    paths = [str(p) for p in sorted(store.glob("*.mid"))]
+    bad = tmp_path / ("f" * 64 + ".mid")
+    bad.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    out = tmp_path / "tokens" / "0000.h5"
+    cache = tmp_path / "tokens" / ".cache" / "0000.h5"
+    first = _shard(tok_path, [*paths[:5], str(bad)], out, cache)
+    assert first.reused == 0 and cache.exists()
+    assert os.path.samefile(out, cache)  # a hard link, not a copy
+    out.unlink()  # what Snakemake does before it runs the job again
+    grown = _shard(tok_path, [*paths, str(bad)], out, cache)
+    assert grown.reused == 5  # the failed file is tried again, not taken from the cache
+    assert [f for f, _ in grown.failed] == ["f" * 64]
+    assert os.path.samefile(out, cache)
+    clean = tmp_path / "clean" / "0000.h5"
+    _shard(tok_path, [*paths, str(bad)], clean)
+    assert not (clean.parent / ".cache").exists()  # no cache unless asked for
+    assert out.read_bytes() == clean.read_bytes()
+    assert _contents(out) == _contents(clean)
+    # a shard that lost files takes the rest from its cache as well
+    out.unlink()
+    caplog.set_level(logging.INFO)
+    shrunk = _shard(tok_path, paths[2:4], out, cache)
+    assert shrunk.reused == 2 and read_shard(out).file_ids == sorted(
+        Path(p).stem for p in paths[2:4]
+    )
+
+
+def test_cache_of_another_tokenizer_or_format_or_damaged_is_ignored(
+    tmp_path, store, tok_path, caplog
+):
+    paths = [str(p) for p in sorted(store.glob("*.mid"))][:3]
+    out = tmp_path / "0000.h5"
+    cache = tmp_path / ".cache" / "0000.h5"
+    _shard(tok_path, paths, out, cache)
+    clean = out.read_bytes()
+    caplog.set_level(logging.INFO, logger="tokentransfer.tokenize")
+
+    # another tokenizer: nothing reused, the shard is the other tokenizer's own
+    other = tmp_path / "other.json"
+    save_tokenizer(build_tokenizer({"kind": "TSD"}), other)
+    out.unlink()
+    result = _shard(other, paths, out, cache)
+    assert result.reused == 0 and "its tokenizer_hash is" in caplog.text
+    assert read_shard(out).tokenizer_hash == sha256_file(other)
+
+    # another tokens format (the cache now holds the TSD shard: write one with an old format)
+    out.unlink()
+    _shard(tok_path, paths, out, cache)
+    os.unlink(cache)
+    shutil.copyfile(out, cache)
+    with h5py.File(cache, "r+") as h5:
+        h5.attrs["tokens_format"] = 0
+    out.unlink()
+    caplog.clear()
+    assert _shard(tok_path, paths, out, cache).reused == 0
+    assert "its tokens_format is 0, now 1" in caplog.text
+    assert out.read_bytes() == clean
+
+    # a damaged cache: logged, every file tokenized again, the shard still right
+    out.unlink()
+    os.unlink(cache)
+    cache.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    caplog.clear()
+    assert _shard(tok_path, paths, out, cache).reused == 0
+    assert "unreadable" in caplog.text and out.read_bytes() == clean
+    assert os.path.samefile(out, cache)  # and the cache is whole again
+
+
+def test_cache_with_tampered_offsets_is_ignored(tmp_path, store, tok_path, caplog):
+    paths = [str(p) for p in sorted(store.glob("*.mid"))][:3]
+    out = tmp_path / "0000.h5"
+    cache = tmp_path / ".cache" / "0000.h5"
+    _shard(tok_path, paths, out, cache)
+    clean = out.read_bytes()
+    os.unlink(cache)
+    shutil.copyfile(out, cache)
+    with h5py.File(cache, "r+") as h5:
+        offsets = h5["offsets"][:]
+        offsets[-1] += 7
+        h5["offsets"][:] = offsets
+    out.unlink()
+    caplog.set_level(logging.INFO, logger="tokentransfer.tokenize")
+    assert _shard(tok_path, paths, out, cache).reused == 0
+    assert "offsets do not fit" in caplog.text and out.read_bytes() == clean
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+def _ingest(work: Path, src: Path, limits: Limits | None = None, **spec) -> list[Row]:
+    return sources.ingest(
+        "t",
+        {"sources": [{"dir": {"path": str(src), "group": r"^(\d+)", **spec}}]},
+        store=work / "store",
+        manifest=work / "manifest.tsv",
+        limits=limits or Limits(),
+        seed=0,
+    )
+
+
+@pytest.fixture
+def source(tmp_path, fixtures_dir) -> Path:
+    """A folder of real MIDI files, a duplicate, a text file and a truncated MIDI file."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    files = sorted((fixtures_dir / "bach").glob("*.mid"))
+    for p in files[:8]:
+        shutil.copy(p, src / "sub" / p.name)
+    shutil.copy(files[0], src / "copy of first.mid")
+    (src / "notes.txt").write_text("not music\n")
+    (src / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk")
+    return src
+
+
+def _grow(src: Path, fixtures_dir: Path) -> None:
+    for p in sorted((fixtures_dir / "bach").glob("*.mid"))[8:]:
+        shutil.copy(p, src / p.name)
+    shutil.copy(sorted((fixtures_dir / "bach").glob("*.mid"))[1], src / "another copy.mid")
+
+
+def _log_count(text: str) -> int:
+    import re
+
+    found = re.findall(r"(\d+) known from the ingestion cache, not read", text)
+    return int(found[-1])
+
+
+def test_rerun_after_adding_files_reads_only_them_and_equals_a_clean_ingest(
+    tmp_path, source, fixtures_dir, caplog
+):
+    caplog.set_level(logging.INFO, logger="tokentransfer.corpus")
+    work = tmp_path / "work"
+    first = _ingest(work, source)
+    assert _log_count(caplog.text) == 0 and (work / INGEST_CACHE_NAME).exists()
+    assert {r.status for r in first} == {"ok", "duplicate", "rejected"}
+    _grow(source, fixtures_dir)
+    caplog.clear()
+    again = _ingest(work, source)
+    # every file read before (the 8 pieces, the copy, the broken file) is known; the text file
+    # is refused by its name, never read
+    assert _log_count(caplog.text) == 10
+    clean = tmp_path / "clean"
+    fresh = _ingest(clean, source)
+    assert (work / "manifest.tsv").read_bytes() == (clean / "manifest.tsv").read_bytes()
+    assert again == fresh
+    assert sorted(os.listdir(work / "store")) == sorted(os.listdir(clean / "store"))
+    # and a rerun with nothing changed reads nothing
+    caplog.clear()
+    assert _ingest(work, source) == fresh
+    assert _log_count(caplog.text) == 17
+
+
+def test_file_changed_in_place_is_hashed_again(tmp_path, source, caplog):
+    caplog.set_level(logging.INFO, logger="tokentransfer.corpus")
+    work = tmp_path / "work"
+    _ingest(work, source)
+    victim = sorted((source / "sub").glob("*.mid"))[0]
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[-20:] = b"x" * 20  # the same size, another content (no longer valid MIDI)
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    caplog.clear()
+    rows = {r.path: r for r in _ingest(work, source)}
+    assert _log_count(caplog.text) == 9  # all but the changed file
+    changed = rows[f"sub/{victim.name}"]
+    assert (
+        changed.file_id == hashlib.sha256(bytes(data)).hexdigest() and changed.bytes == st.st_size
+    )
+    clean = tmp_path / "clean"
+    _ingest(clean, source)
+    assert (work / "manifest.tsv").read_bytes() == (clean / "manifest.tsv").read_bytes()
+    # changed again with its old mtime put back: its ctime still differs, so it is read again
+    data[-20:] = b"y" * 20
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    caplog.clear()
+    rows = {r.path: r for r in _ingest(work, source)}
+    assert _log_count(caplog.text) == 9
+    assert rows[f"sub/{victim.name}"].file_id == hashlib.sha256(bytes(data)).hexdigest()
+
+
+def test_file_gone_from_the_store_is_read_and_stored_again(tmp_path, source, caplog):
+    caplog.set_level(logging.INFO, logger="tokentransfer.corpus")
+    work = tmp_path / "work"
+    rows = _ingest(work, source)
+    ok = [r for r in rows if r.status == "ok"]
+    gone = work / "store" / f"{ok[0].file_id}.mid"
+    gone.unlink()
+    cut = work / "store" / f"{ok[1].file_id}.mid"
+    cut.write_bytes(cut.read_bytes()[:-5])  # a damaged copy in the store
+    caplog.clear()
+    assert _ingest(work, source) == rows
+    assert _log_count(caplog.text) == 10 - 2
+    assert sha256_file(gone) == ok[0].file_id  # restored whole
+    assert sha256_file(cut) == ok[1].file_id  # a cut copy is replaced
+
+
+def test_cache_of_other_limits_or_damaged_is_not_used(tmp_path, source, caplog):
+    caplog.set_level(logging.INFO, logger="tokentransfer.corpus")
+    work = tmp_path / "work"
+    first = _ingest(work, source)
+    caplog.clear()
+    strict = Limits(min_notes=10**6)  # every piece is now rejected: the verdicts differ
+    with pytest.raises(sources.CorpusError, match="no usable MIDI"):
+        _ingest(work, source, limits=strict)
+    assert "not used: made under" in caplog.text and _log_count(caplog.text) == 0
+    # the cache now holds the strict verdicts; the default limits do not use them
+    caplog.clear()
+    assert _ingest(work, source) == first
+    assert "not used: made under" in caplog.text and _log_count(caplog.text) == 0
+    cache = work / INGEST_CACHE_NAME
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join([*lines[:3], "a\tb\tnot a number", *lines[3:]]) + "\n")
+    caplog.clear()
+    assert _ingest(work, source) == first
+    assert "unreadable" in caplog.text and _log_count(caplog.text) == 0
+    assert read_manifest(work / "manifest.tsv") == first
+
+
+def test_unwritable_cache_does_not_fail_ingestion(tmp_path, source, caplog):
+    caplog.set_level(logging.INFO, logger="tokentransfer.corpus")
+    work = tmp_path / "work"
+    (work / INGEST_CACHE_NAME).mkdir(parents=True)  # a folder where the cache file goes
+    rows = _ingest(work, source)
+    assert "ingestion cache" in caplog.text and len(rows) == 11
+    assert read_manifest(work / "manifest.tsv") == rows
