@@ -281,7 +281,7 @@ def run_point(
             use_gpu=use_gpu,
             seed=cfg["seed"] + draw,
             groups=p.train_groups,
-            budget=None if finetune_cfg is None else _finetune_spec(cfg, finetune_cfg, draw),
+            budget=_finetune_spec(cfg, finetune_cfg, draw) if finetune_cfg else None,
             checkpoints=checkpoints,
             base_shards=list(base_shards or []),
             base_splits=list(base_splits or []),
