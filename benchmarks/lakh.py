@@ -31,7 +31,17 @@ must not exist or be empty; it is deleted at the end unless ``--keep``):
 6. The full corpus tokenized once (``--cores 2``, default shard count): the full-size figure.
 7. Add 100: writes 100 new unique files into ``ROOT/corpus`` and times
    ``snakemake --cores 2 results/tokens/lakh/index.tsv`` (ingestion, the shards whose file
-   list changed, the index), then the same command with nothing to do.
+   list changed, the index), then the same command with nothing to do; with each job's time
+   (benchmark files), the files ingestion took from its cache without reading them and the
+   files the shards took from their caches without tokenizing them.
+
+``--steps`` runs only some of these (the corpus is always built): ``dag``, ``slurm``,
+``ingest``, ``tokenize`` (5), ``full`` (6) and ``add`` (7; it needs ``ingest`` and ``full``,
+so that files are added to a corpus tokenized once). For example, the add-100 rerun at 30,000
+files::
+
+    nice -n 10 python benchmarks/lakh.py --files 30000 --small-files 10000 \\
+        --steps ingest full add
 
 Run it with ``nice -n 10`` on a shared machine; the load average is printed with the figures.
 The figures are also written as JSON to benchmarks/results/lakh.json (git-ignored).
@@ -70,9 +80,13 @@ sys.path.insert(0, str(REPO / "src"))
 LAKH_FILES = 176_581  # files of the Lakh MIDI dataset (LMD-full)
 DEFAULT_SHARDS = 16  # the schema's default of `shards`
 CORE_RULES = ("ingest", "tokenizer", "tokenize_shard", "token_index")
+STEPS = ("dag", "slurm", "ingest", "tokenize", "full", "add")
 TEXT = b"tokentransfer lakh copy %d"
 # one line of the dry run's job table: "tokenize_shard      16"
 JOB_ROW = re.compile(r"^(\w+)\s+(\d+)\s*$")
+# the shard job's summary (scripts/tokenize_shard.py) and ingestion's (corpus.build_rows)
+REUSED_LOG = re.compile(r"\((\d+) files from the cache\)")
+INGEST_LOG = re.compile(r"checked (\d+) files: (\d+) accepted; (\d+) known from the ingestion")
 
 
 def _load_tokenize_bench():
@@ -105,9 +119,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mirror", type=Path, default=SHARED / "data" / "tegridy")
     p.add_argument("--keep", action="store_true", help="keep the working folder")
     p.add_argument("--out", type=Path, default=BENCH / "results" / "lakh.json")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        choices=STEPS,
+        default=list(STEPS),
+        help=f"steps to run (default: all of {' '.join(STEPS)})",
+    )
     args = p.parse_args(argv)
     if args.small_files >= args.files:
         p.error("--small-files must be smaller than --files")
+    if "add" in args.steps and not {"ingest", "full"} <= set(args.steps):
+        p.error("--steps add needs ingest and full (files are added to a tokenized corpus)")
     return args
 
 
@@ -338,19 +361,39 @@ def clean_tokens(work: Path, corpus: str) -> None:
 def shard_logs(work: Path, corpus: str, since: float = 0.0) -> dict:
     """Files and loop seconds of the tokenize_shard jobs (those logged after ``since``)."""
     tb = _load_tokenize_bench()
-    files = jobs = 0
+    files = jobs = reused = tokens = 0
     loop_s = 0.0
     for log in sorted((work / "logs" / "tokenize" / corpus).glob("*.log")):
         if log.stat().st_mtime < since:
             continue
-        found = tb.SHARD_LOG.findall(log.read_text())
+        text = log.read_text()
+        found = tb.SHARD_LOG.findall(text)
         if not found:
             sys.exit(f"no tokenize summary in {log}")
-        n, _tokens, failed, seconds = found[-1]
+        n, n_tokens, failed, seconds = found[-1]
         files += int(n) + int(failed)
+        tokens += int(n_tokens)
         loop_s += float(seconds)
         jobs += 1
-    return {"shard_jobs": jobs, "files": files, "loop_s": loop_s}
+        cached = REUSED_LOG.findall(text)
+        reused += int(cached[-1]) if cached else 0
+    return {
+        "shard_jobs": jobs,
+        "files": files,
+        "tokens": tokens,
+        "loop_s": loop_s,
+        "from_cache": reused,
+        "tokenized": files - reused,
+    }
+
+
+def job_seconds(work: Path, rule: str, since: float) -> list[float]:
+    """Wall seconds of the jobs of ``rule`` whose benchmark file was written after ``since``."""
+    out = []
+    for path in sorted((work / "logs" / "benchmarks" / rule).rglob("*.tsv")):
+        if path.stat().st_mtime >= since:
+            out.append(benchmark_row(path)["s"])
+    return out
 
 
 def tokenize_workflow(run: Runner, config: Path, corpus: str, shards: int) -> dict:
@@ -392,14 +435,26 @@ def plain(paths: list[str], processes: int) -> dict:
 
 def add_files(run: Runner, config: Path, originals, full: Path, start: int, n: int) -> dict:
     write_copies(originals, full, start, start + n)
-    since = time.time()
+    since = time.time() - 1
     r = run(config, "results/tokens/lakh/index.tsv", log="add")
-    r.update(shard_logs(run.work, "lakh", since=since - 1))
+    r.update(shard_logs(run.work, "lakh", since=since))
+    r["ingest_job_s"] = sum(job_seconds(run.work, "ingest", since))
+    shard_s = job_seconds(run.work, "tokenize", since)
+    r["shard_job_s"] = {"sum": sum(shard_s), "max": max(shard_s, default=0.0)}
+    r["index_job_s"] = sum(job_seconds(run.work, "token_index", since))
+    found = INGEST_LOG.findall((run.work / "logs" / "ingest" / "lakh.log").read_text())
+    if found:
+        checked, _accepted, known = (int(x) for x in found[-1])
+        r["ingest_checked"], r["ingest_from_cache"] = checked, known
     noop = run(config, "results/tokens/lakh/index.tsv", log="add-noop")
     r["noop_s"] = noop["wall_s"]
     print(
-        f"  add {n} files: {r['wall_s']:.1f} s; jobs {r['jobs']}; {r['shard_jobs']} shards "
-        f"retokenized {r['files']} files; then nothing to do: {noop['wall_s']:.1f} s"
+        f"  add {n} files: {r['wall_s']:.1f} s; jobs {r['jobs']}; ingest job "
+        f"{r['ingest_job_s']:.1f} s ({r.get('ingest_from_cache', '?')} of "
+        f"{r.get('ingest_checked', '?')} files from its cache); {r['shard_jobs']} shard jobs "
+        f"(sum {r['shard_job_s']['sum']:.1f} s, longest {r['shard_job_s']['max']:.1f} s) wrote "
+        f"{r['files']} files, tokenized {r['tokenized']} ({r['from_cache']} from their caches); "
+        f"index {r['index_job_s']:.1f} s; then nothing to do: {noop['wall_s']:.1f} s"
     )
     return r
 
@@ -432,6 +487,7 @@ def main(argv=None) -> int:
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     fig: dict = {"files": args.files, "small_files": args.small_files, "commit": commit}
+    fig["steps"] = list(args.steps)
     fig["load_start"] = loadavg()
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -448,33 +504,43 @@ def main(argv=None) -> int:
         default = configs[DEFAULT_SHARDS]
         run = Runner(root, args.cores)
 
-        print("DAG before the manifest exists:")
-        fig["dag_before"] = dag(run, {DEFAULT_SHARDS: default}, "before")
-        print("SLURM submissions:")
-        fig["slurm"] = slurm(run, configs)
-        print("Ingestion:")
-        fig["ingest_small"] = ingest(run, default, "lakh_small")
-        fig["ingest_full"] = ingest(run, default, "lakh")
-        print("DAG after the manifest exists:")
-        fig["dag_after"] = dag(run, configs, "after")
+        steps = set(args.steps)
+        if "dag" in steps:
+            print("DAG before the manifest exists:")
+            fig["dag_before"] = dag(run, {DEFAULT_SHARDS: default}, "before")
+        if "slurm" in steps:
+            print("SLURM submissions:")
+            fig["slurm"] = slurm(run, configs)
+        if "ingest" in steps:
+            print("Ingestion:")
+            fig["ingest_small"] = ingest(run, default, "lakh_small")
+            fig["ingest_full"] = ingest(run, default, "lakh")
+            if "dag" in steps:
+                print("DAG after the manifest exists:")
+                fig["dag_after"] = dag(run, configs, "after")
 
-        print(f"Tokenization of lakh_small ({args.small_files} files):")
-        run(default, "results/tokenizer/tokenizer.json", log="tokenizer")
-        paths = stored_files(run.work, "lakh_small")
-        tb = _load_tokenize_bench()
-        fig["cpu_before"] = tb.cpu_scaling(2)
-        print(f"  CPU check: 2 busy processes do {fig['cpu_before']:.2f}x the work of one")
-        fig["plain_1"] = plain(paths, 1)
-        fig["plain_2"] = plain(paths, 2)
-        fig["workflow_small"] = {
-            s: tokenize_workflow(run, configs[s], "lakh_small", s) for s in counts
-        }
-        fig["cpu_after"] = tb.cpu_scaling(2)
-        print(f"  CPU check: 2 busy processes do {fig['cpu_after']:.2f}x the work of one")
-        print(f"Tokenization of the whole corpus ({args.files} files, {DEFAULT_SHARDS} shards):")
-        fig["workflow_full"] = tokenize_workflow(run, default, "lakh", DEFAULT_SHARDS)
-        print(f"Add {args.add} files:")
-        fig["add"] = add_files(run, default, originals, full, args.files, args.add)
+        if "tokenize" in steps:
+            print(f"Tokenization of lakh_small ({args.small_files} files):")
+            run(default, "results/tokenizer/tokenizer.json", log="tokenizer")
+            paths = stored_files(run.work, "lakh_small")
+            tb = _load_tokenize_bench()
+            fig["cpu_before"] = tb.cpu_scaling(2)
+            print(f"  CPU check: 2 busy processes do {fig['cpu_before']:.2f}x the work of one")
+            fig["plain_1"] = plain(paths, 1)
+            fig["plain_2"] = plain(paths, 2)
+            fig["workflow_small"] = {
+                s: tokenize_workflow(run, configs[s], "lakh_small", s) for s in counts
+            }
+            fig["cpu_after"] = tb.cpu_scaling(2)
+            print(f"  CPU check: 2 busy processes do {fig['cpu_after']:.2f}x the work of one")
+        if "full" in steps:
+            print(
+                f"Tokenization of the whole corpus ({args.files} files, {DEFAULT_SHARDS} shards):"
+            )
+            fig["workflow_full"] = tokenize_workflow(run, default, "lakh", DEFAULT_SHARDS)
+        if "add" in steps:
+            print(f"Add {args.add} files:")
+            fig["add"] = add_files(run, default, originals, full, args.files, args.add)
         fig["load_end"] = loadavg()
         report(fig, args)
     finally:
@@ -487,50 +553,62 @@ def main(argv=None) -> int:
 
 
 def report(fig: dict, args) -> None:
-    p1 = fig["plain_1"]["files_per_s"]
     print()
     print(f"Figures ({args.files} files; load average {fig['load_start']} -> {fig['load_end']})")
-    print(
-        f"DAG (snakemake -n), before the manifest: "
-        f"{fig['dag_before'][DEFAULT_SHARDS]['wall_s']:.1f} s; after: "
-        + ", ".join(f"{v['wall_s']:.1f} s ({s} shards)" for s, v in fig["dag_after"].items())
-        + " (goal <= 30 s)"
-    )
-    a, b = fig["ingest_small"], fig["ingest_full"]
-    print(
-        f"ingestion: {a['rows']} files {a['wall_s']:.0f} s, job peak {a['job_max_rss_mb']:.0f} MB;"
-        f" {b['rows']} files {b['wall_s']:.0f} s, job peak {b['job_max_rss_mb']:.0f} MB: "
-        f"x{b['job_max_rss_mb'] / a['job_max_rss_mb']:.2f} memory for "
-        f"x{b['rows'] / a['rows']:.2f} files (goal: bounded)"
-    )
-    print(
-        f"tokenization ({fig['plain_1']['files']} files): plain 1 process {p1:.1f} files/s; "
-        f"plain 2 processes {fig['plain_2']['files_per_s']:.1f} files/s "
-        f"({fig['plain_2']['files_per_s'] / p1:.2f}x); CPU check (2 busy processes / one) "
-        f"{fig['cpu_before']:.2f}x before, {fig['cpu_after']:.2f}x after"
-    )
-    for s, w in fig["workflow_small"].items():
+    if "dag_before" in fig:
         print(
-            f"  workflow {args.cores} cores, {s} shards: {w['files_per_s']:.1f} files/s = "
-            f"{w['files_per_s'] / p1:.2f}x the plain loop (goal >= 1.6x)"
+            f"DAG (snakemake -n), before the manifest: "
+            f"{fig['dag_before'][DEFAULT_SHARDS]['wall_s']:.1f} s; after: "
+            + ", ".join(
+                f"{v['wall_s']:.1f} s ({s} shards)" for s, v in fig.get("dag_after", {}).items()
+            )
+            + " (goal <= 30 s)"
         )
-    w = fig["workflow_full"]
-    print(
-        f"  whole corpus, {DEFAULT_SHARDS} shards: {w['files']} files in {w['wall_s']:.0f} s = "
-        f"{w['files_per_s']:.1f} files/s ({w['files_per_s'] / p1:.2f}x the plain loop's rate)"
-    )
-    ad = fig["add"]
-    print(
-        f"add {args.add} files and rerun: {ad['wall_s']:.0f} s ({ad['shard_jobs']} shards, "
-        f"{ad['files']} files retokenized) (goal <= 120 s)"
-    )
-    print(
-        "SLURM submissions: "
-        + ", ".join(
-            f"{v['submissions']} for {v['jobs'].get('total')} jobs ({s} shards)"
-            for s, v in fig["slurm"].items()
+    if "ingest_full" in fig:
+        a, b = fig["ingest_small"], fig["ingest_full"]
+        print(
+            f"ingestion: {a['rows']} files {a['wall_s']:.0f} s, job peak "
+            f"{a['job_max_rss_mb']:.0f} MB; {b['rows']} files {b['wall_s']:.0f} s, job peak "
+            f"{b['job_max_rss_mb']:.0f} MB: x{b['job_max_rss_mb'] / a['job_max_rss_mb']:.2f} "
+            f"memory for x{b['rows'] / a['rows']:.2f} files, "
+            f"{(b['job_max_rss_mb'] - a['job_max_rss_mb']) * 2**20 / (b['rows'] - a['rows']):.0f}"
+            " bytes per added file (goal: bounded)"
         )
-    )
+    if "plain_1" in fig:
+        p1 = fig["plain_1"]["files_per_s"]
+        print(
+            f"tokenization ({fig['plain_1']['files']} files): plain 1 process {p1:.1f} files/s; "
+            f"plain 2 processes {fig['plain_2']['files_per_s']:.1f} files/s "
+            f"({fig['plain_2']['files_per_s'] / p1:.2f}x); CPU check (2 busy processes / one) "
+            f"{fig['cpu_before']:.2f}x before, {fig['cpu_after']:.2f}x after"
+        )
+        for s, w in fig["workflow_small"].items():
+            print(
+                f"  workflow {args.cores} cores, {s} shards: {w['files_per_s']:.1f} files/s = "
+                f"{w['files_per_s'] / p1:.2f}x the plain loop (goal >= 1.6x)"
+            )
+    if "workflow_full" in fig:
+        w = fig["workflow_full"]
+        print(
+            f"  whole corpus, {DEFAULT_SHARDS} shards: {w['files']} files ({w['tokens']} tokens) "
+            f"in {w['wall_s']:.0f} s = {w['files_per_s']:.1f} files/s"
+        )
+    if "add" in fig:
+        ad = fig["add"]
+        print(
+            f"add {args.add} files and rerun: {ad['wall_s']:.0f} s (ingest job "
+            f"{ad['ingest_job_s']:.0f} s; {ad['shard_jobs']} shard jobs, {ad['tokenized']} files "
+            f"tokenized, {ad['from_cache']} from the shard caches; longest shard job "
+            f"{ad['shard_job_s']['max']:.0f} s) (goal <= 120 s)"
+        )
+    if "slurm" in fig:
+        print(
+            "SLURM submissions: "
+            + ", ".join(
+                f"{v['submissions']} for {v['jobs'].get('total')} jobs ({s} shards)"
+                for s, v in fig["slurm"].items()
+            )
+        )
 
 
 if __name__ == "__main__":
