@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from .grammar import BAR_TOKEN
+
 BOS_TOKEN = "BOS_None"
-BAR_TOKEN = "Bar_None"
 
 #: distributions kept per context while sampling (cleared when full)
 _CACHE_SIZE = 4096

@@ -38,18 +38,16 @@ Fidelity and style look at a sample's generated tokens only (a prompt is left ou
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .features import FIDELITY_FEATURES
+from .fileio import read_tsv, to_tsv
 
 log = logging.getLogger(__name__)
 
@@ -251,16 +249,6 @@ def build_reference(
     }
 
 
-def _fmt(v) -> str:
-    if isinstance(v, str):
-        return v
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    if isinstance(v, int):
-        return str(v)
-    return f"{v:.4f}"
-
-
 def _adapt_seconds(method: str, info: dict, costs: dict) -> float | None:
     """Seconds spent adapting to the target (graph network training, fine-tuning, fitting)."""
     if method in costs:
@@ -413,24 +401,6 @@ def run_evaluate(
     if features_tsv:
         write_text_atomic(features_tsv, to_tsv(feature_rows))
     return rows
-
-
-def to_tsv(rows: list[dict]) -> str:
-    """Rows of dicts as TSV text (columns of the first row, numbers with 4 decimals)."""
-    if not rows:
-        return ""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    columns = list(rows[0])
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([_fmt(r.get(c)) for c in columns])
-    return buf.getvalue()
-
-
-def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
 
 
 def graph_adapt_seconds(metrics_json: str) -> float | None:

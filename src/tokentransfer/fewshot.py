@@ -195,8 +195,7 @@ class _Point:
         )
 
     def write(self, out_tsv: str) -> None:
-        from .evaluate import to_tsv
-        from .fileio import write_text_atomic
+        from .fileio import to_tsv, write_text_atomic
 
         text = to_tsv(self.rows) if self.rows else "\t".join(COLUMNS) + "\n"
         write_text_atomic(out_tsv, text)
@@ -325,8 +324,7 @@ def run_curve(
     ``transformer_h5`` (the unadapted transformer's samples) add its reference line, measured
     by :func:`reference_rows` (``reference``: its ``tokenizer_json``, ``shards``, ``split``,
     ``copy_n``)."""
-    from .evaluate import read_tsv, to_tsv
-    from .fileio import write_text_atomic
+    from .fileio import read_tsv, to_tsv, write_text_atomic
 
     rows = [r for path in points for r in read_tsv(path)]
     if transformer_h5:
@@ -377,9 +375,9 @@ FIGURE_METRICS = (
 def curve_figure(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
     """Metric against k (log axis), one line per method (mean over draws, band: min to max);
     the unadapted transformer as a dashed horizontal line."""
-    from .figures import _pyplot, _save
+    from .figures import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), squeeze=False)
     methods = sorted({r["method"] for r in rows if _k_key(r["k"]) >= 0})
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
@@ -413,5 +411,5 @@ def curve_figure(rows: list[dict], path: str | os.PathLike, title: str = "") -> 
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"{title}: few-shot adaptation (dashed: the transformer unadapted)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

@@ -37,7 +37,8 @@ KIND_COLOURS = {"graph": "tab:blue", "baseline": "tab:orange", "reference": "tab
 PNG_METADATA = {"Software": None}  # no version string: the same figure gives the same bytes
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed); for every figure module."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,7 +47,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_png(fig, path: str | os.PathLike) -> None:
+    """Write a figure as PNG atomically, without a version string (same figure, same bytes)."""
     import io
 
     from .fileio import write_bytes_atomic
@@ -67,7 +69,7 @@ def metrics_chart(rows: list[dict[str, str]], path: str | os.PathLike, title: st
     """One panel per metric of :data:`CHART_METRICS`, a bar per method (error bar: the std
     over samples), coloured by kind (walk, baseline, real pieces). Costs are left to the table:
     a figure holds no wall time, so two runs draw the same bytes."""
-    plt = _pyplot()
+    plt = pyplot()
     methods = [r["method"] for r in rows]
     cols = 3
     nrows = math.ceil(len(CHART_METRICS) / cols)
@@ -92,7 +94,7 @@ def metrics_chart(rows: list[dict[str, str]], path: str | os.PathLike, title: st
         ax.axis("off")
     fig.suptitle(f"{title}: methods against the held-out test pieces", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -100,7 +102,7 @@ def pitch_class_chart(
     histograms: dict[str, np.ndarray], path: str | os.PathLike, title: str = ""
 ) -> None:
     """Pooled pitch-class histograms, one line per sample set (the test pieces in black)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
     fig, ax = plt.subplots(figsize=(8, 4))
     for method, hist in histograms.items():
@@ -111,7 +113,7 @@ def pitch_class_chart(
     ax.set_title(f"{title}: pitch classes", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -196,7 +198,7 @@ def piano_rolls(
     method, under a first row of test excerpts (``reference``: note dicts in quarter notes, as
     :func:`test_excerpts` cuts them), all on one time axis of ``beats`` quarter notes (default:
     the longest sample's span) and one pitch axis. Returns the axis length in quarter notes."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = {m: [_notes_in_beats(sc) for sc in scores] for m, scores in sets.items()}
     if beats is None:
         spans = [span_beats(n) for notes in rows.values() for n in notes]
@@ -233,7 +235,7 @@ def piano_rolls(
         fontsize=9,
     )
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     return beats
 
@@ -254,7 +256,8 @@ def target_figures(
     """All figures of one target from its metrics table and its sample sets' ``tokens.h5``;
     ``reference``: the test pieces' token sequences; ``per_method`` samples of each set in the
     piano rolls, under as many test excerpts (seeded by ``seed``) of the same length."""
-    from .evaluate import pooled_pitch_classes, read_tsv
+    from .evaluate import pooled_pitch_classes
+    from .fileio import read_tsv
     from .rwr import decode
     from .stages import read_samples
     from .tokenize import load_tokenizer
@@ -283,9 +286,9 @@ def target_figures(
 
 def training_curves(logs: dict[str, str], path: str | os.PathLike) -> None:
     """Loss against step of each training log (``training_log.tsv``: step, loss, ...)."""
-    from .evaluate import read_tsv
+    from .fileio import read_tsv
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, tsv in logs.items():
         rows = read_tsv(tsv)
@@ -299,5 +302,5 @@ def training_curves(logs: dict[str, str], path: str | os.PathLike) -> None:
     if logs:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

@@ -1,10 +1,15 @@
-"""Small file helpers: atomic writes, content hashes, logging set-up."""
+"""Small file helpers: atomic writes, content hashes, JSON records, TSV tables, logging
+set-up."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
+import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -120,3 +125,39 @@ def torch_save_atomic(obj, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     write_bytes_atomic(path, buf.getvalue())
+
+
+def write_json(obj: dict, path: str | os.PathLike) -> None:
+    """A JSON record, atomically (keys sorted, indented, a final newline)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def tsv_cell(v) -> str:
+    """A TSV cell: strings as they are, ints as ints, other numbers with 4 decimals, None and
+    non-finite floats empty."""
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4f}"
+
+
+def to_tsv(rows: list[dict]) -> str:
+    """Rows of dicts as TSV text (columns of the first row, numbers with 4 decimals)."""
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    columns = list(rows[0])
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([tsv_cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a TSV file with a header, as dicts of strings."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))

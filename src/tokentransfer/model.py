@@ -9,13 +9,12 @@ never killed. Checkpoints load with ``torch.load(weights_only=True)``: nothing i
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -382,11 +381,3 @@ def load_model(model_dir: str | os.PathLike, tokenizer_json: str | os.PathLike |
             f"tokenizer {tok_path} has {len(tokenizer)} tokens"
         )
     return model, tokenizer
-
-
-def write_json(obj: dict, path: str | os.PathLike) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def spec_dict(spec) -> dict:
-    return asdict(spec)

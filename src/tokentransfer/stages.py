@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .embed import contextual, position_table, token_table, write_embeddings
-from .fileio import sha256_file, write_text_atomic
+from .fileio import sha256_file, write_json, write_text_atomic
 from .model import (
     ModelError,
     ModelSpec,
@@ -30,7 +30,6 @@ from .model import (
     save_model,
     special_ids,
     train,
-    write_json,
 )
 from .split import read_split
 from .tokenize import load_tokenizer, read_shard
@@ -223,8 +222,6 @@ def run_perplexity(
 
 
 def run_metrics(train_json: str, perplexities: list[str], out_json: str) -> dict:
-    import json
-
     info = json.loads(Path(train_json).read_text())
     per = [json.loads(Path(p).read_text()) for p in perplexities]
     out = {

@@ -212,8 +212,7 @@ def run_style_classifier(
     rate, in the ``recall`` column).
     """
     from .baselines import bar_id, real_excerpts
-    from .evaluate import to_tsv
-    from .fileio import write_text_atomic
+    from .fileio import to_tsv, write_text_atomic
     from .stages import corpus_tokens
     from .tokenize import load_tokenizer
 
@@ -290,6 +289,6 @@ def _int_seed(ss: np.random.SeedSequence) -> int:
 
 def read_heldout(path: str | os.PathLike) -> dict[str, dict[str, str]]:
     """The held-out table by corpus (and :data:`ALL_ROW`, :data:`MAJORITY_ROW`)."""
-    from .evaluate import read_tsv
+    from .fileio import read_tsv
 
     return {r["corpus"]: r for r in read_tsv(Path(path))}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import read_tsv
+from .fileio import read_tsv
 
 #: columns of the evaluation table: (column, header). What the music sounds like leads: feature
 #: fidelity (mean OA of the musical features' distributions with the test pieces'), the share
