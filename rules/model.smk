@@ -1,5 +1,7 @@
 # Transformer stage: splits, pretraining (or a local checkpoint), perplexities, embedding
-# caches and the fine-tuning baseline.
+# caches and the fine-tuning baseline. Each rule's params are the config keys its job reads.
+
+from tokentransfer.stages import PRETRAIN_KEYS  # noqa: E402
 
 
 rule split:
@@ -47,7 +49,7 @@ if MODEL_SOURCE == "pretrain":
             runtime=240,
             gpu=GPU,
         params:
-            cfg=config["model"],
+            cfg=section("model", only=PRETRAIN_KEYS),
             seed=config["seed"],
             use_gpu=config["use_gpu"],
             checkpoints="results/checkpoints/{model}",

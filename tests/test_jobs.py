@@ -22,6 +22,7 @@ from tokentransfer.graph import load_coo, load_matrix
 from tokentransfer.model import ModelError, load_model
 from tokentransfer.split import SPLIT_COLUMNS
 from tokentransfer.stages import (
+    PRETRAIN_KEYS,
     corpus_tokens,
     import_tokenizer,
     read_samples,
@@ -149,6 +150,7 @@ def test_corpus_tokens_reads_every_shard_in_file_id_order_and_one_part(corpus):
 
 
 def test_run_pretrain_writes_a_loadable_model_its_log_and_record(corpus, pretrained):
+    assert set(MODEL) == set(PRETRAIN_KEYS)  # the keys rule pretrain passes are enough
     info = pretrained.info
     assert info["train_pieces"] == len(_part(corpus, "train")) == 11
     assert info["val_pieces"] == 2

@@ -36,6 +36,24 @@ from .tokenize import load_tokenizer, read_shard
 
 log = logging.getLogger(__name__)
 
+#: the keys of config section ``model`` that :func:`run_pretrain` reads (rule pretrain's
+#: params: a change of another key, such as ``threads``, reruns no pretraining)
+PRETRAIN_KEYS = (
+    "arch",
+    "layers",
+    "dim",
+    "heads",
+    "context",
+    "dropout",
+    "steps",
+    "batch",
+    "lr",
+    "warmup",
+    "weight_decay",
+    "checkpoint_every",
+    "eval_tokens",
+)
+
 
 def corpus_tokens(
     shard_paths: list[str], splits: list[str] | None = None, part: str | None = None
