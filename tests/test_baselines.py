@@ -179,8 +179,9 @@ def test_start_tokens_and_bar_id(tok):
     assert bar_id(tok) == tok.vocab["Bar_None"]
 
 
-def test_ngram_on_real_pieces_starts_at_a_bar_and_emits_no_specials(tok, fixtures_dir):
-    seqs = [tokenize_file(tok, p) for p in sorted((fixtures_dir / "bach").glob("*.mid"))[:4]]
+def test_ngram_on_real_pieces_starts_at_a_bar_and_emits_no_specials(tok, midi_corpora):
+    chorales = sorted((midi_corpora / "chorales").glob("*.mid"))[:4]
+    seqs = [tokenize_file(tok, p) for p in chorales]
     m = NgramModel(3, len(tok)).fit(seqs)
     specials = set(special_ids(tok).values())
     for s in m.sample(3, 256, seed=0):

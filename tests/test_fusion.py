@@ -47,8 +47,9 @@ def grammar(tok):
 
 
 @pytest.fixture(scope="module")
-def jazz(tok, fixtures_dir: Path) -> list[np.ndarray]:
-    return [tokenize_file(tok, p) for p in sorted((fixtures_dir / "jazzlead").glob("*.mid"))]
+def jazz(tok, midi_corpora: Path) -> list[np.ndarray]:
+    """One-line fiddle tunes (16 pieces, each long enough to pass the model's context)."""
+    return [tokenize_file(tok, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
 
 
 @pytest.fixture(scope="module")
