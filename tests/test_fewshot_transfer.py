@@ -1,15 +1,18 @@
 """The few-shot point of the transfer methods (fusion, transplant, embedding-only and LoRA
-fine-tuning) on fixture corpora, with a tiny model saved here; bits/token of every method."""
+fine-tuning) on corpora exported from music21 (the base folder and the fiddle tunes), with a
+tiny model saved here; bits/token of every method."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests import music21_corpora as m21
 from tokentransfer.fewshot import LIKELIHOOD_METRICS, run_point
 from tokentransfer.methods import names
 from tokentransfer.model import build_model, save_model, special_ids
@@ -34,32 +37,44 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def _corpus(tok, folder: Path, out: Path, name: str, held: set[int], held_as: str) -> tuple:
-    paths = sorted(folder.glob("*.mid"))
+def _corpus(tok, paths: list[Path], out: Path, name: str, held: set[str], held_as: str, group):
+    """A shard of ``paths`` and its split: the files named in ``held`` held out as ``held_as``,
+    groups by the regex ``group`` (the workflow's), else one group a file."""
     ids = [f"{name}{i:03d}" for i in range(len(paths))]
     seqs = [tokenize_file(tok, p) for p in paths]
     shard = out / f"{name}.h5"
     write_shard(ShardResult(ids, seqs, [], 0.0), shard, tokenizer_hash="x", corpus=name, shard="0")
     split = out / f"{name}.tsv"
     rows = ["file_id\tgroup\tsplit"]
-    # jazzlead holds one song in 12 keys: group by the song, as the workflow's regex does
-    groups = [p.stem.rsplit("_", 1)[0] if name == "jazz" else p.stem for p in paths]
+    groups = [(m.group(1) if (m := re.search(group, p.stem)) else p.stem) for p in paths]
     rows += [
-        f"{f}\t{g}\t{held_as if i in held else 'train'}"
-        for i, (f, g) in enumerate(zip(ids, groups, strict=True))
+        f"{f}\t{g}\t{held_as if p.name in held else 'train'}"
+        for f, g, p in zip(ids, groups, paths, strict=True)
     ]
     split.write_text("\n".join(rows) + "\n")
+    assert sum(p.name in held for p in paths) == len(held)
     return [str(shard)], str(split), groups
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, fixtures_dir):
+def setup(tmp_path_factory, music21_corpora):
+    """The base: the music21 base folder's MIDI files (its rejected files and the exact
+    duplicate left out, as ingestion leaves them), two held out for validation; the target:
+    the fiddle tunes, one tune in five keys grouped as the workflow's regex groups it, three
+    single tunes held out for test."""
     out = tmp_path_factory.mktemp("transfer")
     tok = build_tokenizer({"kind": "REMI", "use_programs": True})
     tok_json = out / "tokenizer.json"
     save_tokenizer(tok, tok_json)
-    base = _corpus(tok, fixtures_dir / "base_edge", out, "base", {0, 1}, "val")
-    jazz = _corpus(tok, fixtures_dir / "jazzlead", out, "jazz", {13, 14, 15}, "test")
+    paths = sorted(
+        p
+        for p in (music21_corpora / "base").glob("*.mid")
+        if p.name not in {*m21.BASE_REJECTED, m21.DUPLICATE_NAME}
+    )
+    base = _corpus(tok, paths, out, "base", {p.name for p in paths[:2]}, "val", m21.BASE_GROUP)
+    paths = sorted((music21_corpora / "fiddle").glob("*.mid"))
+    held = {f"{Path(rel).stem}.mid" for rel in m21.FIDDLE_WORKS[-3:]}
+    jazz = _corpus(tok, paths, out, "jazz", held, "test", m21.FIDDLE_GROUP)
     cfg = {"arch": "gpt2", "layers": 1, "dim": 16, "heads": 2, "context": 64, "dropout": 0.0}
     model = build_model(model_spec(cfg), len(tok), special_ids(tok), 0)
     save_model(model, tok_json, out / "hf")
@@ -144,16 +159,17 @@ def test_cheap_point_has_bits_for_chains_and_walks(setup):
 
 
 @pytest.mark.e2e
-def test_the_curve_asks_for_a_transfer_job_per_point(tmp_path, fixtures_dir):
+def test_the_curve_asks_for_a_transfer_job_per_point(tmp_path, music21_corpora):
     """A dry run of the workflow: one fewshot_transfer job per (k, draw) when fewshot.methods
     holds a transfer method, none otherwise."""
     from tests.conftest import snakemake, write_config
-    from tests.test_workflow import fixture_config, job_counts
+    from tests.test_workflow import dag_config, job_counts
 
-    config = fixture_config(fixtures_dir)
-    config["corpora"] = {n: config["corpora"][n] for n in ("base", "jazzlead")}
+    config = dag_config(music21_corpora)
+    config["corpora"] = {n: config["corpora"][n] for n in ("base", "fiddle")}
+    config["baselines"] = {"finetune": ["fiddle"]}
     config["fewshot"] = {"enabled": True, "ks": [1, 0], "draws": 2, "variants": []}
-    target = "results/fewshot/small/jazzlead/curve.tsv"
+    target = "results/fewshot/small/fiddle/curve.tsv"
     counts = {}
     for methods in (["markov1", "fused_walk", "lora"], ["markov1"]):
         config["fewshot"]["methods"] = methods
