@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tokentransfer import sources
-from tokentransfer.corpus import INGEST_CACHE_NAME, Limits, Row, read_manifest
+from tokentransfer.corpus import INGEST_CACHE_NAME, Limits, Row, listing_digest, read_manifest
 from tokentransfer.fileio import sha256_file
 from tokentransfer.tokenize import (
     build_tokenizer,
@@ -282,3 +282,20 @@ def test_unwritable_cache_does_not_fail_ingestion(tmp_path, source, caplog):
     rows = _ingest(work, source)
     assert "ingestion cache" in caplog.text and len(rows) == 11
     assert read_manifest(work / "manifest.tsv") == rows
+
+
+def test_listing_digest_changes_exactly_when_the_listing_does(tmp_path, source):
+    before = listing_digest([source])
+    assert listing_digest([source]) == before  # same listing, same digest
+    assert listing_digest([source, tmp_path / "src" / "sub"]) != before
+    new = source / "sub" / "new.mid"
+    new.write_bytes(b"MThd")
+    added = listing_digest([source])
+    assert added != before
+    st = new.stat()
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert listing_digest([source]) not in (before, added)  # changed in place: new mtime
+    new.unlink()
+    assert listing_digest([source]) == before  # removed again
+    (source / "notes.txt").write_text("not music, longer\n")
+    assert listing_digest([source]) != before  # another size
