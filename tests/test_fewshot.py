@@ -61,16 +61,18 @@ def test_read_groups_keeps_only_training_pieces(tmp_path):
 
 
 @pytest.mark.e2e
-def test_fewshot_curve_on_fixtures(tmp_path, fixtures_dir):
-    """The curve's jobs on a fixture target: every method at every k and draw, with the same
-    number of tokens, subsets grouped away from the test pieces; the figure is drawn."""
+def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
+    """The curve's jobs on a target (the music21 fiddle tunes, one tune in five keys): every
+    method at every k and draw, with the same number of tokens, subsets grouped away from the
+    test pieces; the figure is drawn."""
     from tests.conftest import snakemake, write_config
-    from tests.test_workflow import fixture_config
+    from tests.test_workflow import dag_config
     from tokentransfer.evaluate import read_tsv
     from tokentransfer.fewshot import CURVE_METRICS
 
-    config = fixture_config(fixtures_dir)
-    config["corpora"] = {n: config["corpora"][n] for n in ("base", "jazzlead")}
+    config = dag_config(music21_corpora)
+    config["corpora"] = {n: config["corpora"][n] for n in ("base", "fiddle")}
+    config["baselines"] = {"finetune": ["fiddle"]}
     config["gcn"]["variants"] = ["emb_neighbours"]
     config["generate"]["variants"] = ["counts"]
     config["evaluate"] = {"methods": ["transformer"], "figures": False}
@@ -88,11 +90,11 @@ def test_fewshot_curve_on_fixtures(tmp_path, fixtures_dir):
         str(cfg),
         "--cores",
         "2",
-        "results/fewshot/small/jazzlead/curve.tsv",
+        "results/fewshot/small/fiddle/curve.tsv",
     )
-    rows = read_tsv(tmp_path / "results/fewshot/small/jazzlead/curve.tsv")
-    assert (tmp_path / "results/fewshot/small/jazzlead/curve.png").stat().st_size > 0
-    n_train = len(read_groups(tmp_path / "results/splits/jazzlead.tsv"))
+    rows = read_tsv(tmp_path / "results/fewshot/small/fiddle/curve.tsv")
+    assert (tmp_path / "results/fewshot/small/fiddle/curve.png").stat().st_size > 0
+    n_train = len(read_groups(tmp_path / "results/splits/fiddle.tsv"))
     methods = ["markov1", "markov2", "markov3", "counts", "emb_neighbours", "finetuned"]
     length = config["generate"]["samples"] * config["generate"]["length"]
     for method in methods:
@@ -105,7 +107,7 @@ def test_fewshot_curve_on_fixtures(tmp_path, fixtures_dir):
                 }
                 assert set(got) >= set(CURVE_METRICS), (method, k, draw)
                 assert float(got["tokens"]) == length, (method, k, draw)
-    assert not [r for r in rows if r["k"] == "50"]  # more pieces than jazzlead has: skipped
+    assert not [r for r in rows if r["k"] == "50"]  # more pieces than fiddle has: skipped
     assert {r["pieces"] for r in rows if r["k"] == "0"} == {str(n_train)}
     reference = [r for r in rows if r["method"] == "transformer"]
     assert reference and {r["k"] for r in reference} == {"-1"}
