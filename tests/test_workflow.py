@@ -2,10 +2,9 @@
 
 The DAG's tests run on small corpora exported from the corpus that the ``music21`` package
 ships (tests/music21_corpora.py: ``base`` and ``fiddle`` folders, and the Bach chorales as a
-``music21`` source), so they run wherever the project is installed. The hostile files of the
-fixture corpora cut from the Tegridy data (../shared/data/fixtures) go through ingestion and
-tokenization in one test, and two real Tegridy zips through the whole DAG in another; those
-two skip without ../shared (and fail under CI).
+``music21`` source), so they run wherever the project is installed; one test makes hostile
+files from them and takes them through ingestion and tokenization. Two real Tegridy zips go
+through the whole DAG in another test, which skips without ../shared (and fails under CI).
 """
 
 from __future__ import annotations
@@ -87,38 +86,6 @@ def dag_config(corpora: Path, fiddle: str | None = None) -> dict:
                 "role": "target",
                 "sources": [
                     {"dir": {"path": fiddle or str(corpora / "fiddle"), "group": m21.FIDDLE_GROUP}}
-                ],
-            },
-        },
-    }
-
-
-def fixture_config(fixtures: Path) -> dict:
-    """The workflow on the four fixture corpora cut from the Tegridy data (``fixtures_dir``)."""
-    return {
-        "seed": 0,
-        "shards": SHARDS,
-        "model": dict(TINY_MODEL),
-        "gcn": dict(TINY_GCN),
-        "generate": dict(TINY_GENERATE),
-        "baselines": {"finetune": ["jazzlead"]},
-        "finetune": {"steps": 4, "batch": 2, "warmup": 1},
-        "corpora": {
-            "base": {
-                "role": "base",
-                "sources": [
-                    {"dir": {"path": str(fixtures / "base_edge"), "group": "^(.+?)_score_"}}
-                ],
-            },
-            "bach": {"role": "target", "sources": [{"dir": {"path": str(fixtures / "bach")}}]},
-            "karaoke": {
-                "role": "target",
-                "sources": [{"dir": {"path": str(fixtures / "karaoke")}}],
-            },
-            "jazzlead": {
-                "role": "target",
-                "sources": [
-                    {"dir": {"path": str(fixtures / "jazzlead"), "group": "^(.+)_[a-g]s?$"}}
                 ],
             },
         },
@@ -210,33 +177,106 @@ def test_split_keeps_versions_together(dag_run):
         assert set(split.values()) == sides, corpus
 
 
-def test_hostile_fixtures_ingest_and_tokenize(tmp_path, fixtures_dir):
-    """The fixture corpora cut from the Tegridy data through ingestion and tokenization.
+#: the hostile folder's band file: a 112-byte name (spaces, brackets, '+', non-ASCII)
+LONG_NAME = (
+    "Rudolph the red-nosed reindeer_22 (1gxm) (gene autry++) (johnny marks-1949) "
+    "(seq dön carroll) rudolph_kardc.mid"
+)
 
-    Their files are hostile in ways no exported score is (a file mido cannot read, ticks per
-    quarter 52, 92 tempo changes, multi-track karaoke with drums and lyrics, a 112-byte name);
-    the DAG up to the token shards must take them all.
+
+def with_lyrics(data: bytes, words: list[bytes], step: int) -> bytes:
+    """A format-1 MIDI file with a track of lyric events (one word every ``step`` ticks, bytes
+    as karaoke files have them, not always UTF-8) added, as karaoke files carry them."""
+
+    def vlq(n: int) -> bytes:
+        out = [n & 0x7F]
+        while n := n >> 7:
+            out.append(0x80 | (n & 0x7F))
+        return bytes(reversed(out))
+
+    events = b"".join(
+        vlq(step if i else 0) + b"\xff\x05" + vlq(len(w)) + w for i, w in enumerate(words)
+    )
+    events += b"\x00\xff\x2f\x00"  # end of track
+    assert data[8:10] == b"\x00\x01"
+    tracks = int.from_bytes(data[10:12], "big") + 1
+    chunk = b"MTrk" + len(events).to_bytes(4, "big") + events
+    return data[:10] + tracks.to_bytes(2, "big") + data[12:] + chunk
+
+
+def hostile_folder(folder: Path, base: Path) -> Path:
+    """Files made hostile in ways no exported score is, from a base piece: played by a band
+    with a drum kit (tests/music21_corpora.orchestrate), a lyrics track, at 52 ticks per quarter,
+    with 92 tempo changes, under a 112-byte name, and its exact copy under another name; the
+    piece at 12 ticks per quarter and an empty file (both rejected)."""
+    import symusic
+
+    piece = (base / "Agnus_01.mid").read_bytes()
+    score = symusic.Score.from_midi(m21.orchestrate(piece)).resample(52, min_dur=1)
+    end = score.end()
+    score.tempos = [symusic.Tempo(i * end // 92, qpm=60.0 + i) for i in range(92)]
+    data = with_lyrics(score.dumps_midi(), [b"la", b"l\xe9"] * (end // 52 // 2), 52)
+    folder.mkdir()
+    (folder / LONG_NAME).write_bytes(data)
+    (folder / "band copy.mid").write_bytes(data)
+    (folder / "coarse.mid").write_bytes(symusic.Score.from_midi(piece).resample(12).dumps_midi())
+    (folder / "empty.mid").write_bytes(b"")
+    again = symusic.Score.from_midi(data)  # the file is as hostile as meant
+    assert len(LONG_NAME.encode()) == 112 and again.ticks_per_quarter == 52
+    assert len(again.tempos) == 92 and sum(len(t.lyrics) for t in again.tracks) > 100
+    assert any(t.is_drum for t in again.tracks) and len({t.program for t in again.tracks}) > 2
+    return folder
+
+
+def test_hostile_fixtures_ingest_and_tokenize(tmp_path, music21_corpora):
+    """Awkward folders through ingestion and tokenization: the DAG up to the token shards must
+    take them all.
+
+    The music21 base folder (an exact duplicate, a name with unicode, quotes, '#' and spaces,
+    a subfolder with a .midi file, two versions of a piece, a text file and a truncated MIDI),
+    the fiddle tunes (one tune in five keys) and :func:`hostile_folder`.
     """
-    cfg = write_config(tmp_path / "config.yaml", fixture_config(fixtures_dir))
-    corpora = {"base": "base_edge", "bach": "bach", "karaoke": "karaoke", "jazzlead": "jazzlead"}
-    targets = [f"results/tokens/{c}/index.tsv" for c in corpora]
-    run(tmp_path, cfg, *targets, *(f"results/splits/{c}.tsv" for c in corpora))
-    for corpus, folder in corpora.items():
-        check_manifest(tmp_path, corpus, fixtures_dir / folder)
-    check_token_shards(tmp_path, corpora)
-    karaoke = {r.path: r for r in read_manifest(tmp_path / "results/corpora/karaoke/manifest.tsv")}
-    assert karaoke["Letitbe.mid"].status == "duplicate"
-    assert karaoke["Letitbe.mid"].duplicate_of == karaoke["Let_it_be.mid"].file_id
-    base = read_manifest(tmp_path / "results/corpora/base/manifest.tsv")
-    assert sum(r.status == "duplicate" for r in base) == 2
-    assert any("#" in r.path and "ü" not in r.path for r in base)
-    versions = [r for r in base if "Pathétique" in r.path]
-    assert len(versions) == 2 and versions[0].group == versions[1].group != versions[0].file_id
-    jazz = read_manifest(tmp_path / "results/corpora/jazzlead/manifest.tsv")
-    keys = {r.group for r in jazz if r.path.startswith("beautiful_friend_")}
-    assert keys == {"piece:beautiful_friend"}  # one song in 12 keys: one group
-    split = read_split(tmp_path / "results/splits/jazzlead.tsv")
-    assert len({split[r.file_id] for r in jazz if r.path.startswith("beautiful_friend_")}) == 1
+    config = dag_config(music21_corpora)
+    hostile = hostile_folder(tmp_path / "hostile", music21_corpora / "base")
+    config["corpora"] = {
+        "base": config["corpora"]["base"],
+        "fiddle": config["corpora"]["fiddle"],
+        "hostile": {"role": "target", "sources": [{"dir": {"path": str(hostile)}}]},
+    }
+    config["baselines"] = {"finetune": ["fiddle"]}
+    cfg = write_config(tmp_path / "config.yaml", config)
+    folders = {"base": music21_corpora / "base", "fiddle": music21_corpora / "fiddle"}
+    folders["hostile"] = hostile
+    targets = [f"results/tokens/{c}/index.tsv" for c in folders]
+    run(tmp_path, cfg, *targets, *(f"results/splits/{c}.tsv" for c in folders))
+    rows = {c: check_manifest(tmp_path, c, folder) for c, folder in folders.items()}
+    check_token_shards(tmp_path, folders)
+    band = rows["hostile"]
+    assert band[LONG_NAME].status == "ok"
+    assert band["band copy.mid"].status == "duplicate"
+    assert band["band copy.mid"].duplicate_of == band[LONG_NAME].file_id
+    assert band["coarse.mid"].status == "rejected"
+    assert band["coarse.mid"].reason.startswith("absurd ticks per quarter: 12")
+    assert band["empty.mid"].status == "rejected" and band["empty.mid"].reason == "empty file"
+    tokenized = set()  # the band file tokenized, not listed as failed
+    for s in range(SHARDS):
+        tokenized |= set(read_shard(tmp_path / f"results/tokens/hostile/{s:04d}.h5").file_ids)
+    assert band[LONG_NAME].file_id in tokenized
+    base = rows["base"]
+    pair = sorted((base[m21.DUPLICATE_NAME], base["Agnus_00.mid"]), key=lambda r: r.status)
+    assert [r.status for r in pair] == ["duplicate", "ok"]  # one kept, one listed as its copy
+    assert pair[0].duplicate_of == pair[1].file_id
+    assert sum(r.status == "duplicate" for r in base.values()) == 1  # the folder's only copy
+    assert base[m21.ODD_NAME].status == "ok" and base[m21.BASE_NESTED[1]].status == "ok"
+    for name, reason in m21.BASE_REJECTED.items():
+        assert base[name].status == "rejected" and base[name].reason.startswith(reason), name
+    versions = [base["Agnus_09_score_A.mid"], base["Agnus_09_score_B.mid"]]
+    assert versions[0].group == versions[1].group != versions[0].file_id
+    fiddle = rows["fiddle"]
+    keys = {r.group for p, r in fiddle.items() if p.startswith("alistair_")}
+    assert keys == {"piece:alistair"}  # one tune in five keys: one group
+    split = read_split(tmp_path / "results/splits/fiddle.tsv")
+    assert len({split[r.file_id] for p, r in fiddle.items() if p.startswith("alistair_")}) == 1
 
 
 def test_token_shards(dag_run):
