@@ -1,10 +1,14 @@
-"""The evaluation's jobs run on the fixture corpora (../shared/data/fixtures), outside Snakemake.
+"""The evaluation's jobs run on four corpora, outside Snakemake.
 
-The four corpora are tokenized into one shard each and split by group as the workflow splits
-them (``base_edge`` as the base, its validation pieces held out; ``bach``, ``karaoke`` and
-``jazzlead`` as targets, their test pieces held out). Then the real job functions run: the
-style classifier on every corpus, and for each target the real-piece baselines and the
-evaluation against the target's test pieces.
+The caller lays the four corpora out as folders of one folder, named by their roles (the
+names of the fixture corpora once cut from the Tegridy data): ``base_edge`` the base, ``bach``,
+``karaoke`` and ``jazzlead`` the targets. tests/test_style.py fills them with MIDI exported
+from music21's corpus (tests/music21_corpora.py: the base folder, chorales, chorales played by
+a band, fiddle tunes), so no ../shared is read. Each corpus is tokenized into one shard (files
+that are not MIDI or that miditok cannot read left out, an exact duplicate kept once) and split
+by group as the workflow splits it (the base's validation pieces held out, the targets' test
+pieces). Then the real job functions run: the style classifier on every corpus, and for each
+target the real-piece baselines and the evaluation against the target's test pieces.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import music21_corpora as m21
 from tokentransfer.corpus import Row
 from tokentransfer.split import SPLIT_COLUMNS, assign
 from tokentransfer.tokenize import (
@@ -26,8 +31,8 @@ from tokentransfer.tokenize import (
 
 BASE = "base_edge"
 TARGETS = ("bach", "karaoke", "jazzlead")
-#: group regexes as in tests/test_workflow.py's fixture config
-GROUPS = {BASE: r"^(.+?)_score_", "jazzlead": r"^(.+)_[a-g]s?$"}
+#: group regexes as the workflow tests' config gives them (versions of a piece, a tune's keys)
+GROUPS = {BASE: m21.BASE_GROUP, "jazzlead": m21.FIDDLE_GROUP}
 GEN = {"samples": 16, "length": 256, "seed": 0}
 EVAL = {
     "copy_n": 8,
@@ -59,7 +64,8 @@ def _group(name: str, stem: str) -> str:
 
 
 def prepare(fixtures: Path, root: Path) -> FixtureRun:
-    """Tokenizer, one shard and a grouped split per corpus under ``root``."""
+    """Tokenizer, one shard and a grouped split per corpus (``fixtures/<name>``) under
+    ``root``."""
     tokenizer = build_tokenizer({"kind": "REMI", "use_programs": True})
     tokenizer_json = str(root / "tokenizer.json")
     tok_hash = save_tokenizer(tokenizer, tokenizer_json)
