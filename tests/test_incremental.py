@@ -26,10 +26,10 @@ from tokentransfer.tokenize import (
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, fixtures_dir):
-    """A content-addressed store of the bach fixture, as ingestion writes it."""
+def store(tmp_path_factory, midi_corpora):
+    """A content-addressed store of the chorales (midi_corpora), as ingestion writes it."""
     out = tmp_path_factory.mktemp("store")
-    for p in sorted((fixtures_dir / "bach").glob("*.mid")):
+    for p in sorted((midi_corpora / "chorales").glob("*.mid")):
         data = p.read_bytes()
         (out / f"{hashlib.sha256(data).hexdigest()}.mid").write_bytes(data)
     return out
@@ -156,11 +156,11 @@ def _ingest(work: Path, src: Path, limits: Limits | None = None, **spec) -> list
 
 
 @pytest.fixture
-def source(tmp_path, fixtures_dir) -> Path:
+def source(tmp_path, midi_corpora) -> Path:
     """A folder of real MIDI files, a duplicate, a text file and a truncated MIDI file."""
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
-    files = sorted((fixtures_dir / "bach").glob("*.mid"))
+    files = sorted((midi_corpora / "chorales").glob("*.mid"))
     for p in files[:8]:
         shutil.copy(p, src / "sub" / p.name)
     shutil.copy(files[0], src / "copy of first.mid")
@@ -169,10 +169,10 @@ def source(tmp_path, fixtures_dir) -> Path:
     return src
 
 
-def _grow(src: Path, fixtures_dir: Path) -> None:
-    for p in sorted((fixtures_dir / "bach").glob("*.mid"))[8:]:
+def _grow(src: Path, midi_corpora: Path) -> None:
+    for p in sorted((midi_corpora / "chorales").glob("*.mid"))[8:]:
         shutil.copy(p, src / p.name)
-    shutil.copy(sorted((fixtures_dir / "bach").glob("*.mid"))[1], src / "another copy.mid")
+    shutil.copy(sorted((midi_corpora / "chorales").glob("*.mid"))[1], src / "another copy.mid")
 
 
 def _log_count(text: str) -> int:
@@ -183,14 +183,14 @@ def _log_count(text: str) -> int:
 
 
 def test_rerun_after_adding_files_reads_only_them_and_equals_a_clean_ingest(
-    tmp_path, source, fixtures_dir, caplog
+    tmp_path, source, midi_corpora, caplog
 ):
     caplog.set_level(logging.INFO, logger="tokentransfer.corpus")
     work = tmp_path / "work"
     first = _ingest(work, source)
     assert _log_count(caplog.text) == 0 and (work / INGEST_CACHE_NAME).exists()
     assert {r.status for r in first} == {"ok", "duplicate", "rejected"}
-    _grow(source, fixtures_dir)
+    _grow(source, midi_corpora)
     caplog.clear()
     again = _ingest(work, source)
     # every file read before (the 8 pieces, the copy, the broken file) is known; the text file
