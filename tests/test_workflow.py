@@ -382,12 +382,17 @@ def test_grown_corpus_reruns_one_shard(dag_run, tmp_path, music21_corpora):
         "eval_summary": 1,
         "all": 1,
     }
-    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/tokens").rglob("*.h5")}
+    # the shards (outputs), not their caches in .cache/ (hard links to the last shard written)
+    shards = [p for p in (tmp_path / "results/tokens").rglob("*.h5") if ".cache" not in p.parts]
+    before = {p: p.stat().st_mtime_ns for p in shards}
     run(tmp_path, cfg)
     changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
     shard = shard_of(sha256_file(new), SHARDS)
     assert changed == [tmp_path / f"results/tokens/fiddle/{shard:04d}.h5"]
     assert sha256_file(new) in read_shard(changed[0]).file_ids
+    # the rerun shard's cache is the new shard itself (a hard link), ready for the next rerun
+    cache = changed[0].parent / ".cache" / changed[0].name
+    assert cache.stat().st_ino == changed[0].stat().st_ino
 
 
 def test_new_corpus_runs_only_its_jobs(dag_run, tmp_path):
