@@ -32,12 +32,10 @@ from .linkpred import (
     link_metrics,
     message_graph,
     original_protocol,
-    raw_features,
     split_pairs,
     standardise,
     train_from_config,
-    used_nodes,
-    variant_pairs,
+    variant_graph,
 )
 
 log = logging.getLogger(__name__)
@@ -70,10 +68,8 @@ def run_variant(
     t_start = time.perf_counter()
     a = load_matrix(adjacency)
     emb = read_embeddings(embeddings)
-    nodes = used_nodes(a)
-    raw = raw_features(variant, nodes, emb, seed=seeds[0])
+    nodes, raw, pairs = variant_graph(variant, a, emb, seed=seeds[0])
     features = standardise(raw)
-    pairs = variant_pairs(variant, a, nodes, raw)
     log.info("%s: %d nodes, %d pairs, %d features", variant, len(nodes), len(pairs), raw.shape[1])
     per_seed: list[dict] = []
     log_rows = ["encoder\tseed\tepoch\tloss\tval_auc"]

@@ -356,6 +356,16 @@ def variant_pairs(variant: str, A, nodes: np.ndarray, features_raw: np.ndarray) 
     raise ValueError(f"unknown variant {variant!r}: one of {VARIANTS}")
 
 
+def variant_graph(variant: str, A, emb: dict, seed: int = 0):
+    """A variant's inputs to link prediction on co-occurrence graph ``A``: ``(nodes, raw
+    features, positive pairs)``; the one recipe of the workflow's job
+    (:func:`tokentransfer.gcn.run_variant`) and of the methods that train a graph network on
+    a few pieces (:func:`tokentransfer.methods.graph_embeddings`)."""
+    nodes = used_nodes(A)
+    raw = raw_features(variant, nodes, emb, seed=seed)
+    return nodes, raw, variant_pairs(variant, A, nodes, raw)
+
+
 def cosine_scores(features: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Raw feature cosine of each pair (0 where a row has zero norm)."""
     x = np.asarray(features, dtype=np.float64)

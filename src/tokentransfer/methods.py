@@ -401,21 +401,11 @@ def graph_embeddings(
     """Train the graph network of ``variant`` on the graph of ``seqs`` (seed: the first of
     ``gcn.seeds``, encoder: the first of ``gcn.encoders``); its node embeddings and ids."""
     from .graph import cooccurrence
-    from .linkpred import (
-        message_graph,
-        raw_features,
-        split_pairs,
-        standardise,
-        train_from_config,
-        used_nodes,
-        variant_pairs,
-    )
+    from .linkpred import message_graph, split_pairs, standardise, train_from_config, variant_graph
 
     seed = gcn_cfg["seeds"][0]
     a = cooccurrence(seqs, vocab, graph_cfg["offset_weights"], graph_cfg["self_loops"])
-    nodes = used_nodes(a)
-    raw = raw_features(variant, nodes, emb, seed=seed)
-    pairs = variant_pairs(variant, a, nodes, raw)
+    nodes, raw, pairs = variant_graph(variant, a, emb, seed=seed)
     split = split_pairs(pairs, len(nodes), gcn_cfg["val_fraction"], gcn_cfg["test_fraction"], seed)
     graph = message_graph(split, len(nodes), self_loops=True)
     encoder = gcn_cfg["encoders"][0]
