@@ -175,10 +175,13 @@ GEN_VARIANTS = config["generate"]["variants"]
 
 
 def generate_inputs(wildcards):
-    """A walk needs the tokenizer and successor graph; a biased one also the node embeddings."""
+    """A walk needs the tokenizer and successor graph; a biased one also the node embeddings;
+    its bits per token, the target's shards and split (test pieces)."""
     out = {
         "tokenizer": "results/tokenizer/tokenizer.json",
         "successors": f"results/graphs/{wildcards.corpus}/successors.npz",
+        "shards": shards_of([wildcards.corpus]),
+        "split": f"results/splits/{wildcards.corpus}.tsv",
     }
     if config["generate"]["context"] != "none":
         out["context"] = f"results/graphs/{wildcards.corpus}/context_successors.npz"

@@ -24,5 +24,6 @@ rule generate:
     params:
         cfg=section("generate", only=WALK_KEYS),
         prompt=config["generate"]["prompt"],
+        bits_tokens=config["evaluate"]["bits_tokens"],
     script:
         "../scripts/generate.py"

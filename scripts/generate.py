@@ -18,4 +18,7 @@ run_generate(
     out_dir=str(Path(smk.output.info).parent),
     cfg=dict(smk.params.cfg),
     prompt_midi=smk.params.prompt,
+    test_shards=list(smk.input.shards),
+    split_tsv=smk.input.split,
+    bits_tokens=smk.params.bits_tokens,
 )

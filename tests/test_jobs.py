@@ -391,3 +391,36 @@ def test_write_samples_and_read_samples_round_trip_with_a_prompt(corpus, tmp_pat
     with h5py.File(tmp_path / "set" / "tokens.h5") as h5:
         assert h5.attrs["tokenizer_hash"] == sha256_file(corpus.tok_json)
     assert len(list((tmp_path / "set").glob("sample_*.mid"))) == 2
+
+
+def test_run_generate_records_the_walks_bits_per_token_on_the_test_pieces(corpus, graphs, tmp_path):
+    """With the target's shards and split the record holds the walk's bits per token on the
+    test pieces: the same walker's smoothed next-token distribution, computed here directly."""
+    from tokentransfer.likelihood import corpus_bits, scored_pieces, walk_log_probs
+    from tokentransfer.rwr import WalkConfig, Walker
+
+    succ = str(graphs.dir / "successors.npz")
+    kw = dict(tokenizer_json=corpus.tok_json, successors_npz=succ, nodes_h5=None, cfg=WALK)
+    info = run_generate(
+        **kw,
+        out_dir=str(tmp_path / "a"),
+        test_shards=corpus.shards,
+        split_tsv=corpus.split,
+        bits_tokens=300,
+    )
+    fields = WalkConfig.__dataclass_fields__
+    walker = Walker(
+        load_matrix(succ),
+        corpus.tok,
+        None,
+        None,
+        WalkConfig(**{k: v for k, v in WALK.items() if k in fields}),
+        load_coo(graphs.dir / "context_successors.npz"),
+    )
+    test = scored_pieces(_part(corpus, "test"), 300)
+    direct = corpus_bits(lambda s: walk_log_probs(walker, s), test)
+    assert info["bits_scored_tokens"] == direct["tokens"] > 0
+    assert info["bits_per_token"] == pytest.approx(direct["bits_per_token"], rel=1e-9)
+    assert 0 < info["bits_per_token"] < np.log2(len(corpus.tok)) + 10
+    plain = run_generate(**kw, out_dir=str(tmp_path / "b"))
+    assert "bits_per_token" not in plain  # no test pieces given

@@ -19,6 +19,7 @@ from tokentransfer.likelihood import (
     chain_log_probs,
     corpus_bits,
     grammar_masks,
+    scored_pieces,
     transformer_log_probs,
     walk_log_probs,
     windows,
@@ -193,3 +194,21 @@ def test_chain_target_without_grammar_sums_to_one(tok, tunes):
     rows = ChainTarget(chain).dists(tunes[6][:30])
     assert rows.shape == (29, len(tok)) and np.allclose(rows.sum(1), 1.0)
     assert (rows > 0).all()
+
+
+def test_scored_pieces_spread_the_token_budget_over_the_pieces():
+    seqs = [np.arange(300), np.arange(50), np.arange(400), np.arange(10)]
+    # 200 tokens over 4 pieces: each cut to max(64, 50) = 64 tokens, until 200 are taken
+    cut = scored_pieces(seqs, 200)
+    assert [len(s) for s in cut] == [64, 50, 64, 10]
+    assert all(np.array_equal(c, s[: len(c)]) for c, s in zip(cut, seqs, strict=True))
+    # a budget that runs out cuts the last piece scored to what is left
+    assert [len(s) for s in scored_pieces(seqs, 100)] == [64, 36]
+    # a large budget gives each piece budget / pieces tokens; None keeps everything
+    assert [len(s) for s in scored_pieces(seqs, 4000)] == [300, 50, 400, 10]
+    assert [len(s) for s in scored_pieces(seqs, None)] == [300, 50, 400, 10]
+    assert scored_pieces([], 100) == []
+    # corpus_bits with a budget scores exactly those tokens (token 0 of a piece is given)
+    logp = lambda s: -np.ones(len(s) - 1)  # noqa: E731
+    assert corpus_bits(logp, seqs, 200)["tokens"] == 63 + 49 + 63 + 9
+    assert corpus_bits(logp, seqs)["tokens"] == 299 + 49 + 399 + 9

@@ -39,6 +39,7 @@ EVAL = {
     "markov_discount": 0.75,
     "temperature": 1.0,
     "top_k": 0,
+    "bits_tokens": 600,
 }
 
 
@@ -281,8 +282,48 @@ def test_jobs_and_keys_come_from_the_registry():
     assert methods.reads(["markov2"], "generate") == []
     assert "temperature" in methods.reads(["counts"], "generate")
     assert methods.reads(["transformer", "markov1"], "evaluate") == [
+        "bits_tokens",
         "markov_discount",
         "temperature",
         "top_k",
     ]
+    assert methods.reads(["real_target", "real_base"], "evaluate") == []  # no likelihood
     assert methods.get("real_base").base and methods.get("finetuned").model == "finetuned"
+
+
+def test_baseline_record_holds_the_chains_bits_per_token_on_the_test_pieces(target, tmp_path):
+    """The evaluation's bits per token of a chain: the chain fitted on the training pieces,
+    scored on the test pieces cut to evaluate.bits_tokens tokens, computed here directly."""
+    from tokentransfer.baselines import NgramModel
+    from tokentransfer.likelihood import chain_log_probs, corpus_bits, scored_pieces
+    from tokentransfer.stages import corpus_tokens
+
+    info = _baseline(target, "markov2", tmp_path / "markov2")
+    train = corpus_tokens(target.shards, [target.split], "train")
+    test = corpus_tokens(target.shards, [target.split], "test")
+    chain = NgramModel(2, len(target.tok), discount=EVAL["markov_discount"]).fit(train)
+    direct = corpus_bits(lambda s: chain_log_probs(chain, s), scored_pieces(test, 600))
+    assert info["bits_scored_tokens"] == direct["tokens"] <= 600
+    assert info["bits_per_token"] == pytest.approx(direct["bits_per_token"], rel=1e-9)
+    real = _baseline(target, "real_target", tmp_path / "real")
+    assert "bits_per_token" not in real  # real excerpts have no next-token distribution
+    run_evaluate(
+        tokenizer_json=target.tok_json,
+        target_shards=target.shards,
+        target_split=target.split,
+        sets={
+            m: str(tmp_path / d / "tokens.h5")
+            for m, d in (("markov2", "markov2"), ("real_target", "real"))
+        },
+        out_tsv=str(tmp_path / "metrics.tsv"),
+        samples_tsv=str(tmp_path / "samples.tsv"),
+        features_tsv=str(tmp_path / "features.tsv"),
+        eval_cfg=EVAL,
+        gen_cfg=GEN,
+        corpus="fiddle",
+    )
+    rows = {r["method"]: r for r in read_tsv(tmp_path / "metrics.tsv")}
+    assert float(rows["markov2"]["bits_per_token"]) == pytest.approx(
+        info["bits_per_token"], abs=1e-4
+    )
+    assert rows["real_target"]["bits_per_token"] == ""  # none: written empty

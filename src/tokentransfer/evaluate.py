@@ -73,6 +73,8 @@ OA_COLUMNS = tuple(f"oa_{name}" for name in FIDELITY_FEATURES)
 #: columns of features.tsv
 FEATURE_COLUMNS = ("corpus", "method", "feature", "oa", "kld", "mean", "std", "ref_mean", "ref_std")
 COST_COLUMNS = ("gen_tokens_per_second", "gen_seconds", "adapt_seconds")
+#: held-out likelihood of the methods that define a next-token distribution (their record)
+LIKELIHOOD_COLUMNS = ("bits_per_token",)
 
 
 def method_kind(method: str) -> str:
@@ -136,9 +138,31 @@ def run_baseline(
     extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi}
     extra.update(fitted.record)
     extra["adapt_seconds"] = round(fitted.adapt_seconds, 4)
+    if fitted.log_probs is not None:
+        test = corpus_tokens(target_shards, [target_split], "test")
+        extra.update(heldout_bits(fitted.log_probs, test, eval_cfg.get("bits_tokens")))
     info = write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
     log.info("%s: %d samples x %d tokens in %.2f s", method, n, length, seconds)
     return info
+
+
+def heldout_bits(log_probs_fn, test: list[np.ndarray], max_tokens: int | None) -> dict:
+    """``bits_per_token`` (and the tokens scored) of a method's next-token distribution on
+    the test pieces (:func:`tokentransfer.likelihood.corpus_bits`, at most ``max_tokens``
+    tokens; default :data:`tokentransfer.likelihood.BITS_TOKENS`)."""
+    from .likelihood import BITS_TOKENS, corpus_bits
+
+    if not test:
+        return {}
+    t0 = time.perf_counter()
+    out = corpus_bits(log_probs_fn, test, BITS_TOKENS if max_tokens is None else int(max_tokens))
+    log.info(
+        "bits per token on %d test tokens: %.4f (%.1f s)",
+        out["tokens"],
+        out["bits_per_token"],
+        time.perf_counter() - t0,
+    )
+    return {"bits_per_token": out["bits_per_token"], "bits_scored_tokens": out["tokens"]}
 
 
 # --------------------------------------------------------------------------- metrics
@@ -379,6 +403,7 @@ def run_evaluate(
             mean, std, _ = describe([r[name] for r in per_sample])
             row[name] = mean
             row[f"{name}_std"] = std
+        row["bits_per_token"] = info.get("bits_per_token", math.nan)
         row["gen_tokens_per_second"] = info.get("tokens_per_second")
         row["gen_seconds"] = info.get("seconds")
         row["adapt_seconds"] = _adapt_seconds(method, info, costs)

@@ -25,8 +25,10 @@ input embedding table alone / LoRA adapters trained for the budget of ``finetune
 unadapted transformer is a reference line (the evaluation's ``transformer`` samples).
 
 Every method with a next-token distribution also gets ``bits_per_token`` on the test pieces
-(:mod:`tokentransfer.likelihood`; the chains and walks smoothed by its floor, the
-``...c`` chains and every transformer under the grammar mask).
+(at most ``evaluate.bits_tokens`` of their tokens, as in the evaluation;
+:mod:`tokentransfer.likelihood`: the chains and walks smoothed by its floor, the ``...c``
+chains and every transformer under the grammar mask); the unadapted transformer's reference
+line takes its value from the evaluation's record.
 
 Rows of ``curve.tsv``: corpus, method, k, draw, pieces (groups), files, metric, value.
 """
@@ -34,10 +36,12 @@ Rows of ``curve.tsv``: corpus, method, k, draw, pieces (groups), files, metric, 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -134,6 +138,7 @@ class _Point:
         self.tokenizer = load_tokenizer(tokenizer_json)
         self.corpus, self.k, self.draw = corpus, k, draw
         self.copy_n = int(eval_cfg["copy_n"])
+        self.bits_tokens = eval_cfg.get("bits_tokens")
         groups = read_groups(split)
         ids = subset(groups, k, cfg["seed"], draw)
         self.skipped = ids is None
@@ -151,10 +156,13 @@ class _Point:
         self.reference = build_reference(self.tokenizer, self.test, self.train, self.copy_n, (3, 4))
 
     def bits(self, log_probs_fn) -> float:
-        """Bits per token of ``log_probs_fn(piece)`` over the test pieces."""
-        from .likelihood import corpus_bits
+        """Bits per token of ``log_probs_fn(piece)`` over the test pieces (at most
+        ``evaluate.bits_tokens`` of their tokens, as in the evaluation)."""
+        from .evaluate import heldout_bits
 
-        return corpus_bits(log_probs_fn, self.test)["bits_per_token"]
+        return heldout_bits(log_probs_fn, self.test, self.bits_tokens).get(
+            "bits_per_token", math.nan
+        )
 
     def run(self, method, env, n: int, length: int, seed: int) -> None:
         """Adapt ``method`` (of the registry) on the subset, sample and measure it; a method
@@ -354,17 +362,20 @@ def reference_rows(
     samples, _ = read_samples(tokens_h5)
     reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
     values = measure(tokenizer, samples, reference, copy_n)
+    info = Path(tokens_h5).with_name("generation.json")
+    if info.is_file():  # the evaluation's bits per token of the unadapted transformer
+        values["bits_per_token"] = json.loads(info.read_text()).get("bits_per_token", math.nan)
     return [
         {**r, "k": -1, "pieces": 0, "files": 0}
         for r in _rows(corpus, "transformer", -1, 0, 0, 0, values)
-        if r["metric"] in CURVE_METRICS
+        if r["metric"] in (*CURVE_METRICS, *LIKELIHOOD_METRICS)
     ]
 
 
 #: metrics drawn, with labels
 FIGURE_METRICS = (
     ("js_trigram", "trigram JS divergence to test"),
-    ("js_4gram", "4-gram JS divergence to test"),
+    ("bits_per_token", "bits per token on test pieces"),
     ("pch_distance", "pitch-class distance to test"),
     ("groove_consistency", "groove consistency"),
     ("token_error_rate", "token error rate"),

@@ -328,6 +328,35 @@ def fused_log_probs(
     return out
 
 
-def corpus_bits(log_probs_fn, seqs: Sequence[np.ndarray]) -> dict[str, float]:
-    """:func:`bits_per_token` of ``log_probs_fn(piece)`` over the pieces ``seqs``."""
-    return bits_per_token(log_probs_fn(np.asarray(s, dtype=np.int64)) for s in seqs)
+#: default of ``evaluate.bits_tokens``: most test tokens scored per method and target
+BITS_TOKENS = 20_000
+#: shortest cut of a piece that :func:`scored_pieces` makes
+MIN_PIECE_TOKENS = 64
+
+
+def scored_pieces(seqs: Sequence[np.ndarray], max_tokens: int | None) -> list[np.ndarray]:
+    """The test tokens every method is scored on: each piece cut to its first
+    ``max(64, max_tokens // len(seqs))`` tokens, pieces in their order until ``max_tokens``
+    tokens are taken (the last one cut to what is left). Spread over the pieces rather than
+    the first ones, and the same for every method; ``None`` keeps every token."""
+    seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
+    if max_tokens is None or not seqs:
+        return seqs
+    per_piece = max(MIN_PIECE_TOKENS, int(max_tokens) // len(seqs))
+    out, left = [], int(max_tokens)
+    for s in seqs:
+        if left < 2:
+            break
+        cut = s[: min(per_piece, left)]
+        if len(cut) >= 2:
+            out.append(cut)
+            left -= len(cut)
+    return out
+
+
+def corpus_bits(
+    log_probs_fn, seqs: Sequence[np.ndarray], max_tokens: int | None = None
+) -> dict[str, float]:
+    """:func:`bits_per_token` of ``log_probs_fn(piece)`` over the pieces ``seqs``, cut by
+    :func:`scored_pieces` to at most ``max_tokens`` tokens (None: every token)."""
+    return bits_per_token(log_probs_fn(s) for s in scored_pieces(seqs, max_tokens))

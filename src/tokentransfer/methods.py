@@ -265,8 +265,9 @@ GCN_KEYS = (
     "val_fraction",
     "test_fraction",
 )
-#: the transformers' sampling keys
-SAMPLING = {"evaluate": ("temperature", "top_k")}
+#: the transformers' sampling keys (and ``bits_tokens``: how many test tokens their bits per
+#: token are measured on)
+SAMPLING = {"evaluate": ("temperature", "top_k", "bits_tokens")}
 #: the gradient adapters' budget (few-shot)
 BUDGET = {"fewshot": ("finetune_steps",), "finetune": ("batch", "lr", "warmup")}
 
@@ -320,7 +321,7 @@ class Chain(Method):
     ``...c`` chains sample under the grammar mask."""
 
     fewshot = "point"
-    reads = {"evaluate": ("markov_discount",)}
+    reads = {"evaluate": ("markov_discount", "bits_tokens")}
 
     def __init__(self, order: int, constrained: bool = False) -> None:
         self.order, self.constrained = order, constrained
@@ -365,7 +366,7 @@ class Walk(Method):
     def __init__(self, name: str) -> None:
         self.name = name
         self.graph_network = name != "counts"
-        self.reads = {"generate": WALK_KEYS}
+        self.reads = {"generate": WALK_KEYS, "evaluate": ("bits_tokens",)}
         if self.graph_network:
             self.reads = {**self.reads, "graph": ("offset_weights", "self_loops"), "gcn": GCN_KEYS}
 

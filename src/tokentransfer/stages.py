@@ -423,12 +423,18 @@ def run_generate(
     cfg: dict,
     prompt_midi: str | None = None,
     context_npz: str | None = None,
+    test_shards: list[str] | None = None,
+    split_tsv: str | None = None,
+    bits_tokens: int | None = None,
 ) -> dict:
     """Generate samples by the biased random walk with restart; write MIDI, tokens and a record.
 
     ``nodes_h5=None`` walks on the counts alone (the Markov chain of the counts).
     ``context_npz``: the successor counts per grammar context (default:
     ``context_successors.npz`` beside ``successors_npz``); unused with ``context: none``.
+    With the target's ``test_shards`` and ``split_tsv``, the record also holds the walk's bits
+    per token on its test pieces (at most ``bits_tokens`` tokens; see
+    :func:`tokentransfer.evaluate.heldout_bits`).
     """
 
     from .graph import load_coo, load_matrix
@@ -455,6 +461,12 @@ def run_generate(
         "prompt": prompt_midi,
         "walk_stats": walker.last_stats,
     }
+    if test_shards and split_tsv:
+        from .evaluate import heldout_bits
+        from .likelihood import walk_log_probs
+
+        test = corpus_tokens(test_shards, [split_tsv], "test")
+        extra.update(heldout_bits(lambda s: walk_log_probs(walker, s), test, bits_tokens))
     return write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
 
 

@@ -24,6 +24,7 @@ EVAL_COLUMNS = (
     ("style_share", "style share"),
     ("js_bigram", "JS bigram"),
     ("js_trigram", "JS trigram"),
+    ("bits_per_token", "bits/token"),
     ("note_density", "notes/beat"),
     ("polyphony", "polyphony"),
     ("empty_beat_rate", "empty beats"),
