@@ -387,7 +387,9 @@ def fewshot_params(job):
         "job": job,
         "cfg": cfg,
         "gen": method_section("generate", methods, ("samples", "length", "seed")),
-        "eval": method_section("evaluate", methods, ("copy_n",)),
+        "eval": method_section(
+            "evaluate", methods, ("copy_n", "reference_excerpts", "seed")
+        ),
         "graph": method_section("graph", methods),
         "gcn": method_section("gcn", methods),
         "finetune": method_section("finetune", methods),
@@ -407,6 +409,7 @@ def fewshot_curve_inputs(wildcards):
         "tokenizer": "results/tokenizer/tokenizer.json",
         "shards": shards_of([wildcards.corpus]),
         "split": f"results/splits/{wildcards.corpus}.tsv",
+        "classifier": "results/style/classifier.json",
         "points": points,
     }
     if "transformer" in config["evaluate"]["methods"]:

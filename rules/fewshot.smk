@@ -8,6 +8,7 @@ rule fewshot_point:
         tokenizer="results/tokenizer/tokenizer.json",
         shards=lambda wildcards: shards_of([wildcards.corpus]),
         split="results/splits/{corpus}.tsv",
+        classifier="results/style/classifier.json",
         embeddings="results/embeddings/{model}/{corpus}.h5",
     output:
         "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}.tsv",
@@ -34,6 +35,7 @@ rule fewshot_finetune:
         model="results/models/{model}/hf",
         shards=lambda wildcards: shards_of([wildcards.corpus]),
         split="results/splits/{corpus}.tsv",
+        classifier="results/style/classifier.json",
     output:
         "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}_finetuned.tsv",
     log:
@@ -63,6 +65,7 @@ rule fewshot_transfer:
         model="results/models/{model}/hf",
         shards=lambda wildcards: shards_of([wildcards.corpus]),
         split="results/splits/{corpus}.tsv",
+        classifier="results/style/classifier.json",
         base_shards=shards_of(BASES),
         base_splits=expand("results/splits/{corpus}.tsv", corpus=BASES),
     output:
@@ -115,5 +118,7 @@ rule fewshot_curve:
         runtime=10,
     params:
         copy_n=config["evaluate"]["copy_n"],
+        eval=section("evaluate", only=("reference_excerpts", "seed")),
+        length=config["generate"]["length"],
     script:
         "../scripts/fewshot_curve.py"

@@ -20,4 +20,7 @@ run_curve(
     shards=list(smk.input.shards),
     split=smk.input.split,
     copy_n=smk.params.copy_n,
+    eval_cfg=dict(smk.params.eval),
+    length=smk.params.length,
+    classifier=smk.input.classifier,
 )

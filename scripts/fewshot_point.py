@@ -35,4 +35,5 @@ run_point(
     threads=smk.threads,
     base_shards=list(smk.input.get("base_shards", [])),
     base_splits=list(smk.input.get("base_splits", [])),
+    classifier=smk.input.get("classifier"),
 )

@@ -107,7 +107,13 @@ def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
                 }
                 assert set(got) >= set(CURVE_METRICS), (method, k, draw)
                 assert float(got["tokens"]) == length, (method, k, draw)
+                # the evaluation's music measures, against the test pieces and the classifier
+                assert 0 < float(got["feature_fidelity"]) <= 1, (method, k, draw)
+                assert 0 <= float(got["style_share"]) <= 1, (method, k, draw)
     assert not [r for r in rows if r["k"] == "50"]  # more pieces than fiddle has: skipped
     assert {r["pieces"] for r in rows if r["k"] == "0"} == {str(n_train)}
     reference = [r for r in rows if r["method"] == "transformer"]
     assert reference and {r["k"] for r in reference} == {"-1"}
+    ref = {r["metric"]: r["value"] for r in reference}
+    assert 0 < float(ref["feature_fidelity"]) <= 1 and 0 <= float(ref["style_share"]) <= 1
+    assert float(ref["bits_per_token"]) > 0  # from the evaluation's record of its samples

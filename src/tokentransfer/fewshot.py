@@ -62,6 +62,10 @@ CURVE_METRICS = (
     "longest_copy",
 )
 LIKELIHOOD_METRICS = ("bits_per_token",)
+#: the evaluation's measures of the music (tokentransfer.evaluate.music_measures): feature
+#: fidelity against excerpts of the test pieces of the samples' length, and the share the
+#: style classifier assigns to the target
+MUSIC_METRICS = ("feature_fidelity", "style_share")
 COST_METRICS = ("adapt_seconds", "gen_tokens_per_second", "tokens")
 COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
 
@@ -109,27 +113,65 @@ def _rows(corpus, method, k, draw, pieces, files, values: dict[str, float]) -> l
             "metric": m,
             "value": values.get(m, math.nan),
         }
-        for m in (*CURVE_METRICS, *LIKELIHOOD_METRICS, *COST_METRICS)
+        for m in (*MUSIC_METRICS, *CURVE_METRICS, *LIKELIHOOD_METRICS, *COST_METRICS)
     ]
 
 
-def measure(tokenizer, samples, reference, copy_n: int) -> dict[str, float]:
-    """The curve's metrics of one sample set (means over samples for per-sample metrics)."""
+class MusicReference:
+    """What feature fidelity and style share are measured against, as in the evaluation
+    (:func:`tokentransfer.evaluate.run_evaluate`): the musical features of
+    ``evaluate.reference_excerpts`` excerpts of ``length`` tokens of the test pieces (seeded by
+    ``evaluate.seed``), and the style classifier (None: no style share)."""
+
+    def __init__(self, tokenizer, test, eval_cfg: dict, length: int, classifier=None) -> None:
+        from .baselines import bar_id, real_excerpts
+        from .features import score_features
+        from .rwr import decode
+        from .style import StyleClassifier
+
+        excerpts = real_excerpts(
+            test,
+            int(eval_cfg["reference_excerpts"]),
+            int(length),
+            int(eval_cfg["seed"]),
+            bar_id=bar_id(tokenizer),
+        )
+        self.features = [score_features(decode(tokenizer, s)) for s in excerpts]
+        self.classifier = StyleClassifier.load(classifier) if classifier else None
+
+    def measure(self, scores, corpus: str) -> dict[str, float]:
+        from .evaluate import music_measures
+
+        row, _, _ = music_measures(scores, self.features, self.classifier, corpus)
+        return {k: row[k] for k in MUSIC_METRICS}
+
+
+def measure(
+    tokenizer, samples, reference, copy_n: int, music: MusicReference | None = None, corpus=""
+) -> dict[str, float]:
+    """The curve's metrics of one sample set (means over samples for per-sample metrics;
+    with ``music``, feature fidelity and style share)."""
     from .evaluate import evaluate_set
     from .metrics import describe
+    from .rwr import decode
 
-    set_metrics, per_sample = evaluate_set(tokenizer, samples, 0, reference, copy_n)
+    scores = [decode(tokenizer, s) for s in samples]
+    set_metrics, per_sample = evaluate_set(tokenizer, samples, 0, reference, copy_n, scores)
     out = dict(set_metrics)
     for name in CURVE_METRICS:
         if name not in out:
             out[name] = describe([r[name] for r in per_sample])[0]
+    if music is not None:
+        out.update(music.measure(scores, corpus))
     return out
 
 
 class _Point:
     """What every method of one (corpus, k, draw) shares: data, reference and the output."""
 
-    def __init__(self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg):
+    def __init__(
+        self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg, length, classifier
+    ):
         from .evaluate import build_reference
         from .stages import corpus_tokens
         from .tokenize import load_tokenizer
@@ -154,6 +196,9 @@ class _Point:
         self.files = len(self.train)
         self.test = corpus_tokens(shards, [split], "test")
         self.reference = build_reference(self.tokenizer, self.test, self.train, self.copy_n, (3, 4))
+        self.music = None
+        if "reference_excerpts" in eval_cfg:
+            self.music = MusicReference(self.tokenizer, self.test, eval_cfg, length, classifier)
 
     def bits(self, log_probs_fn) -> float:
         """Bits per token of ``log_probs_fn(piece)`` over the test pieces (at most
@@ -186,7 +231,9 @@ class _Point:
     def add(
         self, method: str, samples, adapt_s: float, gen_s: float, bits: float = math.nan
     ) -> None:
-        values = measure(self.tokenizer, samples, self.reference, self.copy_n)
+        values = measure(
+            self.tokenizer, samples, self.reference, self.copy_n, self.music, self.corpus
+        )
         tokens = sum(len(s) for s in samples)
         values["bits_per_token"] = bits
         values["adapt_seconds"] = adapt_s
@@ -245,6 +292,7 @@ def run_point(
     threads: int = 1,
     base_shards: list[str] | None = None,
     base_splits: list[str] | None = None,
+    classifier: str | None = None,
 ) -> list[dict]:
     """Adapt the methods of few-shot job ``job`` on the k-piece subset of draw ``draw``;
     measured rows to ``out_tsv``.
@@ -260,7 +308,8 @@ def run_point(
     resumable from checkpoints in the folder ``checkpoints``. Reads ``cfg`` keys ``seed``,
     ``methods``, ``variants`` and ``finetune_steps``; ``gen_cfg`` keys ``samples``, ``length``,
     ``seed`` (and the walk's); ``eval_cfg`` keys ``copy_n``, ``markov_discount``,
-    ``temperature`` and ``top_k``.
+    ``temperature``, ``top_k``, ``bits_tokens`` and, for feature fidelity and style share
+    (with the style ``classifier``'s JSON), ``reference_excerpts`` and ``seed``.
     """
     from .methods import Env, fewshot_methods
     from .stages import set_threads
@@ -274,6 +323,8 @@ def run_point(
         draw=draw,
         cfg=cfg,
         eval_cfg=eval_cfg,
+        length=int(gen_cfg["length"]),
+        classifier=classifier,
     )
     methods = fewshot_methods(cfg["methods"], cfg.get("variants", ()), job)
     if not p.skipped and methods:
@@ -348,10 +399,21 @@ def _k_key(k) -> int:
 
 
 def reference_rows(
-    *, tokenizer_json: str, shards: list[str], split: str, tokens_h5: str, corpus: str, copy_n: int
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    tokens_h5: str,
+    corpus: str,
+    copy_n: int,
+    eval_cfg: dict | None = None,
+    length: int | None = None,
+    classifier: str | None = None,
 ) -> list[dict]:
     """The unadapted transformer's samples measured like the points (copying against all
-    training pieces), as rows with k = -1 (a reference line, not a point of the curve)."""
+    training pieces; with ``eval_cfg``'s ``reference_excerpts`` and ``seed``, ``length`` and the
+    style ``classifier``, feature fidelity and style share), as rows with k = -1 (a reference
+    line, not a point of the curve)."""
     from .evaluate import build_reference
     from .stages import corpus_tokens, read_samples
     from .tokenize import load_tokenizer
@@ -361,24 +423,27 @@ def reference_rows(
     train = corpus_tokens(shards, [split], "train")
     samples, _ = read_samples(tokens_h5)
     reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
-    values = measure(tokenizer, samples, reference, copy_n)
+    music = None
+    if eval_cfg and "reference_excerpts" in eval_cfg and length:
+        music = MusicReference(tokenizer, test, eval_cfg, length, classifier)
+    values = measure(tokenizer, samples, reference, copy_n, music, corpus)
     info = Path(tokens_h5).with_name("generation.json")
     if info.is_file():  # the evaluation's bits per token of the unadapted transformer
         values["bits_per_token"] = json.loads(info.read_text()).get("bits_per_token", math.nan)
     return [
         {**r, "k": -1, "pieces": 0, "files": 0}
         for r in _rows(corpus, "transformer", -1, 0, 0, 0, values)
-        if r["metric"] in (*CURVE_METRICS, *LIKELIHOOD_METRICS)
+        if r["metric"] in (*MUSIC_METRICS, *CURVE_METRICS, *LIKELIHOOD_METRICS)
     ]
 
 
 #: metrics drawn, with labels
 FIGURE_METRICS = (
-    ("js_trigram", "trigram JS divergence to test"),
+    ("feature_fidelity", "feature fidelity (1: like the test pieces)"),
+    ("style_share", "share classified as the target style"),
     ("bits_per_token", "bits per token on test pieces"),
-    ("pch_distance", "pitch-class distance to test"),
-    ("groove_consistency", "groove consistency"),
-    ("token_error_rate", "token error rate"),
+    ("js_trigram", "trigram JS divergence to test"),
+    ("empty_beat_rate", "empty-beat rate"),
     ("copy_rate", "copy rate from the subset"),
 )
 
