@@ -143,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"tokentransfer generate: {exc}", file=sys.stderr)
         return 2
-    from .stages import run_generate
+    from .jobs.generate import run_generate
 
     results = Path(args.results)
     nodes = None
@@ -291,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric",
         action="append",
         default=None,
-        help="few-shot metric to tabulate (repeatable; default js_trigram and js_4gram)",
+        help=(
+            "few-shot metric to tabulate (repeatable; default feature_fidelity, "
+            "bits_per_token and js_trigram)"
+        ),
     )
     p.set_defaults(func=_results)
     return parser
@@ -300,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "results" and not args.metric:
-        args.metric = ["js_trigram", "js_4gram"]
+        args.metric = ["feature_fidelity", "bits_per_token", "js_trigram"]
     return args.func(args)
 
 

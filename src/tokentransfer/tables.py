@@ -105,13 +105,17 @@ def fewshot_markdown(
         cells = []
         for k in columns:
             vals = [x for x in by_k.get(k, []) if math.isfinite(x)]
-            cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if vals else "–")
+            if len(vals) == 1:  # one draw: no spread to give
+                cells.append(f"{vals[0]:.3f}")
+            else:
+                cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if vals else "–")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def results_markdown(
-    results: str | os.PathLike, metrics: tuple[str, ...] = ("js_trigram", "js_4gram")
+    results: str | os.PathLike,
+    metrics: tuple[str, ...] = ("feature_fidelity", "bits_per_token", "js_trigram"),
 ) -> str:
     """Every table a run has: the evaluation summary, and each target's few-shot numbers."""
     results = Path(results)
