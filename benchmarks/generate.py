@@ -42,9 +42,8 @@ import yaml  # noqa: E402
 from tokentransfer.baselines import NgramModel, start_tokens, transformer_samples  # noqa: E402
 from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.graph import context_successors, successors  # noqa: E402
-from tokentransfer.model import build_model, special_ids  # noqa: E402
+from tokentransfer.model import build_model, model_spec, special_ids  # noqa: E402
 from tokentransfer.rwr import WalkConfig, Walker  # noqa: E402
-from tokentransfer.stages import model_spec  # noqa: E402
 from tokentransfer.tokenize import build_tokenizer, tokenize_file  # noqa: E402
 
 SHARED = Path(os.environ.get("TOKENTRANSFER_SHARED", REPO.parent / "shared"))

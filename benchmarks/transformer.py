@@ -35,12 +35,12 @@ from tokentransfer.model import (  # noqa: E402
     TrainSpec,
     WindowSampler,
     build_model,
+    model_spec,
     n_params,
     special_ids,
     train,
 )
-from tokentransfer.stages import corpus_tokens, model_spec  # noqa: E402
-from tokentransfer.tokenize import build_tokenizer, tokenize_file  # noqa: E402
+from tokentransfer.tokenize import build_tokenizer, corpus_tokens, tokenize_file  # noqa: E402
 
 SHARED = Path(os.environ.get("TOKENTRANSFER_SHARED", REPO.parent / "shared"))
 

@@ -28,8 +28,7 @@ from tokentransfer.baselines import NgramModel, bar_id, real_excerpts  # noqa: E
 from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.graph import load_coo, load_matrix  # noqa: E402
 from tokentransfer.rwr import CONTEXTS, WalkConfig, Walker, decode, token_errors  # noqa: E402
-from tokentransfer.stages import corpus_tokens  # noqa: E402
-from tokentransfer.tokenize import load_tokenizer  # noqa: E402
+from tokentransfer.tokenize import corpus_tokens, load_tokenizer  # noqa: E402
 
 
 def main() -> int:

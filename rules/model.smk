@@ -1,7 +1,7 @@
 # Transformer stage: splits, pretraining (or a local checkpoint), perplexities, embedding
 # caches and the fine-tuning baseline. Each rule's params are the config keys its job reads.
 
-from tokentransfer.stages import PRETRAIN_KEYS  # noqa: E402
+from tokentransfer.jobs.model import PRETRAIN_KEYS  # noqa: E402
 
 
 rule split:

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from tokentransfer.fileio import setup_logging  # noqa: E402
-from tokentransfer.stages import import_tokenizer  # noqa: E402
+from tokentransfer.jobs.tokenize import import_tokenizer  # noqa: E402
 from tokentransfer.tokenize import build_tokenizer, save_tokenizer  # noqa: E402
 
 smk = snakemake  # noqa: F821

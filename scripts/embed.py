@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from tokentransfer.fileio import setup_logging  # noqa: E402
-from tokentransfer.stages import run_embed  # noqa: E402
+from tokentransfer.jobs.model import run_embed  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from tokentransfer.figures import target_figures  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
-from tokentransfer.stages import corpus_tokens  # noqa: E402
+from tokentransfer.tokenize import corpus_tokens  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])

@@ -6,13 +6,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from tokentransfer.fileio import setup_logging  # noqa: E402
-from tokentransfer.gcn import run_variant  # noqa: E402
-from tokentransfer.stages import device_name, set_threads  # noqa: E402
+from tokentransfer.jobs.graph import run_linkpred  # noqa: E402
+from tokentransfer.model import device_name, set_threads  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
 set_threads(smk.threads)
-run_variant(
+run_linkpred(
     adjacency=smk.input.adjacency,
     embeddings=smk.input.embeddings,
     variant=smk.wildcards.variant,

@@ -11,9 +11,8 @@ import torch
 from tokentransfer.baselines import NgramModel, start_tokens, transformer_samples
 from tokentransfer.grammar import Grammar
 from tokentransfer.logits import GrammarLogitsProcessor
-from tokentransfer.model import build_model, special_ids
+from tokentransfer.model import build_model, model_spec, special_ids
 from tokentransfer.rwr import token_errors
-from tokentransfer.stages import model_spec
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 

@@ -15,8 +15,7 @@ import torch
 from tests import music21_corpora as m21
 from tokentransfer.fewshot import LIKELIHOOD_METRICS, run_point
 from tokentransfer.methods import names
-from tokentransfer.model import build_model, save_model, special_ids
-from tokentransfer.stages import model_spec
+from tokentransfer.model import build_model, model_spec, save_model, special_ids
 from tokentransfer.tokenize import (
     ShardResult,
     build_tokenizer,

@@ -21,9 +21,8 @@ from tokentransfer.fusion import (
 )
 from tokentransfer.grammar import Grammar
 from tokentransfer.likelihood import fused_log_probs, grammar_masks, transformer_log_probs
-from tokentransfer.model import build_model, special_ids
+from tokentransfer.model import build_model, model_spec, special_ids
 from tokentransfer.rwr import token_errors
-from tokentransfer.stages import model_spec
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 

@@ -1,5 +1,6 @@
-"""The job functions of :mod:`tokentransfer.stages` (the functions the transformer, graph and
-walk rules call), each on tiny inputs, asserting on what it writes.
+"""The job functions of :mod:`tokentransfer.jobs` (the functions the transformer, graph and
+walk rules call) and the sample-set format (:mod:`tokentransfer.samples`), each on tiny inputs,
+asserting on what it writes.
 
 Real music: the fiddle tunes exported from music21's corpus (the ``midi_corpora`` fixture),
 tokenized here into two shards with the package's own writer; a split with train, val and test
@@ -19,26 +20,25 @@ import pytest
 from tokentransfer.embed import read_embeddings
 from tokentransfer.fileio import sha256_file
 from tokentransfer.graph import load_coo, load_matrix
-from tokentransfer.model import ModelError, load_model
-from tokentransfer.split import SPLIT_COLUMNS
-from tokentransfer.stages import (
+from tokentransfer.jobs.generate import run_generate
+from tokentransfer.jobs.graph import run_adjacency
+from tokentransfer.jobs.model import (
     PRETRAIN_KEYS,
-    corpus_tokens,
-    import_tokenizer,
-    read_samples,
-    run_adjacency,
     run_embed,
     run_finetune,
-    run_generate,
-    run_import,
-    run_metrics,
+    run_import_model,
+    run_model_metrics,
     run_perplexity,
     run_pretrain,
-    write_samples,
 )
+from tokentransfer.jobs.tokenize import import_tokenizer
+from tokentransfer.model import ModelError, load_model
+from tokentransfer.samples import read_samples, write_samples
+from tokentransfer.split import SPLIT_COLUMNS
 from tokentransfer.tokenize import (
     ShardResult,
     build_tokenizer,
+    corpus_tokens,
     save_tokenizer,
     tokenize_file,
     write_shard,
@@ -168,8 +168,8 @@ def test_run_pretrain_writes_a_loadable_model_its_log_and_record(corpus, pretrai
     assert len(tokenizer) == len(corpus.tok) and model.config.n_embd == 16
 
 
-def test_run_import_perplexity_and_metrics(corpus, pretrained, tmp_path):
-    imported = run_import(
+def test_run_import_model_perplexity_and_model_metrics(corpus, pretrained, tmp_path):
+    imported = run_import_model(
         model_path=pretrained.dir,
         tokenizer_json=corpus.tok_json,
         out_dir=str(tmp_path / "model"),
@@ -205,7 +205,7 @@ def test_run_import_perplexity_and_metrics(corpus, pretrained, tmp_path):
     )
     assert whole["pieces"] == "all" and whole["n_pieces"] == len(corpus.seqs)
 
-    out = run_metrics(
+    out = run_model_metrics(
         str(corpus.out / "train.json"),
         [str(tmp_path / "ppl_tunes.json"), str(tmp_path / "ppl_all.json")],
         str(tmp_path / "metrics.json"),

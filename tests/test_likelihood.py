@@ -24,8 +24,7 @@ from tokentransfer.likelihood import (
     walk_log_probs,
     windows,
 )
-from tokentransfer.model import build_model, special_ids
-from tokentransfer.stages import model_spec
+from tokentransfer.model import build_model, model_spec, special_ids
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 

@@ -22,7 +22,7 @@ from tokentransfer.evaluate import read_tsv, run_baseline, run_evaluate
 from tokentransfer.fewshot import run_curve, run_point
 from tokentransfer.likelihood import grammar_masks
 from tokentransfer.methods import Fitted, Method, register, unregister
-from tokentransfer.stages import read_samples
+from tokentransfer.samples import read_samples
 from tokentransfer.tokenize import (
     ShardResult,
     build_tokenizer,
@@ -218,8 +218,7 @@ def test_baseline_job_writes_a_set_and_its_record(target, method, tmp_path):
 def tiny_model(target):
     import torch
 
-    from tokentransfer.model import build_model, save_model, special_ids
-    from tokentransfer.stages import model_spec
+    from tokentransfer.model import build_model, model_spec, save_model, special_ids
 
     torch.set_num_threads(1)
     cfg = {"arch": "gpt2", "layers": 1, "dim": 16, "heads": 2, "context": 32, "dropout": 0.0}
@@ -296,7 +295,7 @@ def test_baseline_record_holds_the_chains_bits_per_token_on_the_test_pieces(targ
     scored on the test pieces cut to evaluate.bits_tokens tokens, computed here directly."""
     from tokentransfer.baselines import NgramModel
     from tokentransfer.likelihood import chain_log_probs, corpus_bits, scored_pieces
-    from tokentransfer.stages import corpus_tokens
+    from tokentransfer.tokenize import corpus_tokens
 
     info = _baseline(target, "markov2", tmp_path / "markov2")
     train = corpus_tokens(target.shards, [target.split], "train")

@@ -165,7 +165,7 @@ def test_figures_of_a_fixture_target(fixture_run):
     """The target's figures from its metrics table and sample sets: piano rolls of every
     method's samples under test excerpts of the same length."""
     from tokentransfer.figures import target_figures
-    from tokentransfer.stages import corpus_tokens
+    from tokentransfer.tokenize import corpus_tokens
 
     out = fixture_run.root / "figures"
     sets = {

@@ -15,10 +15,10 @@ from tokentransfer.model import (
     build_model,
     evaluate,
     load_model,
+    model_spec,
     save_model,
     special_ids,
 )
-from tokentransfer.stages import model_spec
 from tokentransfer.tokenize import build_tokenizer, save_tokenizer, tokenize_file
 from tokentransfer.transplant import (
     embedding_finetune,

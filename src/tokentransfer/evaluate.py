@@ -1,7 +1,7 @@
 """Evaluation: the graph walks against baselines, on the target's held-out test pieces.
 
 Every method produces one *sample set* in the same layout (``sample_NNN.mid``, ``tokens.h5``,
-``generation.json``; see :func:`tokentransfer.stages.write_samples`): the same number of
+``generation.json``; see :mod:`tokentransfer.samples`): the same number of
 samples of the same length, from the same prompt and seed.
 
 Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``):
@@ -111,8 +111,9 @@ def run_baseline(
     the registry's method (:mod:`tokentransfer.methods`) fitted on the target's training
     pieces and sampled."""
     from .methods import Env, get
-    from .stages import corpus_tokens, set_threads, write_samples
-    from .tokenize import load_tokenizer, tokenize_file
+    from .model import set_threads
+    from .samples import write_samples
+    from .tokenize import corpus_tokens, load_tokenizer, tokenize_file
 
     set_threads(threads)
     m = get(method)
@@ -349,9 +350,9 @@ def run_evaluate(
     from .fileio import write_text_atomic
     from .metrics import describe
     from .rwr import decode
-    from .stages import corpus_tokens, read_samples
+    from .samples import read_samples
     from .style import StyleClassifier
-    from .tokenize import load_tokenizer
+    from .tokenize import corpus_tokens, load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_json)
     test = corpus_tokens(target_shards, [target_split], "test")

@@ -173,8 +173,7 @@ class _Point:
         self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg, length, classifier
     ):
         from .evaluate import build_reference
-        from .stages import corpus_tokens
-        from .tokenize import load_tokenizer
+        from .tokenize import corpus_tokens, load_tokenizer
 
         self.tokenizer_json = tokenizer_json
         self.tokenizer = load_tokenizer(tokenizer_json)
@@ -312,7 +311,7 @@ def run_point(
     (with the style ``classifier``'s JSON), ``reference_excerpts`` and ``seed``.
     """
     from .methods import Env, fewshot_methods
-    from .stages import set_threads
+    from .model import set_threads
 
     p = _Point(
         tokenizer_json=tokenizer_json,
@@ -415,8 +414,8 @@ def reference_rows(
     style ``classifier``, feature fidelity and style share), as rows with k = -1 (a reference
     line, not a point of the curve)."""
     from .evaluate import build_reference
-    from .stages import corpus_tokens, read_samples
-    from .tokenize import load_tokenizer
+    from .samples import read_samples
+    from .tokenize import corpus_tokens, load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_json)
     test = corpus_tokens(shards, [split], "test")

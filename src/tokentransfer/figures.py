@@ -259,7 +259,7 @@ def target_figures(
     from .evaluate import pooled_pitch_classes
     from .fileio import read_tsv
     from .rwr import decode
-    from .stages import read_samples
+    from .samples import read_samples
     from .tokenize import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_json)

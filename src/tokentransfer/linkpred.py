@@ -359,7 +359,7 @@ def variant_pairs(variant: str, A, nodes: np.ndarray, features_raw: np.ndarray) 
 def variant_graph(variant: str, A, emb: dict, seed: int = 0):
     """A variant's inputs to link prediction on co-occurrence graph ``A``: ``(nodes, raw
     features, positive pairs)``; the one recipe of the workflow's job
-    (:func:`tokentransfer.gcn.run_variant`) and of the methods that train a graph network on
+    (:func:`tokentransfer.jobs.graph.run_linkpred`) and of the methods that train a graph network on
     a few pieces (:func:`tokentransfer.methods.graph_embeddings`)."""
     nodes = used_nodes(A)
     raw = raw_features(variant, nodes, emb, seed=seed)

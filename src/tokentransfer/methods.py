@@ -128,7 +128,7 @@ class Env:
 
     def base_pieces(self, part: str | None = "train") -> list[np.ndarray]:
         """The base corpus's pieces (of ``part`` of its splits; None: every piece)."""
-        from .stages import corpus_tokens
+        from .tokenize import corpus_tokens
 
         if part is None:
             return corpus_tokens(self.base_shards)

@@ -9,6 +9,8 @@ never killed. Checkpoints load with ``torch.load(weights_only=True)``: nothing i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -58,6 +60,17 @@ class TrainSpec:
     log_every: int = 10
 
 
+def model_spec(cfg: dict) -> ModelSpec:
+    return ModelSpec(
+        arch=cfg["arch"],
+        layers=cfg["layers"],
+        dim=cfg["dim"],
+        heads=cfg["heads"],
+        context=cfg["context"],
+        dropout=cfg["dropout"],
+    )
+
+
 def special_ids(tokenizer) -> dict[str, int]:
     """pad/bos/eos token ids of a miditok tokenizer (its special tokens)."""
     vocab = tokenizer.vocab
@@ -77,6 +90,17 @@ def device_for(use_gpu: bool):
     if use_gpu:
         log.warning("use_gpu is set but no GPU is visible: running on the CPU")
     return torch.device("cpu")
+
+
+def device_name(use_gpu: bool) -> str:
+    return str(device_for(use_gpu))
+
+
+def set_threads(n: int) -> None:
+    """Torch's intra-op threads for a job (its Snakemake ``threads``)."""
+    import torch
+
+    torch.set_num_threads(max(int(n), 1))
 
 
 def build_model(spec: ModelSpec, vocab_size: int, special: dict[str, int], seed: int):
@@ -216,6 +240,17 @@ def evaluate(model, seqs, special, *, batch: int = 8, max_tokens: int | None = 5
 
 
 # --------------------------------------------------------------------------- training
+
+
+def checkpoint_for(
+    directory: str | os.PathLike, kind: str, settings: dict, inputs: list[str]
+) -> Path:
+    """A checkpoint path keyed by the settings and the inputs' content: a run with other
+    settings or data never resumes from it."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for path in sorted(inputs):
+        h.update(sha256_file(path).encode())
+    return Path(directory) / f"{kind}-{h.hexdigest()[:16]}.pt"
 
 
 def _schedule(spec: TrainSpec):

@@ -213,8 +213,7 @@ def run_style_classifier(
     """
     from .baselines import bar_id, real_excerpts
     from .fileio import to_tsv, write_text_atomic
-    from .stages import corpus_tokens
-    from .tokenize import load_tokenizer
+    from .tokenize import corpus_tokens, load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_json)
     bar = bar_id(tokenizer)

@@ -226,6 +226,27 @@ def read_shard(path: str | os.PathLike) -> Shard:
         )
 
 
+def corpus_tokens(
+    shard_paths: list[str], splits: list[str] | None = None, part: str | None = None
+) -> list[np.ndarray]:
+    """Token sequences of a corpus (all shards), optionally only the files of one split part,
+    in file id order."""
+    from .split import read_split
+
+    keep = None
+    if part is not None:
+        keep = set()
+        for sp in splits or []:
+            keep |= {fid for fid, p in read_split(sp).items() if p == part}
+    items = []
+    for path in shard_paths:
+        shard = read_shard(path)
+        for i, fid in enumerate(shard.file_ids):
+            if keep is None or fid in keep:
+                items.append((fid, shard.sequence(i)))
+    return [seq for _, seq in sorted(items, key=lambda x: x[0])]
+
+
 INDEX_COLUMNS = ("file_id", "shard", "tokens", "status", "reason")
 
 

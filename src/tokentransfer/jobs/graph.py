@@ -1,15 +1,7 @@
-"""One graph-model job: every encoder and seed of one feature variant on one target's graph,
-with the heuristic baselines and the original's leaky protocol on the same pairs.
-
-Outputs (``results/gcn/{model}/{corpus}/{variant}/``):
-
-- ``checkpoint.pt``: the state_dict of the first encoder's model at the first seed (the one
-  generation uses); load with ``torch.load(path, weights_only=True)``;
-- ``nodes.h5``: that model's node embeddings ``embeddings`` [n, hidden] with ``vocab_ids`` [n];
-- ``training_log.tsv``: encoder, seed, epoch, loss, validation AUC;
-- ``metrics.json``: per seed and method the test AUC, AP and Hits@20, and mean +- std.
-
-``summary.tsv`` (all corpora and variants) is written by :func:`write_summary`.
+"""The jobs of ``rules/graph.smk`` (the graph stage): ``adjacency`` (the co-occurrence and
+successor graphs of a target's training pieces), ``linkpred`` (graph networks trained by
+link prediction, one job per feature variant; config section and results folder ``gcn``) and
+``gcn_summary`` (the table over every corpus, variant and method).
 """
 
 from __future__ import annotations
@@ -22,23 +14,55 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import h5_atomic, torch_save_atomic, write_text_atomic
-from .graph import load_matrix
-from .linkpred import (
-    CIRCULAR_VARIANTS,
-    cosine_scores,
-    evaluate,
-    heuristic_scores,
-    link_metrics,
-    message_graph,
-    original_protocol,
-    split_pairs,
-    standardise,
-    train_from_config,
-    variant_graph,
+from ..fileio import h5_atomic, torch_save_atomic, write_text_atomic
+from ..graph import (
+    context_successors,
+    cooccurrence,
+    load_matrix,
+    save_coo,
+    save_matrix,
+    successors,
+    write_stats,
 )
+from ..model import ModelError
+from ..tokenize import corpus_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
+
+
+def run_adjacency(
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    adjacency: str,
+    successors_out: str,
+    stats_out: str,
+    offset_weights: list[float],
+    self_loops: bool,
+    context_out: str | None = None,
+) -> dict:
+    """Co-occurrence and successor graphs of a target corpus's training pieces (and the
+    successor counts per grammar context, which the walk moves on)."""
+    vocab = len(load_tokenizer(tokenizer_json))
+    seqs = corpus_tokens(shards, [split], "train")
+    if not seqs:
+        raise ModelError(f"no training pieces in {split}")
+    a = cooccurrence(seqs, vocab, offset_weights, self_loops)
+    save_matrix(a, adjacency)
+    save_matrix(successors(seqs, vocab), successors_out)
+    if context_out:
+        save_coo(context_successors(seqs, load_tokenizer(tokenizer_json)), context_out)
+    return write_stats(
+        a,
+        stats_out,
+        {
+            "pieces": len(seqs),
+            "tokens": int(sum(len(s) for s in seqs)),
+            "window": len(offset_weights),
+        },
+    )
+
 
 METRICS = ("auc", "ap", "hits@20")
 
@@ -47,7 +71,7 @@ def _mean_std(values: list[float]) -> list[float]:
     return [float(np.mean(values)), float(np.std(values))] if values else [float("nan")] * 2
 
 
-def run_variant(
+def run_linkpred(
     *,
     adjacency: str,
     embeddings: str,
@@ -61,9 +85,34 @@ def run_variant(
     metrics_json: str,
     device: str = "cpu",
 ) -> dict:
-    """Train and evaluate one variant (see the module doc); ``hp`` is the ``gcn`` config."""
+    """Train and evaluate one feature variant on one target's graph: every encoder and seed,
+    with the heuristic baselines and the original's leaky protocol on the same pairs; ``hp`` is
+    the ``gcn`` config.
 
-    from .embed import read_embeddings
+    Outputs (``results/gcn/{model}/{corpus}/{variant}/``):
+
+    - ``checkpoint.pt``: the state_dict of the first encoder's model at the first seed (the one
+      generation uses); load with ``torch.load(path, weights_only=True)``;
+    - ``nodes.h5``: that model's node embeddings ``embeddings`` [n, hidden] with ``vocab_ids``
+      [n];
+    - ``training_log.tsv``: encoder, seed, epoch, loss, validation AUC;
+    - ``metrics.json``: per seed and method the test AUC, AP and Hits@20, and mean +- std.
+    """
+
+    from ..embed import read_embeddings
+    from ..linkpred import (
+        CIRCULAR_VARIANTS,
+        cosine_scores,
+        evaluate,
+        heuristic_scores,
+        link_metrics,
+        message_graph,
+        original_protocol,
+        split_pairs,
+        standardise,
+        train_from_config,
+        variant_graph,
+    )
 
     t_start = time.perf_counter()
     a = load_matrix(adjacency)
@@ -160,7 +209,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def write_summary(metrics_paths: list[str], out: str | os.PathLike) -> list[list[str]]:
+def run_gcn_summary(metrics_paths: list[str], out: str | os.PathLike) -> list[list[str]]:
     """One row per (model, corpus, variant, method): mean and std over seeds."""
     rows = []
     for path in sorted(metrics_paths):

@@ -1,0 +1,68 @@
+"""The job of ``rules/generate.smk``: rule ``generate``, the biased random walk with restart
+over a target's successor graph (:mod:`tokentransfer.rwr`), its samples written as a sample set
+(:mod:`tokentransfer.samples`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..samples import write_samples
+from ..tokenize import corpus_tokens, load_tokenizer
+
+
+def run_generate(
+    *,
+    tokenizer_json: str,
+    successors_npz: str,
+    nodes_h5: str | None,
+    out_dir: str,
+    cfg: dict,
+    prompt_midi: str | None = None,
+    context_npz: str | None = None,
+    test_shards: list[str] | None = None,
+    split_tsv: str | None = None,
+    bits_tokens: int | None = None,
+) -> dict:
+    """Generate samples by the biased random walk with restart; write MIDI, tokens and a record.
+
+    ``nodes_h5=None`` walks on the counts alone (the Markov chain of the counts).
+    ``context_npz``: the successor counts per grammar context (default:
+    ``context_successors.npz`` beside ``successors_npz``); unused with ``context: none``.
+    With the target's ``test_shards`` and ``split_tsv``, the record also holds the walk's bits
+    per token on its test pieces (at most ``bits_tokens`` tokens; see
+    :func:`tokentransfer.evaluate.heldout_bits`).
+    """
+
+    from ..graph import load_coo, load_matrix
+    from ..rwr import WalkConfig, Walker, load_node_embeddings
+    from ..tokenize import tokenize_file
+
+    tokenizer = load_tokenizer(tokenizer_json)
+    walk_cfg = WalkConfig(**{k: cfg[k] for k in WalkConfig.__dataclass_fields__ if k in cfg})
+    h = vocab_ids = None
+    if nodes_h5:
+        h, vocab_ids = load_node_embeddings(nodes_h5)
+    ctx = None
+    if walk_cfg.context != "none":
+        ctx = load_coo(context_npz or Path(successors_npz).with_name("context_successors.npz"))
+    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx)
+    prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
+    t0 = time.perf_counter()
+    samples = walker.generate(prompt=prompt)
+    seconds = time.perf_counter() - t0
+    extra = {
+        "parameters": walk_cfg.__dict__,
+        "biased": nodes_h5 is not None,
+        "nodes": nodes_h5,
+        "prompt": prompt_midi,
+        "walk_stats": walker.last_stats,
+    }
+    if test_shards and split_tsv:
+        from ..evaluate import heldout_bits
+        from ..likelihood import walk_log_probs
+
+        test = corpus_tokens(test_shards, [split_tsv], "test")
+        extra.update(heldout_bits(lambda s: walk_log_probs(walker, s), test, bits_tokens))
+    return write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
