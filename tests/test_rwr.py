@@ -374,6 +374,18 @@ def test_unsupported_tokenizers_and_bad_inputs(tok, graphs, ctxs):
         )
 
 
+def test_walk_config_from_a_generate_section_takes_its_fields_only():
+    """Rule generate and the methods that walk build the settings from the generate section:
+    the walk's keys taken, other keys ignored, missing ones the defaults."""
+    section = {"temperature": 0.7, "top_k": 3, "context": "none", "variants": ["counts"]}
+    section |= {"prompt": None, "seed": 9}
+    cfg = WalkConfig.from_section(section)
+    assert cfg == WalkConfig(temperature=0.7, top_k=3, context="none", seed=9)
+    assert WalkConfig.from_section({}) == WalkConfig()
+    with pytest.raises(ValueError, match="generate.temperature"):
+        WalkConfig.from_section({"temperature": 0})
+
+
 def test_without_time_signatures_and_programs(tok, midi_corpora):
     plain = build_tokenizer({"kind": "REMI", "use_time_signatures": False})
     seqs = [tokenize_file(plain, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]

@@ -107,7 +107,7 @@ class Env:
 
     def walk_config(self):
         """The walk's settings from ``gen`` (the keys of WalkConfig that it holds)."""
-        return WalkConfig(**{k: self.gen[k] for k in WALK_KEYS if k in self.gen})
+        return WalkConfig.from_section(self.gen)
 
     def load_model(self):
         """The transformer of ``model_dir`` on the device."""

@@ -134,6 +134,13 @@ class WalkConfig:
                 f"generate.context must be one of {tuple(CONTEXTS)}, got {self.context!r}"
             )
 
+    @classmethod
+    def from_section(cls, section: dict) -> WalkConfig:
+        """The walk's settings from a ``generate`` config section: the keys that are fields
+        of WalkConfig (the defaults for those it lacks), the others ignored. Rule ``generate``
+        and every method that walks (:mod:`tokentransfer.methods`) build it so."""
+        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+
 
 class _Table:
     """Rows of candidates sorted by weight, with probabilities and a global cumulative key.

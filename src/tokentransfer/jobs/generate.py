@@ -40,7 +40,7 @@ def run_generate(
     from ..tokenize import tokenize_file
 
     tokenizer = load_tokenizer(tokenizer_json)
-    walk_cfg = WalkConfig(**{k: cfg[k] for k in WalkConfig.__dataclass_fields__ if k in cfg})
+    walk_cfg = WalkConfig.from_section(cfg)
     h = vocab_ids = None
     if nodes_h5:
         h, vocab_ids = load_node_embeddings(nodes_h5)
