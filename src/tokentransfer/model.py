@@ -61,6 +61,7 @@ class TrainSpec:
 
 
 def model_spec(cfg: dict) -> ModelSpec:
+    """The architecture of a ``model`` config section (its other keys ignored)."""
     return ModelSpec(
         arch=cfg["arch"],
         layers=cfg["layers"],
@@ -93,6 +94,7 @@ def device_for(use_gpu: bool):
 
 
 def device_name(use_gpu: bool) -> str:
+    """:func:`device_for` as a string (``"cuda"`` or ``"cpu"``), for the graph networks."""
     return str(device_for(use_gpu))
 
 
