@@ -211,3 +211,18 @@ def test_untie_is_a_no_op_on_an_untied_model(tok):
     model = tiny_model(tok)
     assert untie_output(model) and not untie_output(model)
     assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+
+
+def test_lora_adapters_start_from_the_configured_seed_whatever_ran_before(tok, corpora, tmp_path):
+    """Two LoRA fits with the same spec give the same adapters although other draws of the
+    global torch RNG came before one of them (a job adapting other methods first)."""
+    special = special_ids(tok)
+    data = corpora[1][:2]
+    spec = TrainSpec(steps=2, batch=2, lr=1e-2, warmup=1, checkpoint_every=100, seed=5)
+    got = []
+    for skip in (0, 1000):
+        model = tiny_model(tok)  # (building it seeds the global RNG)
+        torch.rand(skip)  # what an earlier method of the job may have drawn
+        peft_model, _ = lora_finetune(model, data, special, spec, tmp_path / f"ck{skip}.pt", r=4)
+        got.append({n: h for n, h in hashes(peft_model).items() if "lora_" in n})
+    assert got[0] and got[0] == got[1]

@@ -400,7 +400,12 @@ def lora_finetune(
 ) -> tuple[Any, dict]:
     """Train LoRA adapters (:func:`lora_model` with ``lora``) for ``spec.steps`` steps;
     returns ``(peft model, statistics)``. ``peft_model.merge_and_unload()`` gives a plain
-    model for the samplers."""
-    peft_model = lora_model(model, **lora)
+    model for the samplers. The adapters' initial weights are drawn from ``spec.seed``, not
+    from whatever the global torch RNG holds when the job reaches this method."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(spec.seed))
+        peft_model = lora_model(model, **lora)
     stats = _train(peft_model, seqs, special, spec, checkpoint, device)
     return peft_model, {**stats, "trainable": trainable_parameters(peft_model)}
