@@ -21,7 +21,7 @@ from tokentransfer.embed import read_embeddings
 from tokentransfer.fileio import sha256_file
 from tokentransfer.graph import load_coo, load_matrix
 from tokentransfer.jobs.generate import run_generate
-from tokentransfer.jobs.graph import run_adjacency
+from tokentransfer.jobs.graph import run_adjacency, run_gcn_summary, run_linkpred
 from tokentransfer.jobs.model import (
     PRETRAIN_KEYS,
     run_embed,
@@ -331,6 +331,81 @@ def test_run_adjacency_counts_the_training_pieces(corpus, graphs):
     assert json.loads((graphs.dir / "stats.json").read_text()) == graphs.stats
     assert graphs.stats["pieces"] == 11 and graphs.stats["window"] == 2
     assert graphs.stats["tokens"] == sum(len(s) for s in train)
+
+
+#: a tiny ``gcn`` section (rule linkpred's ``hp``: the section without variants, encoders,
+#: seeds and threads)
+GCN_HP = {
+    "hidden": 8,
+    "layers": 2,
+    "dropout": 0.0,
+    "lr": 0.01,
+    "epochs": 4,
+    "patience": 4,
+    "val_fraction": 0.1,
+    "test_fraction": 0.1,
+    "original_protocol": True,
+    "original_epochs": 2,
+}
+
+
+def test_run_linkpred_and_run_gcn_summary(corpus, pretrained, graphs, tmp_path):
+    """One feature variant on the tunes' graph: the first seed's model and node embeddings,
+    every seed's log and test scores beside the heuristics, then the summary's rows."""
+    import torch
+
+    emb = tmp_path / "emb.h5"
+    run_embed(
+        model_dir=pretrained.dir,
+        shards=corpus.shards,
+        split=corpus.split,
+        manifest=corpus.manifest,
+        out=str(emb),
+        batch=4,
+        stride=None,
+        use_gpu=False,
+    )
+    folder = tmp_path / "gcn" / "tiny" / "tunes" / "emb_neighbours"
+    folder.mkdir(parents=True)
+    out = run_linkpred(
+        adjacency=str(graphs.dir / "adjacency.npz"),
+        embeddings=str(emb),
+        variant="emb_neighbours",
+        encoders=["gcn"],
+        seeds=[0, 1],
+        hp=GCN_HP,
+        checkpoint=str(folder / "checkpoint.pt"),
+        nodes_h5=str(folder / "nodes.h5"),
+        log_tsv=str(folder / "training_log.tsv"),
+        metrics_json=str(folder / "metrics.json"),
+    )
+    a = load_matrix(graphs.dir / "adjacency.npz")
+    used = np.flatnonzero(np.asarray((a + a.T).sum(axis=1)).ravel() > 0)
+    assert out["variant"] == "emb_neighbours" and out["nodes"] == len(used)
+    assert json.loads((folder / "metrics.json").read_text())["summary"] == json.loads(
+        json.dumps(out["summary"])
+    )
+    assert [r["seed"] for r in out["per_seed"]] == [0, 1]
+    methods = set(out["per_seed"][0]["methods"])
+    assert {"gcn", "feature_cosine", "original_protocol"} <= methods and len(methods) >= 5
+    assert set(out["summary"]) == methods
+    assert all(0.0 <= out["summary"][m]["auc"][0] <= 1.0 for m in methods)
+    with h5py.File(folder / "nodes.h5") as h5:
+        assert h5["embeddings"].shape == (len(used), 8)
+        assert h5["vocab_ids"][:].tolist() == used.tolist()
+        assert h5.attrs["variant"] == "emb_neighbours" and h5.attrs["seed"] == 0
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)
+    log_rows = (folder / "training_log.tsv").read_text().splitlines()
+    runs = sum(r["methods"]["gcn"]["epochs_run"] for r in out["per_seed"])
+    assert log_rows[0] == "encoder\tseed\tepoch\tloss\tval_auc" and len(log_rows) == 1 + runs
+
+    rows = run_gcn_summary([str(folder / "metrics.json")], tmp_path / "summary.tsv")
+    lines = (tmp_path / "summary.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:6] == ["model", "corpus", "variant", "circular", "method", "seeds"]
+    assert len(rows) == len(lines) - 1 == len(methods)
+    gcn_row = next(r for r in rows if r[4] == "gcn")
+    assert gcn_row[:4] == ["tiny", "tunes", "emb_neighbours", "false"] and gcn_row[5] == "2"
+    assert gcn_row[6] == f"{out['summary']['gcn']['auc'][0]:.4f}"
 
 
 def _nodes(path, vocab, dim=8, seed=0):
