@@ -5,12 +5,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
-from tokentransfer.fewshot import run_curve  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.jobs.fewshot import run_fewshot_curve  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-run_curve(
+run_fewshot_curve(
     points=list(smk.input.points),
     out_tsv=smk.output.curve,
     out_png=smk.output.figure,

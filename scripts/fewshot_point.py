@@ -7,13 +7,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
-from tokentransfer.fewshot import run_point  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.jobs.fewshot import run_fewshot_point  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
 params = dict(smk.params)
-run_point(
+run_fewshot_point(
     tokenizer_json=smk.input.tokenizer,
     shards=list(smk.input.shards),
     split=smk.input.split,

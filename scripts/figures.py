@@ -6,13 +6,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
-from tokentransfer.figures import target_figures  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.jobs.evaluate import run_figures  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-target_figures(
+run_figures(
     tokenizer_json=smk.input.tokenizer,
     metrics_tsv=smk.input.metrics,
     sets=dict(zip(smk.params.methods, smk.input.sets, strict=True)),

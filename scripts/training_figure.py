@@ -5,11 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
-from tokentransfer.figures import training_curves  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
+from tokentransfer.jobs.evaluate import run_training_figure  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
 logs = {"pretrain": smk.input.pretrain}
 logs.update({f"finetune {Path(p).parent.name}": p for p in smk.input.finetune})
-training_curves(logs, smk.output[0])
+run_training_figure(logs, smk.output[0])

@@ -100,7 +100,7 @@ def prepare(fixtures: Path, root: Path) -> FixtureRun:
 
 
 def train_style(run: FixtureRun, out: Path, seed: int = 0) -> dict:
-    from tokentransfer.style import run_style_classifier
+    from tokentransfer.jobs.evaluate import run_style_classifier
 
     out.mkdir(parents=True, exist_ok=True)
     return run_style_classifier(
@@ -116,7 +116,7 @@ def train_style(run: FixtureRun, out: Path, seed: int = 0) -> dict:
 
 def evaluate_target(run: FixtureRun, target: str) -> str:
     """real_target and real_base sample sets of ``target``, evaluated; its metrics.tsv."""
-    from tokentransfer.evaluate import run_baseline, run_evaluate
+    from tokentransfer.jobs.evaluate import run_baseline, run_evaluate
 
     sets = {}
     for method in ("real_target", "real_base"):

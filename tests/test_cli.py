@@ -39,7 +39,7 @@ def test_inspect_manifest_and_shard(tmp_path, capsys, midi_corpora):
 
 def test_results_prints_the_tables(tmp_path, capsys):
     """`tokentransfer results` turns summary.tsv and curve.tsv into markdown tables."""
-    from tokentransfer.evaluate import to_tsv
+    from tokentransfer.fileio import to_tsv
 
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "summary.tsv").write_text(

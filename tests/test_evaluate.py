@@ -10,13 +10,12 @@ import pytest
 
 from tokentransfer.evaluate import (
     build_reference,
-    collect_costs,
     evaluate_set,
     method_kind,
     pooled_pitch_classes,
-    read_tsv,
-    to_tsv,
 )
+from tokentransfer.fileio import read_tsv, to_tsv
+from tokentransfer.jobs.evaluate import collect_costs
 from tokentransfer.tokenize import build_tokenizer
 
 

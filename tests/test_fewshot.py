@@ -67,8 +67,8 @@ def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
     test pieces; the figure is drawn."""
     from tests.conftest import snakemake, write_config
     from tests.test_workflow import dag_config
-    from tokentransfer.evaluate import read_tsv
     from tokentransfer.fewshot import CURVE_METRICS
+    from tokentransfer.fileio import read_tsv
 
     config = dag_config(music21_corpora)
     config["corpora"] = {n: config["corpora"][n] for n in ("base", "fiddle")}

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests import music21_corpora as m21
-from tokentransfer.fewshot import LIKELIHOOD_METRICS, run_point
+from tokentransfer.fewshot import LIKELIHOOD_METRICS
+from tokentransfer.jobs.fewshot import run_fewshot_point
 from tokentransfer.methods import names
 from tokentransfer.model import build_model, model_spec, save_model, special_ids
 from tokentransfer.tokenize import (
@@ -97,7 +98,7 @@ def test_transfer_point_measures_every_method(setup):
         "test_fraction": 0.1,
     }
     cfg = {"seed": 0, "methods": list(TRANSFER), "finetune_steps": 3, "variants": []}
-    rows = run_point(
+    rows = run_fewshot_point(
         tokenizer_json=str(tok_json),
         shards=jazz[0],
         split=jazz[1],
@@ -139,7 +140,7 @@ def test_cheap_point_has_bits_for_chains_and_walks(setup):
     gen = {"samples": 2, "length": 48, "seed": 0, "context": "onset", "top_k": 16}
     ev = {"copy_n": 8, "markov_discount": 0.75, "reference_excerpts": 6, "seed": 0}
     cfg = {"seed": 0, "methods": ["markov1", "markov2c", "counts"], "variants": []}
-    rows = run_point(
+    rows = run_fewshot_point(
         tokenizer_json=str(tok_json),
         shards=jazz[0],
         split=jazz[1],

@@ -22,7 +22,7 @@ def score(notes, numerator=4, denominator=4):
 
 
 def test_cut_beats_moves_and_clips():
-    notes = fig._notes_in_beats(score([(0, 1, 60), (4, 3, 62), (6, 4, 64), (8, 1, 65)]))
+    notes = fig.notes_in_beats(score([(0, 1, 60), (4, 3, 62), (6, 4, 64), (8, 1, 65)]))
     cut = fig.cut_beats(notes, 4.0, 4.0)
     assert cut["start"].tolist() == [0.0, 2.0]
     assert cut["end"].tolist() == [3.0, 4.0]  # the note from 6 to 10 is cut off at 4

@@ -18,8 +18,9 @@ import pytest
 
 from tests.music21_corpora import FIDDLE_GROUP
 from tokentransfer import methods
-from tokentransfer.evaluate import read_tsv, run_baseline, run_evaluate
-from tokentransfer.fewshot import run_curve, run_point
+from tokentransfer.fileio import read_tsv
+from tokentransfer.jobs.evaluate import run_baseline, run_evaluate
+from tokentransfer.jobs.fewshot import run_fewshot_curve, run_fewshot_point
 from tokentransfer.likelihood import grammar_masks
 from tokentransfer.methods import Fitted, Method, register, unregister
 from tokentransfer.samples import read_samples
@@ -157,7 +158,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
     points = []
     for k in (1, 0):
         points.append(str(tmp_path / f"k{k}_d0.tsv"))
-        run_point(
+        run_fewshot_point(
             tokenizer_json=target.tok_json,
             shards=target.shards,
             split=target.split,
@@ -172,7 +173,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
             gcn_cfg={},
             finetune_cfg={},
         )
-    curve = run_curve(
+    curve = run_fewshot_curve(
         points=points,
         out_tsv=str(tmp_path / "curve.tsv"),
         out_png=str(tmp_path / "c.png"),
@@ -238,7 +239,7 @@ def test_transformer_job_samples_under_the_grammar(target, tiny_model, tmp_path)
 def test_finetuned_on_k_pieces_in_its_few_shot_job(target, tiny_model, tmp_path):
     """The few-shot finetune job adapts the registry's finetuned method for the budget."""
     cfg = {"seed": 0, "methods": ["finetuned", "markov1"], "variants": [], "finetune_steps": 2}
-    rows = run_point(
+    rows = run_fewshot_point(
         tokenizer_json=target.tok_json,
         shards=target.shards,
         split=target.split,

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from tests import eval_fixture_run as fx
-from tokentransfer.evaluate import OA_COLUMNS, read_tsv
+from tokentransfer.evaluate import OA_COLUMNS
+from tokentransfer.fileio import read_tsv
 from tokentransfer.style import (
     ALL_ROW,
     MAJORITY_ROW,
@@ -164,7 +165,7 @@ def test_style_vector_has_no_velocity_and_names_its_entries():
 def test_figures_of_a_fixture_target(fixture_run):
     """The target's figures from its metrics table and sample sets: piano rolls of every
     method's samples under test excerpts of the same length."""
-    from tokentransfer.figures import target_figures
+    from tokentransfer.jobs.evaluate import run_figures
     from tokentransfer.tokenize import corpus_tokens
 
     out = fixture_run.root / "figures"
@@ -173,7 +174,7 @@ def test_figures_of_a_fixture_target(fixture_run):
         for m in ("real_target", "real_base")
     }
     names = {k: out / f"{k}.png" for k in ("metrics", "pitch", "rolls")}
-    target_figures(
+    run_figures(
         tokenizer_json=fixture_run.tokenizer_json,
         metrics_tsv=fixture_run.metrics["bach"],
         sets=sets,

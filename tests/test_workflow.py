@@ -690,7 +690,8 @@ def test_cli_generate_with_a_prompt(dag_run, tmp_path, music21_corpora):
 
 def test_evaluation_tables(dag_run):
     """Every walk and baseline is evaluated on every target, with the same samples x length."""
-    from tokentransfer.evaluate import SAMPLE_METRICS, SET_METRICS, read_tsv
+    from tokentransfer.evaluate import SAMPLE_METRICS, SET_METRICS
+    from tokentransfer.fileio import read_tsv
 
     work, _ = dag_run
     summary = read_tsv(work / "results/eval/summary.tsv")

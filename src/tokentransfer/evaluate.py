@@ -33,21 +33,19 @@ Metrics against the target's test pieces, in the order of the table:
   memorisation (the share of a sample's n-grams found in the training pieces, and the longest
   span copied from one) and cost (generation tokens/s, adaptation seconds).
 
-Fidelity and style look at a sample's generated tokens only (a prompt is left out).
+Fidelity and style look at a sample's generated tokens only (a prompt is left out). The jobs
+that read the sample sets and write the tables are in :mod:`tokentransfer.jobs.evaluate`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .features import FIDELITY_FEATURES
-from .fileio import read_tsv, to_tsv
 
 log = logging.getLogger(__name__)
 
@@ -89,62 +87,7 @@ def method_kind(method: str) -> str:
     return m.kind if m is not None else "graph"
 
 
-# --------------------------------------------------------------------------- baselines
-
-
-def run_baseline(
-    method: str,
-    *,
-    tokenizer_json: str,
-    target_shards: list[str],
-    target_split: str,
-    base_shards: list[str],
-    model_dir: str | None,
-    out_dir: str,
-    gen_cfg: dict,
-    eval_cfg: dict,
-    prompt_midi: str | None = None,
-    use_gpu: bool = False,
-    threads: int = 1,
-) -> dict:
-    """Produce one method's sample set (``generate.samples`` x ``generate.length`` tokens):
-    the registry's method (:mod:`tokentransfer.methods`) fitted on the target's training
-    pieces and sampled."""
-    from .methods import Env, get
-    from .model import set_threads
-    from .samples import write_samples
-    from .tokenize import corpus_tokens, load_tokenizer, tokenize_file
-
-    set_threads(threads)
-    m = get(method)
-    tokenizer = load_tokenizer(tokenizer_json)
-    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
-    prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
-    train = corpus_tokens(target_shards, [target_split], "train")
-    env = Env(
-        tokenizer,
-        tokenizer_json,
-        gen=gen_cfg,
-        eval=eval_cfg,
-        model_dir=model_dir,
-        use_gpu=use_gpu,
-        base_shards=list(base_shards),
-    )
-    fitted = m.fit(train, env)
-    if not fitted.takes_prompt:
-        prompt = None
-    t0 = time.perf_counter()
-    samples = fitted.sample(n, length, seed, prompt)
-    seconds = time.perf_counter() - t0
-    extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi}
-    extra.update(fitted.record)
-    extra["adapt_seconds"] = round(fitted.adapt_seconds, 4)
-    if fitted.log_probs is not None:
-        test = corpus_tokens(target_shards, [target_split], "test")
-        extra.update(heldout_bits(fitted.log_probs, test, eval_cfg.get("bits_tokens")))
-    info = write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
-    log.info("%s: %d samples x %d tokens in %.2f s", method, n, length, seconds)
-    return info
+# --------------------------------------------------------------------------- likelihood
 
 
 def heldout_bits(log_probs_fn, test: list[np.ndarray], max_tokens: int | None) -> dict:
@@ -274,13 +217,6 @@ def build_reference(
     }
 
 
-def _adapt_seconds(method: str, info: dict, costs: dict) -> float | None:
-    """Seconds spent adapting to the target (graph network training, fine-tuning, fitting)."""
-    if method in costs:
-        return costs[method]
-    return info.get("adapt_seconds")
-
-
 def music_measures(
     scores: list,
     reference_features: list[dict[str, np.ndarray]],
@@ -313,149 +249,3 @@ def music_measures(
     for name in FIDELITY_FEATURES:
         row[f"oa_{name}"] = per_feature[name]["oa"]
     return row, per_feature, per_sample
-
-
-def run_evaluate(
-    *,
-    tokenizer_json: str,
-    target_shards: list[str],
-    target_split: str,
-    sets: dict[str, str],
-    out_tsv: str,
-    samples_tsv: str,
-    eval_cfg: dict,
-    gen_cfg: dict,
-    costs: dict[str, float] | None = None,
-    corpus: str = "",
-    classifier: str | None = None,
-    features_tsv: str | None = None,
-) -> list[dict]:
-    """Evaluate every sample set (method -> its ``tokens.h5``) against the target's test pieces.
-
-    Writes ``out_tsv`` (one row per method: music measures, set metrics, per-sample means and
-    stds, cost), ``samples_tsv`` (one row per sample) and ``features_tsv`` (one row per method
-    and feature of :data:`FIDELITY_FEATURES`: OA, KL, and the mean and std of a numeric feature
-    over the samples and over the reference excerpts). ``costs`` maps a method to its
-    adaptation seconds where the sample set's own record does not hold them; ``classifier`` is
-    the style classifier's JSON (without one the style columns are empty). A
-    ``test_pieces`` row gives the metrics of excerpts of the test pieces themselves
-    (divergences and fidelity left empty: they are the reference; its style share is the
-    classifier's recall on the target's test pieces).
-
-    Reads ``eval_cfg`` keys ``copy_n``, ``reference_excerpts`` and ``seed``, and ``gen_cfg``
-    keys ``samples``, ``length`` and ``seed``.
-    """
-    from .baselines import bar_id, real_excerpts
-    from .features import score_features
-    from .fileio import write_text_atomic
-    from .metrics import describe
-    from .rwr import decode
-    from .samples import read_samples
-    from .style import StyleClassifier
-    from .tokenize import corpus_tokens, load_tokenizer
-
-    tokenizer = load_tokenizer(tokenizer_json)
-    test = corpus_tokens(target_shards, [target_split], "test")
-    train = corpus_tokens(target_shards, [target_split], "train")
-    copy_n = int(eval_cfg["copy_n"])
-    reference = build_reference(tokenizer, test, train, copy_n)
-    costs = costs or {}
-    model = StyleClassifier.load(classifier) if classifier else None
-    if model is not None and corpus not in model.classes:
-        log.warning("%s is not a class of the style classifier %s", corpus, classifier)
-    rows, sample_rows, feature_rows = [], [], []
-    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
-    bar = bar_id(tokenizer)
-    ref_excerpts = real_excerpts(
-        test, int(eval_cfg["reference_excerpts"]), length, int(eval_cfg["seed"]), bar_id=bar
-    )
-    ref_features = [score_features(decode(tokenizer, s)) for s in ref_excerpts]
-    log.info("reference: %d excerpts of %d test pieces", len(ref_excerpts), len(test))
-    test_excerpts = real_excerpts(test, n, length, seed, bar_id=bar)
-    entries = [("test_pieces", test_excerpts, 0, {})]
-    for method, tokens_h5 in sets.items():
-        samples, prompt = read_samples(tokens_h5)
-        info_path = Path(tokens_h5).with_name("generation.json")
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
-        entries.append((method, samples, prompt, info))
-    for method, samples, prompt, info in entries:
-        t0 = time.perf_counter()
-        new_scores = [decode(tokenizer, s[prompt:]) for s in samples]
-        set_metrics, per_sample = evaluate_set(
-            tokenizer, samples, prompt, reference, copy_n, new_scores if prompt == 0 else None
-        )
-        music, per_feature, styles = music_measures(new_scores, ref_features, model, corpus)
-        if method == "test_pieces":  # the reference itself: its divergences say nothing
-            set_metrics = dict.fromkeys(SET_METRICS, math.nan)
-            music.update(dict.fromkeys(("feature_fidelity", *OA_COLUMNS), math.nan))
-            for rec in per_feature.values():
-                rec.update(oa=math.nan, kld=math.nan)
-        row: dict = {
-            "corpus": corpus,
-            "method": method,
-            "kind": method_kind(method),
-            "samples": len(samples),
-            "tokens": int(sum(len(s) - prompt for s in samples)),
-            **{k: music[k] for k in MUSIC_SET_METRICS},
-            **{k: music[k] for k in OA_COLUMNS},
-            **set_metrics,
-        }
-        for name in SAMPLE_METRICS:
-            mean, std, _ = describe([r[name] for r in per_sample])
-            row[name] = mean
-            row[f"{name}_std"] = std
-        row["bits_per_token"] = info.get("bits_per_token", math.nan)
-        row["gen_tokens_per_second"] = info.get("tokens_per_second")
-        row["gen_seconds"] = info.get("seconds")
-        row["adapt_seconds"] = _adapt_seconds(method, info, costs)
-        rows.append(row)
-        for i, (r, st) in enumerate(zip(per_sample, styles, strict=True)):
-            sample_rows.append({"corpus": corpus, "method": method, "sample": i, **r, **st})
-        for name, rec in per_feature.items():
-            rec = {"corpus": corpus, "method": method, "feature": name, **rec}
-            feature_rows.append({k: rec[k] for k in FEATURE_COLUMNS})
-        log.info(
-            "%s: evaluated %d samples in %.2f s (feature fidelity %.3f, style share %.3f)",
-            method,
-            len(samples),
-            time.perf_counter() - t0,
-            music["feature_fidelity"],
-            music["style_share"],
-        )
-    write_text_atomic(out_tsv, to_tsv(rows))
-    write_text_atomic(samples_tsv, to_tsv(sample_rows))
-    if features_tsv:
-        write_text_atomic(features_tsv, to_tsv(feature_rows))
-    return rows
-
-
-def graph_adapt_seconds(metrics_json: str) -> float | None:
-    """Training seconds of the graph network whose node embeddings a walk uses (first seed,
-    first encoder: the checkpoint that ``nodes.h5`` comes from)."""
-    info = json.loads(Path(metrics_json).read_text())
-    encoders = info.get("encoders") or []
-    per_seed = info.get("per_seed") or []
-    if not encoders or not per_seed:
-        return None
-    return per_seed[0]["methods"].get(encoders[0], {}).get("seconds")
-
-
-def collect_costs(gcn_metrics: dict[str, str], finetune_metrics: str | None) -> dict[str, float]:
-    """Adaptation seconds by method: each walk variant's graph-network training (``gcn_metrics``:
-    variant -> its ``metrics.json``) and the fine-tuning run."""
-    costs = {}
-    for variant, path in gcn_metrics.items():
-        seconds = graph_adapt_seconds(path)
-        if seconds is not None:
-            costs[variant] = float(seconds)
-    if finetune_metrics:
-        costs["finetuned"] = float(json.loads(Path(finetune_metrics).read_text())["seconds"])
-    return costs
-
-
-def run_summary(tables: list[str], out_tsv: str) -> None:
-    """Concatenate the per-target tables into one."""
-    from .fileio import write_text_atomic
-
-    rows = [r for t in tables for r in read_tsv(t)]
-    write_text_atomic(out_tsv, to_tsv(rows))

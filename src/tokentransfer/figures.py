@@ -117,7 +117,7 @@ def pitch_class_chart(
     plt.close(fig)
 
 
-def _notes_in_beats(score) -> dict[str, np.ndarray]:
+def notes_in_beats(score) -> dict[str, np.ndarray]:
     """A score's notes with onset and end in quarter notes."""
     from .metrics import note_arrays
 
@@ -161,7 +161,7 @@ def test_excerpts(scores: list, count: int, beats: float, seed: int) -> list[dic
     out = []
     for idx in order[:count]:
         score = scores[int(idx)]
-        notes = _notes_in_beats(score)
+        notes = notes_in_beats(score)
         bar = _bar_quarters(score)
         first = float(notes["start"].min()) if len(notes["start"]) else 0.0
         first_bar = np.floor(first / bar) * bar
@@ -199,7 +199,7 @@ def piano_rolls(
     :func:`test_excerpts` cuts them), all on one time axis of ``beats`` quarter notes (default:
     the longest sample's span) and one pitch axis. Returns the axis length in quarter notes."""
     plt = pyplot()
-    rows = {m: [_notes_in_beats(sc) for sc in scores] for m, scores in sets.items()}
+    rows = {m: [notes_in_beats(sc) for sc in scores] for m, scores in sets.items()}
     if beats is None:
         spans = [span_beats(n) for notes in rows.values() for n in notes]
         beats = max([*spans, 1.0])
@@ -240,58 +240,12 @@ def piano_rolls(
     return beats
 
 
-def target_figures(
-    *,
-    tokenizer_json: str,
-    metrics_tsv: str,
-    sets: dict[str, str],
-    metrics_png: str,
-    pitch_png: str,
-    rolls_png: str,
-    title: str = "",
-    reference: list[np.ndarray] | None = None,
-    per_method: int = 3,
-    seed: int = 0,
-) -> None:
-    """All figures of one target from its metrics table and its sample sets' ``tokens.h5``;
-    ``reference``: the test pieces' token sequences; ``per_method`` samples of each set in the
-    piano rolls, under as many test excerpts (seeded by ``seed``) of the same length."""
-    from .evaluate import pooled_pitch_classes
-    from .fileio import read_tsv
-    from .rwr import decode
-    from .samples import read_samples
-    from .tokenize import load_tokenizer
-
-    tokenizer = load_tokenizer(tokenizer_json)
-    metrics_chart(read_tsv(metrics_tsv), metrics_png, title)
-    histograms, shown = {}, {}
-    if reference:
-        histograms["test_pieces"] = pooled_pitch_classes(tokenizer, reference)
-    for method, tokens_h5 in sets.items():
-        samples, _ = read_samples(tokens_h5)
-        histograms[method] = pooled_pitch_classes(tokenizer, samples)
-        shown[method] = [decode(tokenizer, s) for s in samples[:per_method]]
-    pitch_class_chart(histograms, pitch_png, title)
-    spans = [span_beats(_notes_in_beats(sc)) for scores in shown.values() for sc in scores]
-    beats = max([*spans, 1.0])
-    excerpts = None
-    count = max([len(v) for v in shown.values()] + [1])  # as many as samples are shown
-    if reference:
-        rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
-        picked = rng.permutation(len(reference))[:count]  # decode only the pieces cut from
-        decoded = [decode(tokenizer, reference[int(i)]) for i in picked]
-        excerpts = test_excerpts(decoded, count, beats, seed)
-    piano_rolls(shown, excerpts, rolls_png, title, beats)
-
-
-def training_curves(logs: dict[str, str], path: str | os.PathLike) -> None:
-    """Loss against step of each training log (``training_log.tsv``: step, loss, ...)."""
-    from .fileio import read_tsv
-
+def training_curves(curves: dict[str, list[dict[str, str]]], path: str | os.PathLike) -> None:
+    """Loss against step of each training log (``curves``: a name -> the rows of its
+    ``training_log.tsv``: step, loss, ...)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, tsv in logs.items():
-        rows = read_tsv(tsv)
+    for name, rows in curves.items():
         steps = [_num(r.get("step")) for r in rows]
         loss = [_num(r.get("loss")) for r in rows]
         if rows:
@@ -299,7 +253,7 @@ def training_curves(logs: dict[str, str], path: str | os.PathLike) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (cross-entropy, nats)")
     ax.set_title("transformer training", fontsize=10)
-    if logs:
+    if curves:
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_png(fig, path)

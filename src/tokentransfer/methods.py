@@ -13,11 +13,12 @@ of a piece but the first) where the method defines a next-token distribution, fo
 token.
 
 Everything that enumerates or branches on methods reads this registry: the evaluation
-(:func:`tokentransfer.evaluate.run_baseline`, :func:`tokentransfer.evaluate.method_kind`), the
-few-shot curve (:func:`tokentransfer.fewshot.run_point` loops over :func:`fewshot_methods`),
-the rules' input functions and wildcard constraints (``rules/common.smk``), and the schema's
-method lists (kept equal to :func:`schema_enums` by a test). A new method is one new class
-registered here (or anywhere before the job runs) plus its tests.
+(:func:`tokentransfer.jobs.evaluate.run_baseline`, :func:`tokentransfer.evaluate.method_kind`),
+the few-shot curve (:func:`tokentransfer.jobs.fewshot.run_fewshot_point` loops over
+:func:`fewshot_methods`), the rules' input functions and wildcard constraints
+(``rules/common.smk``), and the schema's method lists (kept equal to :func:`schema_enums` by a
+test). A new method is one new class registered here (or anywhere before the job runs) plus its
+tests.
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ would name a corpus without hearing it). The model is a multinomial logistic reg
 standardised features with an L2 penalty, fitted by L-BFGS from zero weights (deterministic).
 
 Its accuracy on windows of the held-out pieces (each target's test pieces, the base corpus's
-validation pieces) is reported beside the majority-class rate, and the evaluation reports for
+validation pieces) is reported beside the majority-class rate (rule ``style_classifier``:
+:func:`tokentransfer.jobs.evaluate.run_style_classifier`), and the evaluation reports for
 every method the share of its samples classified as the target's style.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -182,108 +182,7 @@ def train_classifier(
     return model
 
 
-# --------------------------------------------------------------------------- the workflow's job
-
-
-def heldout_parts(split_tsv: str | os.PathLike) -> list[str]:
-    """The split parts other than ``train`` (``test`` for a target, ``val`` for the base)."""
-    from .split import read_split
-
-    return sorted(set(read_split(split_tsv).values()) - {"train"})
-
-
-def run_style_classifier(
-    *,
-    tokenizer_json: str,
-    corpora: dict[str, tuple[list[str], str]],
-    out_model: str,
-    out_tsv: str,
-    length: int,
-    windows: int,
-    heldout_windows: int,
-    l2: float,
-    seed: int,
-) -> dict:
-    """Train on ``windows`` training windows of ``length`` tokens per corpus (``corpora``:
-    name -> (shards, split file)), measure on ``heldout_windows`` windows of each corpus's
-    held-out pieces, and write the model (JSON) and the held-out table (TSV: one row per
-    corpus with its windows, pieces, recall and the share predicted as each class, then a row
-    :data:`ALL_ROW` with the accuracy and a row :data:`MAJORITY_ROW` with the majority-class
-    rate, in the ``recall`` column).
-    """
-    from .baselines import bar_id, real_excerpts
-    from .fileio import to_tsv, write_text_atomic
-    from .tokenize import corpus_tokens, load_tokenizer
-
-    tokenizer = load_tokenizer(tokenizer_json)
-    bar = bar_id(tokenizer)
-    classes = sorted(corpora)
-    root = np.random.SeedSequence(int(seed))
-    train_seeds = root.spawn(len(classes))
-    test_seeds = root.spawn(len(classes))
-    xs, ys, held = [], [], {}
-    for c, (name, ss_train, ss_test) in enumerate(
-        zip(classes, train_seeds, test_seeds, strict=True)
-    ):
-        shards, split = corpora[name]
-        train = corpus_tokens(shards, [split], "train")
-        if not train:
-            log.warning("%s: no training pieces; left out of the classifier", name)
-            continue
-        picks = real_excerpts(train, windows, length, _int_seed(ss_train), bar_id=bar)
-        xs.append(style_vectors(tokenizer, picks))
-        ys.append(np.full(len(picks), c))
-        held_pieces = [
-            s for part in heldout_parts(split) for s in corpus_tokens(shards, [split], part)
-        ]
-        if held_pieces:
-            picks = real_excerpts(held_pieces, heldout_windows, length, _int_seed(ss_test), bar)
-            held[name] = (style_vectors(tokenizer, picks), c, len(held_pieces))
-        else:
-            log.warning("%s: no held-out pieces; not in the held-out accuracy", name)
-        log.info("%s: %d training pieces, %d held-out pieces", name, len(train), len(held_pieces))
-    if len({int(y[0]) for y in ys if len(y)}) < 2:
-        raise ValueError("the style classifier needs training pieces of two or more corpora")
-    model = train_classifier(np.concatenate(xs), np.concatenate(ys), classes, l2=l2)
-    rows, correct, total, counts = [], 0, 0, {}
-    for name, (x, c, pieces) in held.items():
-        pred = model.predict(x)
-        share = np.bincount(pred, minlength=len(classes)) / len(pred)
-        correct += int((pred == c).sum())
-        total += len(pred)
-        counts[name] = len(pred)
-        rows.append(
-            {
-                "corpus": name,
-                "windows": len(pred),
-                "pieces": pieces,
-                "recall": float(share[c]),
-                **{f"as_{k}": float(v) for k, v in zip(classes, share, strict=True)},
-            }
-        )
-    accuracy = correct / total if total else math.nan
-    majority = max(counts.values()) / total if total else math.nan
-    empty = {f"as_{k}": None for k in classes}
-    for label, value in ((ALL_ROW, accuracy), (MAJORITY_ROW, majority)):
-        rows.append({"corpus": label, "windows": total, "pieces": None, "recall": value, **empty})
-    model.save(
-        out_model,
-        features=list(STYLE_FEATURES),
-        length=int(length),
-        windows=int(windows),
-        l2=float(l2),
-        seed=int(seed),
-        train_windows={classes[int(y[0])]: len(y) for y in ys},
-    )
-    write_text_atomic(out_tsv, to_tsv(rows))
-    log.info(
-        "held-out accuracy %.3f (majority class %.3f) over %d windows", accuracy, majority, total
-    )
-    return {"accuracy": accuracy, "majority": majority, "rows": rows}
-
-
-def _int_seed(ss: np.random.SeedSequence) -> int:
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+# --------------------------------------------------------------------------- the held-out table
 
 
 def read_heldout(path: str | os.PathLike) -> dict[str, dict[str, str]]:

@@ -1,0 +1,291 @@
+"""The jobs of ``rules/fewshot.smk`` (the few-shot curve): ``fewshot_point``,
+``fewshot_finetune`` and ``fewshot_transfer`` (one point: the registry's methods of one job
+adapted on one subset of a target; :func:`run_fewshot_point`) and ``fewshot_curve`` (a
+target's points gathered into ``curve.tsv`` and ``curve.png``).
+
+The subsets, measures, rows and figure are :mod:`tokentransfer.fewshot`'s; these functions
+read the inputs, call them and write the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluate import build_reference, heldout_bits
+from ..fewshot import (
+    COLUMNS,
+    CURVE_METRICS,
+    LIKELIHOOD_METRICS,
+    MUSIC_METRICS,
+    MusicReference,
+    curve_figure,
+    k_key,
+    measure,
+    point_rows,
+    read_groups,
+    subset,
+)
+from ..fileio import read_tsv, to_tsv, write_text_atomic
+from ..samples import read_samples
+from ..tokenize import corpus_tokens, load_tokenizer, read_shard
+
+log = logging.getLogger(__name__)
+
+
+class _Point:
+    """What every method of one (corpus, k, draw) shares: data, reference and the output."""
+
+    def __init__(
+        self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg, length, classifier
+    ):
+        self.tokenizer_json = tokenizer_json
+        self.tokenizer = load_tokenizer(tokenizer_json)
+        self.corpus, self.k, self.draw = corpus, k, draw
+        self.copy_n = int(eval_cfg["copy_n"])
+        self.bits_tokens = eval_cfg.get("bits_tokens")
+        groups = read_groups(split)
+        ids = subset(groups, k, cfg["seed"], draw)
+        self.skipped = ids is None
+        self.pieces = len(groups) if k == 0 else k
+        self.rows: list[dict] = []
+        if self.skipped:
+            log.info("%s: %d training pieces, fewer than k=%d: skipped", corpus, len(groups), k)
+            return
+        by_id = _tokens_by_id(shards, set(ids))
+        self.train = [by_id[f] for f in ids if f in by_id]
+        group_of = {f: g for g, fs in groups.items() for f in fs}
+        self.train_groups = [group_of[f] for f in ids if f in by_id]
+        self.files = len(self.train)
+        self.test = corpus_tokens(shards, [split], "test")
+        self.reference = build_reference(self.tokenizer, self.test, self.train, self.copy_n, (3, 4))
+        self.music = None
+        if "reference_excerpts" in eval_cfg:
+            self.music = MusicReference(self.tokenizer, self.test, eval_cfg, length, classifier)
+
+    def bits(self, log_probs_fn) -> float:
+        """Bits per token of ``log_probs_fn(piece)`` over the test pieces (at most
+        ``evaluate.bits_tokens`` of their tokens, as in the evaluation)."""
+        return heldout_bits(log_probs_fn, self.test, self.bits_tokens).get(
+            "bits_per_token", math.nan
+        )
+
+    def run(self, method, env, n: int, length: int, seed: int) -> None:
+        """Adapt ``method`` (of the registry) on the subset, sample and measure it; a method
+        that cannot be fitted on so few pieces gets its rows without values."""
+        from ..methods import CannotFit
+
+        try:
+            fitted = method.fit(self.train, env)
+        except CannotFit as exc:
+            log.warning("k=%d draw %d %s: %s", self.k, self.draw, method.name, exc)
+            self.rows += point_rows(
+                self.corpus, method.name, self.k, self.draw, self.pieces, self.files, {}
+            )
+            return
+        t1 = time.perf_counter()
+        samples = fitted.sample(n, length, seed)
+        t2 = time.perf_counter()
+        bits = math.nan if fitted.log_probs is None else self.bits(fitted.log_probs)
+        self.add(method.name, samples, fitted.adapt_seconds, t2 - t1, bits)
+
+    def add(
+        self, method: str, samples, adapt_s: float, gen_s: float, bits: float = math.nan
+    ) -> None:
+        values = measure(
+            self.tokenizer, samples, self.reference, self.copy_n, self.music, self.corpus
+        )
+        tokens = sum(len(s) for s in samples)
+        values["bits_per_token"] = bits
+        values["adapt_seconds"] = adapt_s
+        values["gen_tokens_per_second"] = tokens / max(gen_s, 1e-9)
+        values["tokens"] = tokens
+        self.rows += point_rows(
+            self.corpus, method, self.k, self.draw, self.pieces, self.files, values
+        )
+        log.info(
+            "k=%d draw %d %s: js_trigram %.3f, adapt %.2f s",
+            self.k,
+            self.draw,
+            method,
+            values["js_trigram"],
+            adapt_s,
+        )
+
+    def write(self, out_tsv: str) -> None:
+        text = to_tsv(self.rows) if self.rows else "\t".join(COLUMNS) + "\n"
+        write_text_atomic(out_tsv, text)
+
+
+def _tokens_by_id(shards: list[str], ids: set[str]) -> dict[str, np.ndarray]:
+    """The token sequences of the files ``ids`` (every shard read once)."""
+    out = {}
+    for path in shards:
+        shard = read_shard(path)
+        for i, fid in enumerate(shard.file_ids):
+            if fid in ids:
+                out[fid] = shard.sequence(i)
+    return out
+
+
+def run_fewshot_point(
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    corpus: str,
+    k: int,
+    draw: int,
+    cfg: dict,
+    gen_cfg: dict,
+    eval_cfg: dict,
+    out_tsv: str,
+    job: str = "point",
+    embeddings: str | None = None,
+    graph_cfg: dict | None = None,
+    gcn_cfg: dict | None = None,
+    model_dir: str | None = None,
+    finetune_cfg: dict | None = None,
+    checkpoints: str | None = None,
+    use_gpu: bool = False,
+    threads: int = 1,
+    base_shards: list[str] | None = None,
+    base_splits: list[str] | None = None,
+    classifier: str | None = None,
+) -> list[dict]:
+    """Adapt the methods of few-shot job ``job`` on the k-piece subset of draw ``draw``;
+    measured rows to ``out_tsv``.
+
+    The methods are those of the registry (:func:`tokentransfer.methods.fewshot_methods`)
+    whose job is ``job`` among ``cfg["methods"]`` and the walks of ``cfg["variants"]``, in
+    registry order: ``point`` the chains and walks (the walks' graph networks need
+    ``embeddings``, ``graph_cfg`` and ``gcn_cfg``), ``finetune`` the fine-tuned transformer,
+    ``transfer`` the transformer fused, given graph-network embeddings or partly fine-tuned
+    (``graph_cfg``, ``gcn_cfg`` and the base corpus's ``base_shards`` and ``base_splits``).
+    The transformer jobs read ``model_dir``, run on ``threads`` torch threads, and train for
+    ``cfg["finetune_steps"]`` steps with ``finetune_cfg``'s batch, learning rate and warm-up,
+    resumable from checkpoints in the folder ``checkpoints``. Reads ``cfg`` keys ``seed``,
+    ``methods``, ``variants`` and ``finetune_steps``; ``gen_cfg`` keys ``samples``, ``length``,
+    ``seed`` (and the walk's); ``eval_cfg`` keys ``copy_n``, ``markov_discount``,
+    ``temperature``, ``top_k``, ``bits_tokens`` and, for feature fidelity and style share
+    (with the style ``classifier``'s JSON), ``reference_excerpts`` and ``seed``.
+    """
+    from ..methods import Env, fewshot_methods
+    from ..model import set_threads
+
+    p = _Point(
+        tokenizer_json=tokenizer_json,
+        shards=shards,
+        split=split,
+        corpus=corpus,
+        k=k,
+        draw=draw,
+        cfg=cfg,
+        eval_cfg=eval_cfg,
+        length=int(gen_cfg["length"]),
+        classifier=classifier,
+    )
+    methods = fewshot_methods(cfg["methods"], cfg.get("variants", ()), job)
+    if not p.skipped and methods:
+        if job != "point":
+            set_threads(int(threads))
+        env = Env(
+            p.tokenizer,
+            tokenizer_json,
+            gen=gen_cfg,
+            eval=eval_cfg,
+            model_dir=model_dir,
+            use_gpu=use_gpu,
+            seed=cfg["seed"] + draw,
+            groups=p.train_groups,
+            budget=_finetune_spec(cfg, finetune_cfg, draw) if finetune_cfg else None,
+            checkpoints=checkpoints,
+            base_shards=list(base_shards or []),
+            base_splits=list(base_splits or []),
+            graph=graph_cfg or {},
+            gcn=gcn_cfg or {},
+            embeddings=embeddings,
+        )
+        n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+        for method in methods:
+            p.run(method, env, n, length, seed)
+    p.write(out_tsv)
+    return p.rows
+
+
+def _finetune_spec(cfg: dict, ft: dict, draw: int):
+    """The training budget of every gradient adapter of a point: ``fewshot.finetune_steps``
+    steps with the ``finetune`` section's batch, learning rate and warm-up."""
+    from ..model import TrainSpec
+
+    steps = int(cfg["finetune_steps"])
+    return TrainSpec(
+        steps=steps,
+        batch=ft["batch"],
+        lr=ft["lr"],
+        warmup=min(ft["warmup"], max(steps // 10, 1)),
+        seed=cfg["seed"] + draw,
+        checkpoint_every=max(steps // 4, 1),
+    )
+
+
+def run_fewshot_curve(
+    *,
+    points: list[str],
+    out_tsv: str,
+    out_png: str,
+    corpus: str,
+    transformer_h5: str | None = None,
+    **reference,
+) -> list[dict]:
+    """Gather the points of one target into ``curve.tsv`` and draw the curves; with
+    ``transformer_h5`` (the unadapted transformer's samples) add its reference line, measured
+    by :func:`reference_rows` (``reference``: its ``tokenizer_json``, ``shards``, ``split``,
+    ``copy_n``)."""
+    rows = [r for path in points for r in read_tsv(path)]
+    if transformer_h5:
+        rows += reference_rows(tokens_h5=transformer_h5, corpus=corpus, **reference)
+    rows.sort(key=lambda r: (r["method"], k_key(r["k"]), int(r["draw"]), r["metric"]))
+    write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
+    curve_figure(rows, out_png, corpus)
+    return rows
+
+
+def reference_rows(
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    tokens_h5: str,
+    corpus: str,
+    copy_n: int,
+    eval_cfg: dict | None = None,
+    length: int | None = None,
+    classifier: str | None = None,
+) -> list[dict]:
+    """The unadapted transformer's samples measured like the points (copying against all
+    training pieces; with ``eval_cfg``'s ``reference_excerpts`` and ``seed``, ``length`` and the
+    style ``classifier``, feature fidelity and style share), as rows with k = -1 (a reference
+    line, not a point of the curve)."""
+    tokenizer = load_tokenizer(tokenizer_json)
+    test = corpus_tokens(shards, [split], "test")
+    train = corpus_tokens(shards, [split], "train")
+    samples, _ = read_samples(tokens_h5)
+    reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
+    music = None
+    if eval_cfg and "reference_excerpts" in eval_cfg and length:
+        music = MusicReference(tokenizer, test, eval_cfg, length, classifier)
+    values = measure(tokenizer, samples, reference, copy_n, music, corpus)
+    info = Path(tokens_h5).with_name("generation.json")
+    if info.is_file():  # the evaluation's bits per token of the unadapted transformer
+        values["bits_per_token"] = json.loads(info.read_text()).get("bits_per_token", math.nan)
+    return [
+        {**r, "k": -1, "pieces": 0, "files": 0}
+        for r in point_rows(corpus, "transformer", -1, 0, 0, 0, values)
+        if r["metric"] in (*MUSIC_METRICS, *CURVE_METRICS, *LIKELIHOOD_METRICS)
+    ]
