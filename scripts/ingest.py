@@ -7,11 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from tokentransfer.corpus import Limits  # noqa: E402
 from tokentransfer.fileio import setup_logging  # noqa: E402
-from tokentransfer.sources import ingest  # noqa: E402
+from tokentransfer.sources import ingest_manifest  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-ingest(
+ingest_manifest(
     smk.wildcards.corpus,
     smk.params.corpus,
     store=smk.params.store,

@@ -175,8 +175,17 @@ def unsafe_name(name: str) -> str | None:
     return None
 
 
+def _suffix(name: str) -> str:
+    """``PurePosixPath(name).suffix``; without pathlib for a plain file name (pathlib interns
+    every part of every path it parses: at 176,581 files, a table that grows and is copied)."""
+    if "/" in name:
+        name = PurePosixPath(name).name
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
 def _kind_of(name: str) -> str:
-    suffix = PurePosixPath(name).suffix.lower()
+    suffix = _suffix(name).lower()
     if suffix in MIDI_SUFFIXES:
         return "midi"
     if suffix in ZIP_SUFFIXES:
@@ -401,12 +410,18 @@ def iter_dir(
     problem = folder_problem(root)
     if problem is not None:
         raise CorpusError(f"source folder {problem}")
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    top = os.fspath(root)
+    top_slash = os.path.join(top, "")
+    # paths as strings, not Path objects (see _suffix); the same as Path's: os.walk joins the
+    # normalized ``top`` and plain names
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
-            full = Path(dirpath, name)
-            rel = printable(full.relative_to(root).as_posix())
-            st = full.lstat()
+        folder = "" if dirpath == top else dirpath[len(top_slash) :] + "/"
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames + links):
+            full = os.path.join(dirpath, name)
+            rel = printable(folder + name)
+            st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
                 yield Found(source, rel, reason="symbolic link", size=0)
                 continue
@@ -432,7 +447,7 @@ def iter_dir(
                     source,
                     rel,
                     size=st.st_size,
-                    file=os.fspath(full),
+                    file=full,
                     mtime_ns=st.st_mtime_ns,
                     ctime_ns=st.st_ctime_ns,
                 )
@@ -560,13 +575,18 @@ def select(found: list[Found], limit: int | None, seed: int) -> list[Found]:
 
 def filter_paths(found: Iterable[Found], include: str | None, exclude: str | None) -> list[Found]:
     """Keep entries whose path matches ``include`` and not ``exclude`` (regex search)."""
+    return list(iter_filtered(found, include, exclude))
+
+
+def iter_filtered(
+    found: Iterable[Found], include: str | None, exclude: str | None
+) -> Iterator[Found]:
+    """:func:`filter_paths` one entry at a time."""
     inc = re.compile(include) if include else None
     exc = re.compile(exclude) if exclude else None
-    return [
-        f
-        for f in found
-        if (inc is None or inc.search(f.path)) and (exc is None or not exc.search(f.path))
-    ]
+    for f in found:
+        if (inc is None or inc.search(f.path)) and (exc is None or not exc.search(f.path)):
+            yield f
 
 
 #: version of the ingestion cache's layout and of what it records; another is not reused
@@ -657,31 +677,45 @@ class IngestCache:
 
 
 def build_rows(
-    sources: Iterable[tuple[list[Found], str | None]],
+    sources: Iterable[tuple[Iterable[Found], str | None]],
     store: str | os.PathLike,
     limits: Limits,
     progress_every: int = 500,
     cache: str | os.PathLike | bool | None = True,
 ) -> list[Row]:
-    """Check, deduplicate and store the files of all sources; return the manifest rows.
+    """The rows of :func:`iter_rows`, as a list (the whole manifest in memory)."""
+    return list(iter_rows(sources, store, limits, progress_every, cache))
 
-    ``sources`` yields (found entries, group pattern) per source, in config order; a list of
-    entries is emptied as it is read (each entry is dropped once its row is made). Accepted
-    files are written once to ``store/{file_id}.mid`` (atomically; an existing file of the right
-    size is left untouched so that its modification time, and so Snakemake's view of it, stays).
+
+def iter_rows(
+    sources: Iterable[tuple[Iterable[Found], str | None]],
+    store: str | os.PathLike,
+    limits: Limits,
+    progress_every: int = 500,
+    cache: str | os.PathLike | bool | None = True,
+) -> Iterator[Row]:
+    """Check, deduplicate and store the files of all sources; yield the manifest rows in order.
+
+    ``sources`` yields (found entries, group pattern) per source, in config order; entries are
+    taken one at a time (a list is emptied as it is read: each entry is dropped once its row is
+    made), so that memory holds, besides the entry being checked, only the table of accepted
+    file ids (deduplication) when the rows are written as they come (:class:`ManifestWriter`).
+    Accepted files are written once to ``store/{file_id}.mid`` (atomically; an existing file of
+    the right size is left untouched so that its modification time, and so Snakemake's view of
+    it, stays).
 
     ``cache`` (``True``: ``{store}/../.ingest-cache.tsv``; ``None`` or ``False``: none) is an
     :class:`IngestCache`: a folder file whose source, path, size, mtime and ctime are the ones
     it recorded is not read again, its hash and check verdict are taken from it (an accepted
     file is read again only when the store no longer holds it, whole). The rows are the same
-    as without it; the cache is rewritten (atomically) for the next run.
+    as without it; the cache is rewritten (atomically) for the next run once the last row is
+    made (a consumer that stops early leaves the old cache).
     """
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     if cache is True:
         cache = store.parent / INGEST_CACHE_NAME
     previous = IngestCache.load(cache, limits) if cache else None
-    rows: list[Row] = []
     seen: dict[str, str] = {}
     n = reused = 0
     record = _CacheWriter(cache, limits) if cache else None
@@ -694,7 +728,7 @@ def build_rows(
                         "checked %d files (%d accepted, %d from the cache)", n, len(seen), reused
                     )
                 if f.reason is not None:
-                    rows.append(Row("", f.source, f.path, f.size, "rejected", f.reason))
+                    yield Row("", f.source, f.path, f.size, "rejected", f.reason)
                     continue
                 hit = previous.get(f) if previous is not None else None
                 if hit is not None:
@@ -704,23 +738,23 @@ def build_rows(
                         if record is not None:
                             record.add(f, fid, reason)
                         if fid in seen:
-                            rows.append(
+                            yield (
                                 Row(fid, f.source, f.path, f.size, "duplicate", "", fid, seen[fid])
                             )
                         elif reason:
-                            rows.append(Row(fid, f.source, f.path, f.size, "rejected", reason))
+                            yield Row(fid, f.source, f.path, f.size, "rejected", reason)
                         else:
                             group = group_key(f.path, pattern, fid)
                             seen[fid] = group
-                            rows.append(Row(fid, f.source, f.path, f.size, "ok", "", "", group))
+                            yield Row(fid, f.source, f.path, f.size, "ok", "", "", group)
                         continue
                 try:
                     data = f.content()
                 except Unreadable as exc:
-                    rows.append(Row("", f.source, f.path, f.size, "rejected", str(exc)))
+                    yield Row("", f.source, f.path, f.size, "rejected", str(exc))
                     continue
                 except OSError as exc:
-                    rows.append(Row("", f.source, f.path, f.size, "rejected", f"unreadable: {exc}"))
+                    yield Row("", f.source, f.path, f.size, "rejected", f"unreadable: {exc}")
                     continue
                 assert data is not None
                 f.data = None  # one file's content in memory at a time
@@ -729,21 +763,19 @@ def build_rows(
                     # the same content as an accepted file: the check's verdict is "ok"
                     if record is not None and len(data) == f.size:
                         record.add(f, fid, "")
-                    rows.append(
-                        Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid])
-                    )
+                    yield (Row(fid, f.source, f.path, len(data), "duplicate", "", fid, seen[fid]))
                     continue
                 reason = check_midi(data, limits)
                 if record is not None and len(data) == f.size:
                     record.add(f, fid, reason or "")
                 if reason is not None:
-                    rows.append(Row(fid, f.source, f.path, len(data), "rejected", reason))
+                    yield Row(fid, f.source, f.path, len(data), "rejected", reason)
                     continue
                 group = group_key(f.path, pattern, fid)
                 seen[fid] = group
                 if not _stored(store, fid, len(data)):  # a cut copy is replaced
                     write_bytes_atomic(store / f"{fid}.mid", data)
-                rows.append(Row(fid, f.source, f.path, len(data), "ok", "", "", group))
+                yield Row(fid, f.source, f.path, len(data), "ok", "", "", group)
     except BaseException:
         if record is not None:
             record.discard()
@@ -756,13 +788,12 @@ def build_rows(
         len(seen),
         reused,
     )
-    return rows
 
 
 def _consume(found: list[Found] | Iterable[Found]) -> Iterator[Found]:
-    """The entries of a list, each dropped from it once the next is asked for, so that memory
-    holds a found entry or a manifest row for each file, not both (a list of 176,581 found
-    files takes ~380 bytes a file; :func:`build_rows` is their only reader)."""
+    """The entries of a list, each dropped from it once the next is asked for (a list of
+    176,581 found files takes ~380 bytes a file; :func:`iter_rows` is their only reader); the
+    entries of any other iterable as they come."""
     if not isinstance(found, list):
         yield from found
         return
@@ -858,21 +889,56 @@ def clean_reason(text: str) -> str:
 
 def write_manifest(rows: Iterable[Row], path: str | os.PathLike) -> None:
     """Write the manifest TSV atomically, row by row (no copy of the whole text in memory)."""
-    reason = MANIFEST_COLUMNS.index("reason")
-    try:
-        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            writer.writerow(MANIFEST_COLUMNS)
-            for row in rows:  # the csv writer quotes tabs, newlines and quotes in paths
-                values = row.as_list()
-                values[reason] = clean_reason(row.reason)
-                writer.writerow(values)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:  # name the manifest, as write_text_atomic does
-        if exc.filename is not None or exc.errno is None:
-            raise
-        raise type(exc)(exc.errno, exc.strerror, os.path.abspath(path)) from exc
+    with ManifestWriter(path) as writer:
+        for row in rows:
+            writer.write(row)
+
+
+class ManifestWriter:
+    """Writes a manifest row by row to a temporary file beside ``path``, renamed into place
+    when the ``with`` block ends without an exception (else removed: the old manifest stays).
+
+    An OS error that does not say which file it is about (a full disk) is raised again naming
+    the manifest, as :func:`~tokentransfer.fileio.write_text_atomic` does.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+        self._reason = MANIFEST_COLUMNS.index("reason")
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise type(exc)(exc.errno, exc.strerror, os.path.abspath(self.path)) from exc
+
+    def __enter__(self) -> ManifestWriter:
+        with contextlib.ExitStack() as stack, self._named():
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._fh = stack.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
+            # the csv writer quotes tabs, newlines and quotes in paths
+            self._writer = csv.writer(self._fh, delimiter="\t", lineterminator="\n")
+            self._writer.writerow(MANIFEST_COLUMNS)
+            self._stack = stack.pop_all()
+        return self
+
+    def write(self, row: Row) -> None:
+        values = row.as_list()
+        values[self._reason] = clean_reason(row.reason)
+        with self._named():
+            self._writer.writerow(values)
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:
+            self._stack.__exit__(*exc)  # closed and removed; the exception goes on
+            return
+        with contextlib.ExitStack() as stack, self._named():
+            stack.push(self._stack)  # closed, then renamed into place (or removed on an error)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
 
 def read_manifest(path: str | os.PathLike) -> list[Row]:

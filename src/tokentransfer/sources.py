@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import logging
 import os
 import random
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -13,15 +15,15 @@ from .corpus import (
     CorpusError,
     Found,
     Limits,
+    ManifestWriter,
     Row,
     ZipReader,
-    build_rows,
-    filter_paths,
     iter_dir,
+    iter_filtered,
+    iter_rows,
     iter_zip,
+    read_manifest,
     select,
-    summarize,
-    write_manifest,
 )
 from .tegridy import verify
 
@@ -145,27 +147,107 @@ def collect(
     workers: int = 1,
     reader: ZipReader | None = None,
 ) -> tuple[list[Found], str | None]:
-    """The entries of one source after include/exclude and limit, and its group pattern.
+    """The entries of one source after include/exclude and limit (a list), and its group
+    pattern: :func:`iter_source` in memory."""
+    found = list(
+        iter_source(
+            source,
+            limits=limits,
+            seed=seed,
+            tegridy_zips=tegridy_zips,
+            workers=workers,
+            reader=reader,
+        )
+    )
+    return found, source_kind(source)[1].get("group")
+
+
+def iter_source(
+    source: dict,
+    *,
+    limits: Limits,
+    seed: int,
+    tegridy_zips: dict[str, str] | None = None,
+    workers: int = 1,
+    reader: ZipReader | None = None,
+) -> Iterator[Found]:
+    """The entries of one source after include/exclude and limit, one at a time.
 
     Entries of folders and archives carry no content: it is read (through ``reader``) when
-    :func:`~tokentransfer.corpus.build_rows` checks them, one at a time.
+    :func:`~tokentransfer.corpus.iter_rows` checks them, one at a time. Nothing is held for the
+    whole source except where it must be: a ``limit`` draws its sample from the list of all
+    entries, and music21 exports are made (in parallel) before the first is given.
     """
     kind, spec = source_kind(source)
     label = source_label(source)
     if kind == "music21":
-        found = iter_music21(spec, label, seed, workers)
-    elif kind == "tegridy":
+        yield from iter_music21(spec, label, seed, workers)
+        return
+    if kind == "tegridy":
         zpath = (tegridy_zips or {}).get(spec["zip"])
         if zpath is None:
             raise CorpusError(f"no local copy of Tegridy zip {spec['zip']} was provided")
         verify(zpath, spec["zip"])  # a mirror's copy as much as a download: pinned by sha256
-        found = list(iter_zip(zpath, label, limits, prefix="", reader=reader))
+        found = iter_zip(zpath, label, limits, prefix="", reader=reader)
     else:
-        found = list(iter_dir(spec["path"], label, limits, reader=reader))
-    if kind != "music21":
-        found = filter_paths(found, spec.get("include"), spec.get("exclude"))
-        found = select(found, spec.get("limit"), seed)
-    return found, spec.get("group")
+        found = iter_dir(spec["path"], label, limits, reader=reader)
+    found = iter_filtered(found, spec.get("include"), spec.get("exclude"))
+    if spec.get("limit") is None:
+        yield from found
+    else:
+        yield from select(list(found), spec["limit"], seed)
+
+
+def ingest_manifest(
+    name: str,
+    corpus: dict,
+    *,
+    store: str | os.PathLike,
+    manifest: str | os.PathLike,
+    limits: Limits,
+    seed: int,
+    tegridy_zips: dict[str, str] | None = None,
+    workers: int = 1,
+) -> dict[str, int]:
+    """Ingest every source of corpus ``name`` into ``store``, write its manifest row by row
+    as the rows are made, and return the count of rows per status.
+
+    Raises :class:`CorpusError` when no file at all is accepted (the old manifest, if any, is
+    left as it was): an empty corpus must not look like success. Memory does not grow with the
+    sources' entries: entries are found, checked and written one at a time (archive entries
+    and folder files are read when they are checked; nested zips are streamed to a temporary
+    folder beside ``store``, removed at the end); what grows is the deduplication table, one
+    entry per accepted file (its id and group).
+    """
+
+    def per_source(reader):
+        for source in corpus["sources"]:
+            entries = iter_source(
+                source,
+                limits=limits,
+                seed=seed,
+                tegridy_zips=tegridy_zips,
+                workers=workers,
+                reader=reader,
+            )
+            yield entries, source_kind(source)[1].get("group")
+
+    counts: dict[str, int] = {}
+    reasons: list[str] = []  # the first five rejection reasons in sorted order, for the error
+    with ZipReader(tmpdir=Path(store).parent) as reader, ManifestWriter(manifest) as out:
+        for row in iter_rows(per_source(reader), store, limits):
+            out.write(row)
+            counts[row.status] = counts.get(row.status, 0) + 1
+            if row.status == "rejected" and row.reason not in reasons:
+                bisect.insort(reasons, row.reason)
+                del reasons[5:]
+        log.info("corpus %s: %s", name, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if counts.get("ok", 0) == 0:
+            raise CorpusError(
+                f"corpus {name}: no usable MIDI file among {sum(counts.values())} files found"
+                + (f" (reasons: {'; '.join(reasons)})" if reasons else "")
+            )
+    return counts
 
 
 def ingest(
@@ -179,34 +261,16 @@ def ingest(
     tegridy_zips: dict[str, str] | None = None,
     workers: int = 1,
 ) -> list[Row]:
-    """Ingest every source of corpus ``name`` into ``store`` and write its manifest.
-
-    Raises :class:`CorpusError` when no file at all is accepted: an empty corpus must not look
-    like success. Memory does not grow with the sources: archive entries and folder files are
-    read one at a time when they are checked (nested zips are streamed to a temporary folder
-    beside ``store``, removed at the end).
-    """
-
-    def per_source(reader):
-        for source in corpus["sources"]:
-            yield collect(
-                source,
-                limits=limits,
-                seed=seed,
-                tegridy_zips=tegridy_zips,
-                workers=workers,
-                reader=reader,
-            )
-
-    with ZipReader(tmpdir=Path(store).parent) as reader:
-        rows = build_rows(per_source(reader), store, limits)
-    counts = summarize(rows)
-    log.info("corpus %s: %s", name, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if counts.get("ok", 0) == 0:
-        reasons = sorted({r.reason for r in rows if r.status == "rejected"})[:5]
-        raise CorpusError(
-            f"corpus {name}: no usable MIDI file among {len(rows)} files found"
-            + (f" (reasons: {'; '.join(reasons)})" if reasons else "")
-        )
-    write_manifest(rows, manifest)
-    return rows
+    """:func:`ingest_manifest`, then the manifest's rows (read back: the whole manifest in
+    memory; the workflow's ingest job does not ask for them)."""
+    ingest_manifest(
+        name,
+        corpus,
+        store=store,
+        manifest=manifest,
+        limits=limits,
+        seed=seed,
+        tegridy_zips=tegridy_zips,
+        workers=workers,
+    )
+    return read_manifest(manifest)
