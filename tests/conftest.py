@@ -65,6 +65,15 @@ def midi_corpora(tmp_path_factory) -> Path:
     return build_plain(tmp_path_factory.mktemp("midi_corpora"))
 
 
+@pytest.fixture(scope="session")
+def tok():
+    """The REMI tokenizer with program tokens (the workflow's default kind), built once a
+    session: the unit tests' tokenizer. Tests that need another build their own."""
+    from tokentransfer.tokenize import build_tokenizer
+
+    return build_tokenizer({"kind": "REMI", "use_programs": True})
+
+
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

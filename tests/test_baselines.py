@@ -14,7 +14,7 @@ from tokentransfer.baselines import (
     transformer_samples,
 )
 from tokentransfer.model import ModelSpec, build_model, special_ids
-from tokentransfer.tokenize import build_tokenizer, tokenize_file
+from tokentransfer.tokenize import tokenize_file
 
 V = 6
 # a tiny corpus over ids 0..4 (5 never occurs); pieces start with 0 (a "bar")
@@ -169,11 +169,6 @@ def test_fitting_a_large_corpus_is_vectorised():
 
 
 # ---------------------------------------------------------------------------- tokenizer-based
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
-
-
 def test_start_tokens_and_bar_id(tok):
     assert start_tokens(tok) == [tok.vocab["BOS_None"], tok.vocab["Bar_None"]]
     assert bar_id(tok) == tok.vocab["Bar_None"]

@@ -13,12 +13,7 @@ from tokentransfer.grammar import Grammar
 from tokentransfer.logits import GrammarLogitsProcessor
 from tokentransfer.model import build_model, model_spec, special_ids
 from tokentransfer.rwr import token_errors
-from tokentransfer.tokenize import build_tokenizer, tokenize_file
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
+from tokentransfer.tokenize import tokenize_file
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,6 @@ from tokentransfer.evaluate import (
 )
 from tokentransfer.fileio import read_tsv, to_tsv
 from tokentransfer.jobs.evaluate import collect_costs
-from tokentransfer.tokenize import build_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
 
 
 def piece(tokenizer, bars: list[list[int]]) -> np.ndarray:
@@ -39,54 +33,54 @@ def piece(tokenizer, bars: list[list[int]]) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def test_identical_sets_have_zero_divergence(tokenizer):
-    test = [piece(tokenizer, [[60, 62, 64, 65], [67, 69, 71, 72]])]
-    train = [piece(tokenizer, [[48, 50, 52, 53]])]
-    ref = build_reference(tokenizer, test, train, copy_n=4)
-    set_metrics, rows = evaluate_set(tokenizer, test, 0, ref, copy_n=4)
+def test_identical_sets_have_zero_divergence(tok):
+    test = [piece(tok, [[60, 62, 64, 65], [67, 69, 71, 72]])]
+    train = [piece(tok, [[48, 50, 52, 53]])]
+    ref = build_reference(tok, test, train, copy_n=4)
+    set_metrics, rows = evaluate_set(tok, test, 0, ref, copy_n=4)
     assert set_metrics == {"js_bigram": 0.0, "js_trigram": 0.0, "pch_distance": 0.0}
     assert rows[0]["scale_consistency"] == 1.0  # C major
     assert rows[0]["token_error_rate"] == 0.0
     assert rows[0]["polyphony"] == 1.0
 
 
-def test_copy_metrics_see_training_spans(tokenizer):
-    test = [piece(tokenizer, [[60, 62, 64, 65]])]
-    train = [piece(tokenizer, [[60, 62, 64, 65], [67, 69, 71, 72]])]
-    ref = build_reference(tokenizer, test, train, copy_n=4)
+def test_copy_metrics_see_training_spans(tok):
+    test = [piece(tok, [[60, 62, 64, 65]])]
+    train = [piece(tok, [[60, 62, 64, 65], [67, 69, 71, 72]])]
+    ref = build_reference(tok, test, train, copy_n=4)
     copied = train[0][: len(train[0]) // 2 + 3]
-    fresh = piece(tokenizer, [[61, 63, 66, 68]])
-    _, rows = evaluate_set(tokenizer, [copied, fresh], 0, ref, copy_n=4)
+    fresh = piece(tok, [[61, 63, 66, 68]])
+    _, rows = evaluate_set(tok, [copied, fresh], 0, ref, copy_n=4)
     assert rows[0]["copy_rate"] == 1.0 and rows[0]["longest_copy"] == len(copied)
     assert rows[1]["copy_rate"] < 1.0 and rows[1]["longest_copy"] < len(fresh)
 
 
-def test_prompt_tokens_are_left_out(tokenizer):
+def test_prompt_tokens_are_left_out(tok):
     """A prompt copied from the training pieces does not count as the method's copying."""
-    train = [piece(tokenizer, [[60, 62, 64, 65], [67, 69, 71, 72]])]
-    test = [piece(tokenizer, [[61, 63, 66, 68]])]
-    ref = build_reference(tokenizer, test, train, copy_n=4)
+    train = [piece(tok, [[60, 62, 64, 65], [67, 69, 71, 72]])]
+    test = [piece(tok, [[61, 63, 66, 68]])]
+    ref = build_reference(tok, test, train, copy_n=4)
     prompt = train[0][:11]
-    sample = np.concatenate([prompt, piece(tokenizer, [[49, 51, 54, 56]])])
-    _, with_prompt = evaluate_set(tokenizer, [sample], len(prompt), ref, copy_n=4)
-    _, counted = evaluate_set(tokenizer, [sample], 0, ref, copy_n=4)
+    sample = np.concatenate([prompt, piece(tok, [[49, 51, 54, 56]])])
+    _, with_prompt = evaluate_set(tok, [sample], len(prompt), ref, copy_n=4)
+    _, counted = evaluate_set(tok, [sample], 0, ref, copy_n=4)
     assert with_prompt[0]["longest_copy"] < counted[0]["longest_copy"]
 
 
-def test_silent_set_has_no_pitch_class_distance(tokenizer):
-    v = tokenizer.vocab
+def test_silent_set_has_no_pitch_class_distance(tok):
+    v = tok.vocab
     silent = [np.array([v["Bar_None"]] * 8, dtype=np.int64)]
-    test = [piece(tokenizer, [[60, 62, 64, 65]])]
-    ref = build_reference(tokenizer, test, test, copy_n=4)
-    assert pooled_pitch_classes(tokenizer, silent).sum() == 0
-    set_metrics, rows = evaluate_set(tokenizer, silent, 0, ref, copy_n=4)
+    test = [piece(tok, [[60, 62, 64, 65]])]
+    ref = build_reference(tok, test, test, copy_n=4)
+    assert pooled_pitch_classes(tok, silent).sum() == 0
+    set_metrics, rows = evaluate_set(tok, silent, 0, ref, copy_n=4)
     assert math.isnan(set_metrics["pch_distance"])
     assert math.isnan(rows[0]["polyphony"])
 
 
-def test_no_test_pieces_is_refused(tokenizer):
+def test_no_test_pieces_is_refused(tok):
     with pytest.raises(ValueError, match="no test pieces"):
-        build_reference(tokenizer, [], [], copy_n=4)
+        build_reference(tok, [], [], copy_n=4)
 
 
 def test_tsv_round_trip(tmp_path):

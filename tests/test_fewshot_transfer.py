@@ -19,7 +19,6 @@ from tokentransfer.methods import names
 from tokentransfer.model import build_model, model_spec, save_model, special_ids
 from tokentransfer.tokenize import (
     ShardResult,
-    build_tokenizer,
     save_tokenizer,
     tokenize_file,
     write_shard,
@@ -57,13 +56,12 @@ def _corpus(tok, paths: list[Path], out: Path, name: str, held: set[str], held_a
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, music21_corpora):
+def setup(tok, tmp_path_factory, music21_corpora):
     """The base: the music21 base folder's MIDI files (its rejected files and the exact
     duplicate left out, as ingestion leaves them), two held out for validation; the target:
     the fiddle tunes, one tune in five keys grouped as the workflow's regex groups it, three
     single tunes held out for test."""
     out = tmp_path_factory.mktemp("transfer")
-    tok = build_tokenizer({"kind": "REMI", "use_programs": True})
     tok_json = out / "tokenizer.json"
     save_tokenizer(tok, tok_json)
     paths = sorted(

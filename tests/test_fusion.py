@@ -23,7 +23,7 @@ from tokentransfer.grammar import Grammar
 from tokentransfer.likelihood import fused_log_probs, grammar_masks, transformer_log_probs
 from tokentransfer.model import build_model, model_spec, special_ids
 from tokentransfer.rwr import token_errors
-from tokentransfer.tokenize import build_tokenizer, tokenize_file
+from tokentransfer.tokenize import tokenize_file
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,11 +33,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
 
 
 @pytest.fixture(scope="module")

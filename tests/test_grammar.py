@@ -18,12 +18,12 @@ from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 
 @pytest.fixture(scope="module", params=[{"kind": "REMI", "use_programs": True}, {"kind": "REMI"}])
-def tok(request):
+def remi_tok(request):
     return build_tokenizer(request.param)
 
 
 @pytest.fixture(scope="module")
-def pieces(tok, midi_corpora: Path, music21_corpora: Path) -> list[np.ndarray]:
+def pieces(remi_tok, midi_corpora: Path, music21_corpora: Path) -> list[np.ndarray]:
     folders = [midi_corpora / n for n in ("chorales", "tunes", "band")]
     folders.append(music21_corpora / "base")
     out = []
@@ -32,20 +32,20 @@ def pieces(tok, midi_corpora: Path, music21_corpora: Path) -> list[np.ndarray]:
             if not p.is_file():
                 continue
             try:
-                out.append(tokenize_file(tok, p))
+                out.append(tokenize_file(remi_tok, p))
             except Exception:  # noqa: BLE001 - base's awkward files: not music
                 continue
     return [s for s in out if len(s)]
 
 
-def test_the_mask_never_forbids_real_music(tok, pieces):
+def test_the_mask_never_forbids_real_music(remi_tok, pieces):
     """Every token of every real piece is allowed in the state the piece reached, where
     miditok finds the piece valid (the mask may be stricter only where miditok counts an
     error or where a position lies beyond the bar)."""
-    g = Grammar(tok)
+    g = Grammar(remi_tok)
     checked = 0
     for seq in pieces:
-        if token_errors(tok, seq) > 0:
+        if token_errors(remi_tok, seq) > 0:
             continue
         st = g.new_state(1)
         masks = []
@@ -53,13 +53,13 @@ def test_the_mask_never_forbids_real_music(tok, pieces):
             masks.append(bool(g.mask(st)[0, t]))
             assert masks[-1] == bool(g.allows(st, np.array([t]))[0])
             g.advance(st, np.array([t]))
-        assert all(masks), [tok[int(seq[i])] for i in np.flatnonzero(~np.array(masks))[:5]]
+        assert all(masks), [remi_tok[int(seq[i])] for i in np.flatnonzero(~np.array(masks))[:5]]
         checked += len(seq)
     assert checked > 10_000
 
 
-def test_random_sequences_under_the_mask_have_no_errors(tok):
-    g = Grammar(tok)
+def test_random_sequences_under_the_mask_have_no_errors(remi_tok):
+    g = Grammar(remi_tok)
     rng = np.random.default_rng(0)
     n, length = 8, 400
     st = g.new_state(n)
@@ -73,27 +73,27 @@ def test_random_sequences_under_the_mask_have_no_errors(tok):
         out[:, i] = tok_i
         g.advance(st, tok_i)
     for seq in out:
-        assert token_errors(tok, seq) == 0
+        assert token_errors(remi_tok, seq) == 0
     assert len(np.unique(out)) > 50
 
 
-def test_replay_names_the_breaking_token(tok):
-    g = Grammar(tok)
+def test_replay_names_the_breaking_token(remi_tok):
+    g = Grammar(remi_tok)
     names = ["Bar_None", "Position_8", "Pitch_60", "Velocity_63", "Duration_1.0.8", "Position_4"]
-    if tok.config.use_programs:
+    if remi_tok.config.use_programs:
         names.insert(2, "Program_0")
-    if tok.config.use_time_signatures:
+    if remi_tok.config.use_time_signatures:
         names.insert(1, "TimeSig_4/4")
-    ids = [tok.vocab[n] for n in names]
+    ids = [remi_tok.vocab[n] for n in names]
     with pytest.raises(ValueError, match=r"token \d+ \(Position_4\).*does not go forward"):
         g.replay(np.array(ids))
     with pytest.raises(ValueError, match="special token"):
-        g.replay(np.array([tok.vocab["BOS_None"]]))
+        g.replay(np.array([remi_tok.vocab["BOS_None"]]))
 
 
-def test_contexts_follow_the_state(tok, pieces):
+def test_contexts_follow_the_state(remi_tok, pieces):
     """The vectorised per-token contexts equal those of the state machine, token by token."""
-    g = Grammar(tok)
+    g = Grammar(remi_tok)
     seq = pieces[0][:600]
     ctx = g.contexts(seq, 4)
     st = g.new_state(1)

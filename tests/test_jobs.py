@@ -75,10 +75,9 @@ WALK = {
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, midi_corpora):
+def corpus(tok, tmp_path_factory, midi_corpora):
     """The tunes in two shards (odd and even files), a split: 2 val, 3 test, the rest train."""
     out = tmp_path_factory.mktemp("jobs")
-    tok = build_tokenizer({"kind": "REMI", "use_programs": True})
     tok_json = out / "tokenizer.json"
     save_tokenizer(tok, tok_json)
     paths = sorted((midi_corpora / "tunes").glob("*.mid"))

@@ -25,7 +25,7 @@ from tokentransfer.likelihood import (
     windows,
 )
 from tokentransfer.model import build_model, model_spec, special_ids
-from tokentransfer.tokenize import build_tokenizer, tokenize_file
+from tokentransfer.tokenize import tokenize_file
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,11 +35,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from tokentransfer.methods import Fitted, Method, register, unregister
 from tokentransfer.samples import read_samples
 from tokentransfer.tokenize import (
     ShardResult,
-    build_tokenizer,
     save_tokenizer,
     tokenize_file,
     write_shard,
@@ -82,10 +81,9 @@ def toy():
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory, music21_corpora):
+def target(tok, tmp_path_factory, music21_corpora):
     """The fiddle tunes as a target: one shard, the last three groups held out as test."""
     out = tmp_path_factory.mktemp("methods")
-    tok = build_tokenizer({"kind": "REMI", "use_programs": True})
     tok_json = out / "tokenizer.json"
     save_tokenizer(tok, tok_json)
     paths = sorted((music21_corpora / "fiddle").glob("*.mid"))

@@ -40,30 +40,31 @@ TINY = ModelSpec(arch="gpt2", layers=1, dim=16, heads=2, context=32, dropout=0.1
 
 
 @pytest.fixture(scope="module")
-def tok(tmp_path_factory):
+def saved_tok(tok, tmp_path_factory):
+    """The tokenizer saved to JSON and loaded back, and the JSON's path."""
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    save_tokenizer(build_tokenizer({"kind": "REMI", "use_programs": True}), path)
+    save_tokenizer(tok, path)
     from tokentransfer.tokenize import load_tokenizer
 
     return load_tokenizer(path), path
 
 
 @pytest.fixture(scope="module")
-def seqs(tok, midi_corpora):
+def seqs(saved_tok, midi_corpora):
     """Fiddle tunes exported from music21's corpus (tests/music21_corpora.py)."""
-    tokenizer, _ = tok
+    tokenizer, _ = saved_tok
     return [tokenize_file(tokenizer, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
 
 
-def tiny(tok, spec=TINY, seed=0):
-    tokenizer, _ = tok
+def tiny(saved_tok, spec=TINY, seed=0):
+    tokenizer, _ = saved_tok
     return build_model(spec, len(tokenizer), special_ids(tokenizer), seed)
 
 
-def test_tiny_model_is_tiny_and_learns_a_repeated_batch(tok, seqs, tmp_path):
-    tokenizer, _ = tok
+def test_tiny_model_is_tiny_and_learns_a_repeated_batch(saved_tok, seqs, tmp_path):
+    tokenizer, _ = saved_tok
     special = special_ids(tokenizer)
-    model = tiny(tok)
+    model = tiny(saved_tok)
     assert sum(p.numel() for p in model.parameters()) < 20_000
     data = seqs[:1]
     before = evaluate(model, data, special)["loss"]
@@ -74,17 +75,17 @@ def test_tiny_model_is_tiny_and_learns_a_repeated_batch(tok, seqs, tmp_path):
     assert stats["tokens_seen"] == 40 * 4 * 32
 
 
-def test_resume_in_process_gives_the_same_weights(tok, seqs, tmp_path):
-    special = special_ids(tok[0])
+def test_resume_in_process_gives_the_same_weights(saved_tok, seqs, tmp_path):
+    special = special_ids(saved_tok[0])
     spec = TrainSpec(steps=12, batch=2, lr=5e-3, warmup=2, checkpoint_every=4, log_every=2)
-    ref = tiny(tok)
+    ref = tiny(saved_tok)
     train(ref, WindowSampler(seqs, special, 32, 1), spec, checkpoint=tmp_path / "ref.pt")
-    part = tiny(tok)
+    part = tiny(saved_tok)
     torch.manual_seed(123)  # the global RNG is restored from the checkpoint, not from here
     train(
         part, WindowSampler(seqs, special, 32, 1), spec, checkpoint=tmp_path / "p.pt", stop_after=6
     )
-    again = tiny(tok)
+    again = tiny(saved_tok)
     log_path = tmp_path / "log.tsv"
     train(
         again,
@@ -117,11 +118,11 @@ TRAIN_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigkilled_training_resumes_to_the_same_weights(tok, midi_corpora, tmp_path):
+def test_sigkilled_training_resumes_to_the_same_weights(saved_tok, midi_corpora, tmp_path):
     files = [str(p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))[:4]]
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
-    args = [sys.executable, str(script), str(tok[1])]
+    args = [sys.executable, str(script), str(saved_tok[1])]
     subprocess.run(
         [*args, str(tmp_path / "ref.pt"), str(tmp_path / "ref.weights"), *files],
         check=True,
@@ -144,9 +145,9 @@ def test_sigkilled_training_resumes_to_the_same_weights(tok, midi_corpora, tmp_p
         assert torch.equal(ref[k], got[k]), k
 
 
-def test_local_model_round_trip_and_named_errors(tok, tmp_path):
-    tokenizer, tok_path = tok
-    model = tiny(tok)
+def test_local_model_round_trip_and_named_errors(saved_tok, tmp_path):
+    tokenizer, tok_path = saved_tok
+    model = tiny(saved_tok)
     digest = save_model(model, tok_path, tmp_path / "m")
     assert len(digest) == 64
     loaded, loaded_tok = load_model(tmp_path / "m")
@@ -162,9 +163,9 @@ def test_local_model_round_trip_and_named_errors(tok, tmp_path):
         load_model(tmp_path / "m")
 
 
-def test_embedding_tables_equal_the_weights(tok, seqs, tmp_path):
-    model = tiny(tok)
-    special = special_ids(tok[0])
+def test_embedding_tables_equal_the_weights(saved_tok, seqs, tmp_path):
+    model = tiny(saved_tok)
+    special = special_ids(saved_tok[0])
     pos, kind = position_table(model)
     ctx, count = contextual(model, seqs[:3], special)
     write_embeddings(
@@ -183,11 +184,11 @@ def test_embedding_tables_equal_the_weights(tok, seqs, tmp_path):
     assert cache["count"].sum() == sum(len(s) + 2 for s in seqs[:3])
 
 
-def test_contextual_equals_a_direct_computation(tok, seqs):
+def test_contextual_equals_a_direct_computation(saved_tok, seqs):
     """Windows over long pieces give the same means as a per-position direct computation."""
-    model = tiny(tok)
+    model = tiny(saved_tok)
     model.eval()
-    special = special_ids(tok[0])
+    special = special_ids(saved_tok[0])
     data = seqs[:3]
     ctx, count = contextual(model, data, special, batch=3, stride=8)
     vocab, dim = model.transformer.wte.weight.shape
@@ -220,16 +221,16 @@ def test_windows_count_every_position_once():
         assert covered == list(range(n)), n
 
 
-def test_llama_has_computed_sinusoids(tok):
+def test_llama_has_computed_sinusoids(saved_tok):
     spec = ModelSpec(arch="llama", layers=1, dim=16, heads=2, context=32, dropout=0.0)
-    model = tiny(tok, spec)
+    model = tiny(saved_tok, spec)
     pos, kind = position_table(model)
     assert kind.startswith("sinusoidal") and pos.shape == (32, 16)
     assert np.array_equal(pos, sinusoids(32, 16))
 
 
-def test_bad_specs_are_refused(tok):
+def test_bad_specs_are_refused(saved_tok):
     with pytest.raises(ModelError, match="model.arch"):
-        tiny(tok, ModelSpec(arch="rnn"))
+        tiny(saved_tok, ModelSpec(arch="rnn"))
     with pytest.raises(ModelError, match="model.dim"):
-        tiny(tok, ModelSpec(dim=10, heads=3))
+        tiny(saved_tok, ModelSpec(dim=10, heads=3))

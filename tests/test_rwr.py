@@ -23,11 +23,6 @@ from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
-
-
-@pytest.fixture(scope="module")
 def corpora(tok, midi_corpora: Path) -> dict[str, list[np.ndarray]]:
     return {
         name: [tokenize_file(tok, p) for p in sorted((midi_corpora / name).glob("*.mid"))]

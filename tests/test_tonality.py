@@ -9,13 +9,8 @@ import pytest
 
 from tokentransfer.graph import context_successors, successors
 from tokentransfer.rwr import WalkConfig, Walker, token_errors
-from tokentransfer.tokenize import build_tokenizer, tokenize_file
+from tokentransfer.tokenize import tokenize_file
 from tokentransfer.tonality import KEY_NOTES, find_key, key_name, key_tables, scale_pcs
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
 
 
 @pytest.fixture(scope="module")

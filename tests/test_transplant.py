@@ -19,7 +19,7 @@ from tokentransfer.model import (
     save_model,
     special_ids,
 )
-from tokentransfer.tokenize import build_tokenizer, save_tokenizer, tokenize_file
+from tokentransfer.tokenize import save_tokenizer, tokenize_file
 from tokentransfer.transplant import (
     embedding_finetune,
     fit_map,
@@ -39,11 +39,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer({"kind": "REMI", "use_programs": True})
 
 
 @pytest.fixture(scope="module")
