@@ -22,9 +22,8 @@ from tokentransfer.methods import (  # noqa: E402
 )
 from tokentransfer.corpus import (  # noqa: E402
     folder_problem,
-    list_dir_files,
-    read_manifest,
-    shard_of,
+    listing_digest,
+    shard_digests,
 )
 from tokentransfer.sources import source_kind  # noqa: E402
 from tokentransfer.tegridy import TegridyError, mirror_path, verify  # noqa: E402
@@ -101,8 +100,10 @@ def corpus_sources(corpus):
 
 
 def ingest_inputs(wildcards):
-    """Zips and folder files of a corpus: a new or changed file reruns its ingestion."""
-    zips, files = [], []
+    """Zips and source folders of a corpus. A folder's files are not inputs one by one
+    (176,581 at Lakh size: the DAG's time grows with its inputs); ingest_listing reruns
+    ingestion when one is added, removed or changed."""
+    zips, folders = [], []
     for i, (kind, spec) in enumerate(corpus_sources(wildcards.corpus)):
         if kind == "tegridy":
             zips.append(tegridy_zip_path(spec["zip"]))
@@ -112,8 +113,17 @@ def ingest_inputs(wildcards):
                 raise WorkflowError(
                     f"config key corpora.{wildcards.corpus}.sources[{i}].dir.path: {problem}"
                 )
-            files.extend(list_dir_files(spec["path"]))
-    return {"zips": zips, "files": files}
+            folders.append(spec["path"])
+    return {"zips": zips, "folders": folders}
+
+
+def ingest_listing(wildcards):
+    """A digest of the path, size and mtime of every file in the corpus's folders: as a
+    param, it reruns ingestion when a file is added, removed or changed (params trigger).
+    """
+    return listing_digest(
+        spec["path"] for kind, spec in corpus_sources(wildcards.corpus) if kind == "dir"
+    )
 
 
 def tegridy_zips(wildcards):
@@ -124,29 +134,22 @@ def tegridy_zips(wildcards):
     }
 
 
-_SHARD_MIDI = {}  # manifest path -> (its stat signature, stored files per shard)
+# where ingestion stores a corpus's accepted files, named {file_id}.mid
+STORE = "resources/corpora/{corpus}/midi"
 
 
-def shard_midi(wildcards):
-    """The stored MIDI files of one shard, known once the corpus's manifest exists.
+def shard_manifest(wildcards):
+    """The corpus's manifest, known once ingestion has run. Marked ancient: ingestion rewrites
+    it whenever any file changes, and only the shards whose file list changed must rerun
+    (shard_files)."""
+    return ancient(checkpoints.ingest.get(corpus=wildcards.corpus).output.manifest)
 
-    The manifest is read once per version, not once per shard (a Lakh-size manifest has
-    176,581 rows: one read per shard made the DAG of 128 shards take minutes). A manifest that
-    ingestion rewrote (in the same run: the checkpoint) has a new inode, mtime or size.
-    """
+
+def shard_files(wildcards):
+    """A digest of one shard's file ids (the manifest is read once per version for all its
+    shards): as a param, it reruns exactly the shards whose file list changed."""
     manifest = checkpoints.ingest.get(corpus=wildcards.corpus).output.manifest
-    st = os.stat(manifest)
-    signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-    cached = _SHARD_MIDI.get(manifest)
-    if cached is None or cached[0] != signature:
-        per_shard = [[] for _ in SHARDS]
-        for row in read_manifest(manifest):
-            if row.status == "ok":
-                per_shard[shard_of(row.file_id, N_SHARDS)].append(
-                    f"resources/corpora/{wildcards.corpus}/midi/{row.file_id}.mid"
-                )
-        cached = _SHARD_MIDI[manifest] = (signature, per_shard)
-    return list(cached[1][int(wildcards.shard)])
+    return shard_digests(manifest, N_SHARDS)[int(wildcards.shard)]
 
 
 def corpus_shards(wildcards):

@@ -42,8 +42,9 @@ checkpoint ingest:
     params:
         corpus=lambda wildcards: config["corpora"][wildcards.corpus],
         zips=tegridy_zips,
+        listing=ingest_listing,
         limits=config["ingest"],
         seed=config["seed"],
-        store=lambda wildcards: f"resources/corpora/{wildcards.corpus}/midi",
+        store=STORE,
     script:
         "../scripts/ingest.py"

@@ -23,7 +23,7 @@ rule tokenizer:
 rule tokenize_shard:
     input:
         tokenizer="results/tokenizer/tokenizer.json",
-        midi=shard_midi,
+        manifest=shard_manifest,
     output:
         "results/tokens/{corpus}/{shard}.h5",
     log:
@@ -36,6 +36,10 @@ rule tokenize_shard:
         mem_mb=2048,
         runtime=60,
     params:
+        # the shard's files, named by the manifest: not inputs one by one
+        store=STORE,
+        shards=N_SHARDS,
+        files=shard_files,
         # not an output: Snakemake does not delete it, so a shard whose file list changed
         # takes the tokens of the files it held before from there (tokenize.py)
         cache="results/tokens/{corpus}/.cache/{shard}.h5",

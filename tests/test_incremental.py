@@ -23,6 +23,11 @@ from tokentransfer.corpus import (
     build_rows,
     listing_digest,
     read_manifest,
+    shard_digest,
+    shard_digests,
+    shard_file_ids,
+    shard_of,
+    shard_paths,
     summarize,
     write_manifest,
 )
@@ -391,3 +396,60 @@ def test_ingestion_memory_does_not_grow_with_the_files_found(tmp_path, midi_corp
     for n in folders:
         assert len(read_manifest(tmp_path / f"work{n}" / "manifest.tsv")) == n + len(chorales)
     assert peaks[10_000] < peaks[1_000] + 500_000, peaks
+
+
+# --------------------------------------------------------------------------- shard file lists
+
+
+def _fid(i: int) -> str:
+    return hashlib.sha256(str(i).encode()).hexdigest()
+
+
+def _manifest_rows(n: int) -> list[Row]:
+    rows = []
+    for i in range(n):
+        fid = _fid(i)
+        if i % 7 == 3:
+            rows.append(Row(fid, "dir:x", f"{i}.mid", 10, "rejected", "no notes"))
+        elif i % 7 == 5:
+            rows.append(Row(fid, "dir:x", f"{i}.mid", 10, "duplicate", "", _fid(0), _fid(0)))
+        else:
+            rows.append(Row(fid, "dir:x", f"{i}.mid", 10, "ok", "", "", fid))
+    return rows
+
+
+def test_shard_file_lists_digests_and_paths(tmp_path):
+    manifest = tmp_path / "manifest.tsv"
+    rows = _manifest_rows(200)
+    write_manifest(rows, manifest)
+    ok = [r.file_id for r in rows if r.status == "ok"]
+    per_shard = shard_file_ids(manifest, 4)
+    assert per_shard == [sorted(f for f in ok if shard_of(f, 4) == s) for s in range(4)]
+    assert all(per_shard)
+    digests = shard_digests(manifest, 4)
+    assert digests == [shard_digest(ids) for ids in per_shard]
+    assert shard_digest(reversed(per_shard[0])) == digests[0]  # the set, not the order
+    assert len(set(digests)) == 4
+    paths = shard_paths(manifest, 2, 4, "store/c", digest=digests[2])
+    assert paths == [os.path.join("store/c", f"{f}.mid") for f in per_shard[2]]
+    with pytest.raises(ValueError):
+        shard_paths(manifest, 4, 4, "store")
+
+    # a file added in one shard: only its digest changes (the manifest is read again: it was
+    # rewritten, under the same name)
+    added = _fid(1000)
+    rows.append(Row(added, "dir:x", "new.mid", 10, "ok", "", "", added))
+    write_manifest(rows, manifest)
+    now = shard_digests(manifest, 4)
+    grown = shard_of(added, 4)
+    assert [i for i in range(4) if now[i] != digests[i]] == [grown]
+    # the job refuses a manifest whose shard is not the one planned
+    with pytest.raises(CorpusError, match="other files than planned"):
+        shard_paths(manifest, grown, 4, "store", digest=digests[grown])
+    assert (
+        len(shard_paths(manifest, grown, 4, "store", digest=now[grown]))
+        == len(per_shard[grown]) + 1
+    )
+    (tmp_path / "other.tsv").write_text("a\tb\n")
+    with pytest.raises(CorpusError, match="not a manifest"):
+        shard_digests(tmp_path / "other.tsv", 4)
