@@ -35,13 +35,27 @@ must not exist or be empty; it is deleted at the end unless ``--keep``):
    (benchmark files), the files ingestion took from its cache without reading them and the
    files the shards took from their caches without tokenizing them.
 
+8. Memory (``memory``): ingestion alone, in a fresh process that runs the checkout's
+   scripts/ingest.py as the ingest job does (the job's params; no store, manifest or
+   ingestion cache beforehand), under ``/usr/bin/time -v``: wall time and the process's exact
+   peak RSS (the job's benchmark file samples memory every 30 s), for ``lakh_small`` and
+   ``lakh``. It leaves their manifests in the work folder for the DAG after the manifest
+   (made outside Snakemake: without metadata, so no params are compared, though they are
+   computed all the same).
+
 ``--steps`` runs only some of these (the corpus is always built): ``dag``, ``slurm``,
-``ingest``, ``tokenize`` (5), ``full`` (6) and ``add`` (7; it needs ``ingest`` and ``full``,
-so that files are added to a corpus tokenized once). For example, the add-100 rerun at 30,000
-files::
+``ingest``, ``memory``, ``tokenize`` (5), ``full`` (6) and ``add`` (7; it needs ``ingest`` and
+``full``, so that files are added to a corpus tokenized once). For example, the add-100 rerun
+at 30,000 files::
 
     nice -n 10 python benchmarks/lakh.py --files 30000 --small-files 10000 \\
         --steps ingest full add
+
+``--baseline DIR`` measures the ``dag`` and ``memory`` steps with another checkout of the
+workflow as well (``git archive COMMIT | tar -x -C DIR``), each figure right after the same
+figure of this one, in its own work folder, and prints the ratios (this / baseline)::
+
+    nice -n 10 python benchmarks/lakh.py --steps dag memory --baseline /tmp/before
 
 Run it with ``nice -n 10`` on a shared machine; the load average is printed with the figures.
 The figures are also written as JSON to benchmarks/results/lakh.json (git-ignored).
@@ -80,7 +94,7 @@ sys.path.insert(0, str(REPO / "src"))
 LAKH_FILES = 176_581  # files of the Lakh MIDI dataset (LMD-full)
 DEFAULT_SHARDS = 16  # the schema's default of `shards`
 CORE_RULES = ("ingest", "tokenizer", "tokenize_shard", "token_index")
-STEPS = ("dag", "slurm", "ingest", "tokenize", "full", "add")
+STEPS = ("dag", "slurm", "ingest", "memory", "tokenize", "full", "add")
 TEXT = b"tokentransfer lakh copy %d"
 # one line of the dry run's job table: "tokenize_shard      16"
 JOB_ROW = re.compile(r"^(\w+)\s+(\d+)\s*$")
@@ -120,6 +134,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the working folder")
     p.add_argument("--out", type=Path, default=BENCH / "results" / "lakh.json")
     p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the workflow whose dag and memory steps are measured too",
+    )
+    p.add_argument(
         "--steps",
         nargs="+",
         choices=STEPS,
@@ -131,6 +150,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--small-files must be smaller than --files")
     if "add" in args.steps and not {"ingest", "full"} <= set(args.steps):
         p.error("--steps add needs ingest and full (files are added to a tokenized corpus)")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "Snakefile").is_file():
+            p.error(f"--baseline {args.baseline} holds no Snakefile")
     return args
 
 
@@ -217,9 +240,10 @@ def write_config(args, full: Path, small: Path, shards: int) -> Path:
 class Runner:
     """Runs the workflow in ``ROOT/work`` and times it (wall; peak RSS with /usr/bin/time)."""
 
-    def __init__(self, root: Path, cores: int):
-        self.work = root / "work"
-        self.logs = root / "bench-logs"
+    def __init__(self, root: Path, cores: int, repo: Path = REPO, name: str = "work"):
+        self.repo = repo
+        self.work = root / name
+        self.logs = root / "bench-logs" / name
         self.work.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self.cores = cores
@@ -231,7 +255,7 @@ class Runner:
             "-m",
             "snakemake",
             "--snakefile",
-            str(REPO / "Snakefile"),
+            str(self.repo / "Snakefile"),
             "--directory",
             str(self.work),
             "--configfile",
@@ -253,10 +277,22 @@ class Runner:
             sys.exit(f"snakemake failed ({proc.returncode}); see {log_path}:\n{text[-4000:]}")
         out = {"wall_s": wall, "jobs": job_counts(text), "log": str(log_path), "load": loadavg()}
         if self.gnu_time and rss_file.exists():
-            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", rss_file.read_text())
-            if m:
-                out["max_rss_mb"] = int(m.group(1)) / 1024
+            out.update(gnu_time(rss_file))
         return out
+
+
+def gnu_time(path: Path) -> dict[str, float]:
+    """Peak RSS (MB) and CPU seconds (user + system) from ``/usr/bin/time -v``'s report: on a
+    busy machine the CPU time compares runs better than the wall time."""
+    text = path.read_text()
+    out = {}
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    if m:
+        out["max_rss_mb"] = int(m.group(1)) / 1024
+    cpu = re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)
+    if len(cpu) == 2:
+        out["cpu_s"] = float(cpu[0]) + float(cpu[1])
+    return out
 
 
 def job_counts(text: str) -> dict[str, int]:
@@ -301,7 +337,10 @@ def dag(run: Runner, configs: dict[int, Path], tag: str) -> dict[int, dict]:
     for shards, config in configs.items():
         r = run(config, "results/tokens/lakh/index.tsv", log=f"dag-{tag}-s{shards}", dry=True)
         out[shards] = r
-        print(f"  DAG {tag}, {shards} shards: {r['wall_s']:.1f} s, jobs {r['jobs']}")
+        print(
+            f"  DAG {tag} ({run.work.name}), {shards} shards: {r['wall_s']:.1f} s "
+            f"(CPU {r.get('cpu_s', float('nan')):.1f} s), jobs {r['jobs']}"
+        )
     return out
 
 
@@ -341,6 +380,58 @@ def ingest(run: Runner, config: Path, corpus: str) -> dict:
         f"largest process {r.get('max_rss_mb', float('nan')):.0f} MB)"
     )
     return r
+
+
+# scripts/ingest.py run as the ingest job runs it: a stand-in for Snakemake's ``snakemake``
+INGEST_JOB = """
+import runpy, sys, types
+a = types.SimpleNamespace
+corpus, config, script = sys.argv[1], sys.argv[2], sys.argv[3]
+import yaml
+cfg = yaml.safe_load(open(config))
+smk = a(
+    scriptdir=str(__import__("pathlib").Path(script).parent),
+    wildcards=a(corpus=corpus),
+    params=a(
+        corpus=cfg["corpora"][corpus],
+        zips={},
+        limits=cfg.get("ingest", {}),
+        seed=cfg["seed"],
+        store=f"resources/corpora/{corpus}/midi",
+    ),
+    output=a(manifest=f"results/corpora/{corpus}/manifest.tsv"),
+    log=[f"logs/ingest/{corpus}.log"],
+    threads=2,
+)
+runpy.run_path(script, init_globals={"snakemake": smk}, run_name="__main__")
+"""
+
+
+def ingest_memory(run: Runner, config: Path, corpus: str) -> dict:
+    """Ingestion of ``corpus`` alone, fresh, in a process of its own: wall time, peak RSS."""
+    for rel in (f"resources/corpora/{corpus}", f"results/corpora/{corpus}"):
+        shutil.rmtree(run.work / rel, ignore_errors=True)
+    (run.work / "logs" / "ingest").mkdir(parents=True, exist_ok=True)
+    rss_file = run.logs / f"memory-{corpus}.time"
+    script = run.repo / "scripts" / "ingest.py"
+    cmd = [sys.executable, "-c", INGEST_JOB, corpus, str(config), str(script)]
+    if run.gnu_time is None:
+        sys.exit("the memory step needs /usr/bin/time (GNU time)")
+    cmd = ["/usr/bin/time", "-v", "-o", str(rss_file), *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=run.work, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"ingestion of {corpus} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    from tokentransfer.corpus import read_manifest
+
+    rows = len(read_manifest(run.work / "results" / "corpora" / corpus / "manifest.tsv"))
+    out = {"wall_s": wall, "rows": rows, "load": loadavg(), **gnu_time(rss_file)}
+    print(
+        f"  ingestion alone ({run.work.name}), {corpus}: {rows} files in {wall:.1f} s "
+        f"(CPU {out['cpu_s']:.1f} s), peak RSS {out['max_rss_mb']:.0f} MB (load {out['load']})"
+    )
+    return out
 
 
 def clean_tokens(work: Path, corpus: str) -> None:
@@ -503,11 +594,17 @@ def main(argv=None) -> int:
         configs = {s: write_config(args, full, small, s) for s in counts}
         default = configs[DEFAULT_SHARDS]
         run = Runner(root, args.cores)
+        # (key, runner) of this checkout and of the baseline's, measured in turn
+        runs = [("", run)]
+        if args.baseline is not None:
+            fig["baseline"] = str(args.baseline)
+            runs.insert(0, ("baseline_", Runner(root, args.cores, args.baseline, "baseline")))
 
         steps = set(args.steps)
         if "dag" in steps:
             print("DAG before the manifest exists:")
-            fig["dag_before"] = dag(run, {DEFAULT_SHARDS: default}, "before")
+            for key, r in runs:
+                fig[f"{key}dag_before"] = dag(r, {DEFAULT_SHARDS: default}, "before")
         if "slurm" in steps:
             print("SLURM submissions:")
             fig["slurm"] = slurm(run, configs)
@@ -515,9 +612,15 @@ def main(argv=None) -> int:
             print("Ingestion:")
             fig["ingest_small"] = ingest(run, default, "lakh_small")
             fig["ingest_full"] = ingest(run, default, "lakh")
-            if "dag" in steps:
-                print("DAG after the manifest exists:")
-                fig["dag_after"] = dag(run, configs, "after")
+        if "memory" in steps:
+            print("Ingestion alone (peak memory):")
+            for corpus in ("lakh_small", "lakh"):
+                for key, r in runs:
+                    fig[f"{key}memory_{corpus}"] = ingest_memory(r, default, corpus)
+        if "dag" in steps and {"ingest", "memory"} & steps:
+            print("DAG after the manifest exists:")
+            for key, r in runs:
+                fig[f"{key}dag_after"] = dag(r, configs, "after")
 
         if "tokenize" in steps:
             print(f"Tokenization of lakh_small ({args.small_files} files):")
@@ -564,6 +667,8 @@ def report(fig: dict, args) -> None:
             )
             + " (goal <= 30 s)"
         )
+    if "baseline" in fig:
+        report_baseline(fig)
     if "ingest_full" in fig:
         a, b = fig["ingest_small"], fig["ingest_full"]
         print(
@@ -609,6 +714,40 @@ def report(fig: dict, args) -> None:
                 for s, v in fig["slurm"].items()
             )
         )
+
+
+def report_baseline(fig: dict) -> None:
+    """This checkout's figures against the baseline's, as ratios (this / baseline)."""
+    print(f"against the baseline {fig['baseline']} (ratio: this / baseline):")
+    for step in ("dag_before", "dag_after"):
+        if f"baseline_{step}" not in fig or step not in fig:
+            continue
+        for s, b in fig[f"baseline_{step}"].items():
+            a = fig[step][s]
+            print(
+                f"  DAG {step[4:]} the manifest, {s} shards: {a['wall_s']:.1f} s against "
+                f"{b['wall_s']:.1f} s = {a['wall_s'] / b['wall_s']:.2f}; CPU {a['cpu_s']:.1f} s "
+                f"against {b['cpu_s']:.1f} s = {a['cpu_s'] / b['cpu_s']:.2f}"
+            )
+    for corpus in ("lakh_small", "lakh"):
+        a, b = fig.get(f"memory_{corpus}"), fig.get(f"baseline_memory_{corpus}")
+        if a is None or b is None:
+            continue
+        print(
+            f"  ingestion alone, {corpus} ({a['rows']} files): peak RSS {a['max_rss_mb']:.0f} MB "
+            f"against {b['max_rss_mb']:.0f} MB = {a['max_rss_mb'] / b['max_rss_mb']:.2f}; wall "
+            f"{a['wall_s']:.0f} s against {b['wall_s']:.0f} s = {a['wall_s'] / b['wall_s']:.2f}; "
+            f"CPU {a['cpu_s']:.0f} s against {b['cpu_s']:.0f} s = {a['cpu_s'] / b['cpu_s']:.2f}"
+        )
+    for key in ("baseline_", ""):
+        small, full = fig.get(f"{key}memory_lakh_small"), fig.get(f"{key}memory_lakh")
+        if small and full and full["rows"] > small["rows"]:
+            per_file = (full["max_rss_mb"] - small["max_rss_mb"]) * 2**20
+            per_file /= full["rows"] - small["rows"]
+            print(
+                f"  {'baseline' if key else 'this checkout'}: {per_file:.0f} bytes of peak RSS "
+                f"per added file ({small['rows']} -> {full['rows']} files)"
+            )
 
 
 if __name__ == "__main__":
