@@ -16,8 +16,9 @@ must not exist or be empty; it is deleted at the end unless ``--keep``):
    The config (benchmarks/lakh_config.yaml, written to ROOT with the paths filled in) makes
    them the ``dir`` sources of two target corpora, ``lakh`` and ``lakh_small``.
 2. DAG: ``snakemake -n results/tokens/lakh/index.tsv`` before the manifest exists (the ingest
-   job's inputs list every file of the folder) and after it (the shards' inputs come from the
-   manifest), with the default shard count (16) and each ``--shards`` count.
+   job lists the folder for its listing digest) and after it (the shard jobs read the manifest
+   for their file-list digests), with the default shard count (16) and each ``--shards``
+   count; wall and CPU time.
 3. Ingestion of ``lakh_small`` and of ``lakh`` (``snakemake --cores 2 .../manifest.tsv``):
    wall time, the job's peak memory (``max_rss`` of its benchmark file), and the largest
    process of the whole command (``/usr/bin/time -v``, Snakemake itself included).
