@@ -178,3 +178,23 @@ def test_choose_lambda_reports_the_grid_and_picks_the_fewest_bits(tok, grammar, 
         model, chain_target(fit, 2, grammar), held[0][0], [choice.lam], bos, grammar
     )
     assert -lp.mean() == pytest.approx(choice.bits[choice.lam])
+
+
+def test_choose_lambda_scores_at_most_max_tokens_held_out_tokens(tok, grammar, jazz, model):
+    """With max_tokens the held-out pieces are cut: each scores its first tokens from its cut,
+    and the bits are those of exactly those tokens."""
+    from tokentransfer.fusion import cap_held
+
+    bos = special_ids(tok)["bos"]
+    make = lambda f: chain_target(f, 2, grammar)  # noqa: E731
+    full = choose_lambda(model, make, jazz[:6], (0.0, 1.0), bos)
+    capped = choose_lambda(model, make, jazz[:6], (0.0, 1.0), bos, max_tokens=80)
+    assert full.tokens > 80 and capped.tokens == 80
+    fit, held = holdout(jazz[:6], 0.2, 0)
+    ((s, cut),) = cap_held(held, 80)
+    assert cut == 1 and np.array_equal(s, held[0][0][:81])
+    lp = fused_log_probs(model, make(fit), s, [1.0], bos, grammar)
+    assert -lp.mean() == pytest.approx(capped.bits[1.0])
+    # a budget spread over several held-out pairs, in order, the last cut to what is left
+    pairs = [(np.arange(300), 100), (np.arange(50), 10), (np.arange(400), 1)]
+    assert [(len(s), c) for s, c in cap_held(pairs, 150)] == [(164, 100), (50, 10), (47, 1)]

@@ -194,6 +194,24 @@ def holdout(
     return fit, held
 
 
+def cap_held(held: list[tuple[np.ndarray, int]], max_tokens: int) -> list[tuple[np.ndarray, int]]:
+    """Held-out ``(piece, cut)`` pairs cut so that at most ``max_tokens`` tokens are scored:
+    each pair scores its first ``max(64, max_tokens // pairs)`` tokens from ``cut`` on, pairs
+    in order until the budget is spent (the last one cut to what is left)."""
+    from .likelihood import MIN_PIECE_TOKENS
+
+    per_pair = max(MIN_PIECE_TOKENS, max_tokens // len(held))
+    out, left = [], max_tokens
+    for s, cut in held:
+        if left < 1:
+            break
+        n = min(per_pair, left, len(s) - cut)
+        if n >= 1:
+            out.append((s[: cut + n], cut))
+            left -= n
+    return out
+
+
 @dataclass
 class LambdaChoice:
     """The chosen ``lam`` and the bits/token of every grid value on the held-out tokens."""
@@ -223,15 +241,20 @@ def choose_lambda(
     seed: int = 0,
     groups: Sequence[str] | None = None,
     device: Any = None,
+    max_tokens: int | None = None,
 ) -> LambdaChoice:
     """Score each ``lam`` of ``grid`` on held-out tokens of ``seqs`` (:func:`holdout`) with the
     target model ``make_target(fit pieces)`` and pick the one of fewest bits/token (ties: the
-    smaller). Without held-out tokens, the choice is ``0`` and every bits value is ``nan``."""
+    smaller). Without held-out tokens, the choice is ``0`` and every bits value is ``nan``.
+    ``max_tokens``: score at most that many held-out tokens, spread over the held-out pieces
+    as :func:`tokentransfer.likelihood.scored_pieces` spreads test tokens (None: all)."""
     t0 = time.perf_counter()
     grid = sorted({float(x) for x in grid})
     if not grid:
         raise ValueError("the lambda grid is empty")
     fit, held = holdout(seqs, fraction, seed, groups)
+    if max_tokens is not None and held:
+        held = cap_held(held, int(max_tokens))
     if not held or not fit:
         log.warning("no held-out tokens to choose lambda on: lambda = 0")
         return LambdaChoice(0.0, {lam: math.nan for lam in grid}, 0, len(fit), 0)

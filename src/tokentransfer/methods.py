@@ -518,6 +518,7 @@ class Fused(Method):
             seed=env.seed,
             groups=env.groups,
             device=env.device,
+            max_tokens=env.eval.get("bits_tokens"),
         )
         target = self.target_model(pieces, env)
         adapt = time.perf_counter() - t0
