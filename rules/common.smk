@@ -258,6 +258,16 @@ def eval_set_names(wildcards):
     return list(eval_sets(wildcards.model, wildcards.corpus))
 
 
+def contextual_variant_used():
+    """Whether a graph network of the run reads contextual embeddings (variant contextual in
+    gcn.variants, generate.variants or, when on, fewshot.variants): else rule embed skips the
+    forward passes over the target's pieces."""
+    used = set(config["gcn"]["variants"]) | set(config["generate"]["variants"])
+    if FEWSHOT["enabled"]:
+        used |= set(FEWSHOT["variants"])
+    return "contextual" in used
+
+
 def gcn_variants_used():
     """The graph-network variants the walks use, in the order of the ``gcn`` input."""
     return [v for v in GEN_VARIANTS if v != "counts"]

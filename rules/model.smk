@@ -154,6 +154,7 @@ rule embed:
         batch=config["embed"]["batch"],
         stride=config["embed"]["stride"],
         use_gpu=config["use_gpu"],
+        contextual=contextual_variant_used(),
     script:
         "../scripts/embed.py"
 

@@ -20,4 +20,5 @@ run_embed(
     stride=smk.params.stride,
     use_gpu=smk.params.use_gpu,
     threads=smk.threads,
+    contextual_pass=smk.params.contextual,
 )

@@ -229,6 +229,34 @@ def test_import_tokenizer_copies_a_matching_tokenizer_and_refuses_a_mismatch(
     assert not (tmp_path / "refused.json").exists()
 
 
+def test_run_embed_without_the_contextual_pass(corpus, pretrained, tmp_path):
+    """No variant reads contextual embeddings: the cache has the same token and position
+    tables, a NaN contextual table, and the contextual variant refuses it by name."""
+    from tokentransfer.linkpred import raw_features
+
+    kw = dict(
+        model_dir=pretrained.dir,
+        shards=corpus.shards,
+        split=corpus.split,
+        manifest=corpus.manifest,
+        batch=4,
+        stride=None,
+        use_gpu=False,
+    )
+    info = run_embed(**kw, out=str(tmp_path / "skip.h5"), contextual_pass=False)
+    run_embed(**kw, out=str(tmp_path / "full.h5"))
+    skip, full = read_embeddings(tmp_path / "skip.h5"), read_embeddings(tmp_path / "full.h5")
+    assert info["contextual_pass"] == 0 and full["attrs"]["contextual_pass"] == 1
+    assert np.array_equal(skip["token"], full["token"])
+    assert np.array_equal(skip["position"], full["position"])
+    assert np.isnan(skip["contextual"]).all() and not skip["count"].any()
+    nodes = np.arange(4, 12)
+    assert raw_features("emb_neighbours", nodes, skip).shape == (8, 16)
+    with pytest.raises(ValueError, match="no contextual embeddings"):
+        raw_features("contextual", nodes, skip)
+    assert np.isfinite(raw_features("contextual", nodes, full)).all()
+
+
 def test_run_embed_writes_the_cache_of_the_training_pieces(corpus, pretrained, tmp_path):
     info = run_embed(
         model_dir=pretrained.dir,

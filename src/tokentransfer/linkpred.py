@@ -316,7 +316,13 @@ def raw_features(variant: str, nodes: np.ndarray, emb: dict, seed: int = 0) -> n
         token = np.asarray(emb["token"], dtype=np.float64)[nodes]
         return token @ np.asarray(emb["position"], dtype=np.float64).T
     if variant == "contextual":
-        return np.asarray(emb["contextual"])[nodes].astype(np.float64)
+        table = np.asarray(emb["contextual"])
+        if table.size and np.isnan(table).all():
+            raise ValueError(
+                "the embedding cache holds no contextual embeddings (rule embed skipped them: "
+                "no variant of the run asked for 'contextual')"
+            )
+        return table[nodes].astype(np.float64)
     if variant == "random":
         dim = np.asarray(emb["token"]).shape[1]
         return np.random.default_rng(seed).standard_normal((len(nodes), dim))

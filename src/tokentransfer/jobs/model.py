@@ -10,6 +10,8 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..embed import contextual, position_table, token_table, write_embeddings
 from ..fileio import sha256_file, write_json, write_text_atomic
 from ..model import (
@@ -186,8 +188,13 @@ def run_embed(
     stride: int | None,
     use_gpu: bool,
     threads: int = 1,
+    contextual_pass: bool = True,
 ) -> dict:
-    """The embedding cache of one target corpus (contextual over its training pieces)."""
+    """The embedding cache of one target corpus (contextual over its training pieces).
+
+    ``contextual_pass=False`` (no graph-network variant of the run reads them) skips the
+    forward passes over the corpus: the ``contextual`` table is then NaN and ``count`` 0, and
+    :func:`tokentransfer.linkpred.raw_features` refuses the ``contextual`` variant on it."""
     set_threads(threads)
     model, tokenizer = load_model(model_dir)
     device = device_for(use_gpu)
@@ -196,7 +203,12 @@ def run_embed(
     if not seqs:
         raise ModelError(f"no training pieces in {split}")
     t0 = time.perf_counter()
-    ctx, count = contextual(model, seqs, special_ids(tokenizer), batch=batch, stride=stride)
+    if contextual_pass:
+        ctx, count = contextual(model, seqs, special_ids(tokenizer), batch=batch, stride=stride)
+    else:
+        table = token_table(model)
+        ctx = np.full(table.shape, np.nan, dtype=np.float32)
+        count = np.zeros(table.shape[0], dtype=np.int64)
     seconds = time.perf_counter() - t0
     position, kind = position_table(model)
     tokens = int(sum(len(s) + 2 for s in seqs))
@@ -210,6 +222,7 @@ def run_embed(
         "window": int(position.shape[0]),
         "stride": int(stride or max(position.shape[0] // 2, 1)),
         "batch": batch,
+        "contextual_pass": int(bool(contextual_pass)),
     }
     write_embeddings(
         out,
@@ -220,12 +233,15 @@ def run_embed(
         count=count,
         attrs=attrs,
     )
-    log.info(
-        "contextual embeddings: %d tokens in %.1f s (%.0f tokens/s)",
-        tokens,
-        seconds,
-        tokens / max(seconds, 1e-9),
-    )
+    if contextual_pass:
+        log.info(
+            "contextual embeddings: %d tokens in %.1f s (%.0f tokens/s)",
+            tokens,
+            seconds,
+            tokens / max(seconds, 1e-9),
+        )
+    else:
+        log.info("no contextual embeddings asked for: token and position tables only")
     return {**attrs, "seconds": seconds}
 
 
