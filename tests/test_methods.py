@@ -121,6 +121,23 @@ def _baseline(target, method, out, **kw):
     )
 
 
+def _evaluate(target, sets, out):
+    """The evaluation job on the sample sets ``sets`` (method -> tokens.h5): its rows by method."""
+    run_evaluate(
+        tokenizer_json=target.tok_json,
+        target_shards=target.shards,
+        target_split=target.split,
+        sets=sets,
+        out_tsv=str(out / "metrics.tsv"),
+        samples_tsv=str(out / "samples.tsv"),
+        features_tsv=str(out / "features.tsv"),
+        eval_cfg=EVAL,
+        gen_cfg=GEN,
+        corpus="fiddle",
+    )
+    return {r["method"]: r for r in read_tsv(out / "metrics.tsv")}
+
+
 def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_path):
     """Registered here only: rule baseline's job makes its set, the evaluation gives it a row,
     the few-shot point adapts it on k pieces (with bits per token) and the curve keeps it."""
@@ -132,19 +149,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
     _baseline(target, "markov2", tmp_path / "markov2")
 
     sets = {m: str(tmp_path / m / "tokens.h5") for m in ("markov2", "uniform_toy")}
-    run_evaluate(
-        tokenizer_json=target.tok_json,
-        target_shards=target.shards,
-        target_split=target.split,
-        sets=sets,
-        out_tsv=str(tmp_path / "metrics.tsv"),
-        samples_tsv=str(tmp_path / "samples.tsv"),
-        features_tsv=str(tmp_path / "features.tsv"),
-        eval_cfg=EVAL,
-        gen_cfg=GEN,
-        corpus="fiddle",
-    )
-    rows = {r["method"]: r for r in read_tsv(tmp_path / "metrics.tsv")}
+    rows = _evaluate(target, sets, tmp_path)
     assert list(rows) == ["test_pieces", "markov2", "uniform_toy"]
     toy_row = rows["uniform_toy"]
     assert toy_row["kind"] == "baseline" and toy_row["samples"] == "2"
@@ -305,22 +310,11 @@ def test_baseline_record_holds_the_chains_bits_per_token_on_the_test_pieces(targ
     assert info["bits_per_token"] == pytest.approx(direct["bits_per_token"], rel=1e-9)
     real = _baseline(target, "real_target", tmp_path / "real")
     assert "bits_per_token" not in real  # real excerpts have no next-token distribution
-    run_evaluate(
-        tokenizer_json=target.tok_json,
-        target_shards=target.shards,
-        target_split=target.split,
-        sets={
-            m: str(tmp_path / d / "tokens.h5")
-            for m, d in (("markov2", "markov2"), ("real_target", "real"))
-        },
-        out_tsv=str(tmp_path / "metrics.tsv"),
-        samples_tsv=str(tmp_path / "samples.tsv"),
-        features_tsv=str(tmp_path / "features.tsv"),
-        eval_cfg=EVAL,
-        gen_cfg=GEN,
-        corpus="fiddle",
-    )
-    rows = {r["method"]: r for r in read_tsv(tmp_path / "metrics.tsv")}
+    sets = {
+        m: str(tmp_path / d / "tokens.h5")
+        for m, d in (("markov2", "markov2"), ("real_target", "real"))
+    }
+    rows = _evaluate(target, sets, tmp_path)
     assert float(rows["markov2"]["bits_per_token"]) == pytest.approx(
         info["bits_per_token"], abs=1e-4
     )
