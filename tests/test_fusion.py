@@ -180,6 +180,23 @@ def test_choose_lambda_reports_the_grid_and_picks_the_fewest_bits(tok, grammar, 
     assert -lp.mean() == pytest.approx(choice.bits[choice.lam])
 
 
+def test_choose_lambda_with_one_group_reports_the_tail_but_chooses_zero(
+    tok, grammar, jazz, model
+):
+    """One group (k = 1): its tail favours a lambda > 0 (the untrained transformer gains from
+    a chain fitted on the head of the same pieces), yet the choice is 0; two groups choose."""
+    bos = special_ids(tok)["bos"]
+    grid = (0.0, 0.5, 1.0)
+    make = lambda f: chain_target(f, 2, grammar)  # noqa: E731
+    one = choose_lambda(model, make, jazz[:1], grid, bos)
+    assert one.tokens > 0 and min(one.bits, key=one.bits.get) > 0
+    assert one.lam == 0.0 and [r["chosen"] for r in one.rows()] == [1, 0, 0]
+    same = choose_lambda(model, make, jazz[:4], grid, bos, groups=["a"] * 4)
+    assert same.lam == 0.0 and min(same.bits, key=same.bits.get) > 0
+    two = choose_lambda(model, make, jazz[:4], grid, bos, groups=["a", "a", "b", "b"])
+    assert two.lam == min(two.bits, key=lambda lam: (two.bits[lam], lam)) > 0
+
+
 def test_choose_lambda_scores_at_most_max_tokens_held_out_tokens(tok, grammar, jazz, model):
     """With max_tokens the held-out pieces are cut: each scores its first tokens from its cut,
     and the bits are those of exactly those tokens."""
