@@ -180,9 +180,7 @@ def test_choose_lambda_reports_the_grid_and_picks_the_fewest_bits(tok, grammar, 
     assert -lp.mean() == pytest.approx(choice.bits[choice.lam])
 
 
-def test_choose_lambda_with_one_group_reports_the_tail_but_chooses_zero(
-    tok, grammar, jazz, model
-):
+def test_choose_lambda_with_one_group_reports_the_tail_but_chooses_zero(tok, grammar, jazz, model):
     """One group (k = 1): its tail favours a lambda > 0 (the untrained transformer gains from
     a chain fitted on the head of the same pieces), yet the choice is 0; two groups choose."""
     bos = special_ids(tok)["bos"]
