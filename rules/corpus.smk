@@ -40,8 +40,9 @@ checkpoint ingest:
         mem_mb=4096,
         runtime=60,
     params:
-        corpus=lambda wildcards: config["corpora"][wildcards.corpus],
+        sources=lambda wildcards: config["corpora"][wildcards.corpus]["sources"],
         zips=tegridy_zips,
+        # not read by the job: a digest of the source folders' files, to rerun on a change
         listing=ingest_listing,
         limits=config["ingest"],
         seed=config["seed"],

@@ -6,7 +6,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from tokentransfer.fileio import setup_logging  # noqa: E402
-from tokentransfer.tegridy import download  # noqa: E402
+from tokentransfer.jobs.corpus import run_fetch_tegridy  # noqa: E402
 
-setup_logging(snakemake.log[0])  # noqa: F821
-download(snakemake.wildcards.zipname, snakemake.output[0], base_url=snakemake.params.url)  # noqa: F821
+smk = snakemake  # noqa: F821
+setup_logging(smk.log[0])
+run_fetch_tegridy(zipname=smk.wildcards.zipname, out=smk.output[0], url=smk.params.url)
