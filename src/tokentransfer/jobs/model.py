@@ -1,6 +1,7 @@
-"""The jobs of ``rules/model.smk`` (the transformer stage): ``pretrain`` (or ``import_model``),
-``perplexity``, ``model_metrics``, ``embed`` and ``finetune``; each reads its inputs, calls the
-library (:mod:`tokentransfer.model`, :mod:`tokentransfer.embed`) and writes its outputs.
+"""The jobs of ``rules/model.smk`` (the transformer stage): ``split``, ``pretrain`` (or
+``import_model``), ``perplexity``, ``model_metrics``, ``embed`` and ``finetune``; each reads its
+inputs, calls the library (:mod:`tokentransfer.split`, :mod:`tokentransfer.model`,
+:mod:`tokentransfer.embed`) and writes its outputs.
 """
 
 from __future__ import annotations
@@ -30,9 +31,25 @@ from ..model import (
     special_ids,
     train,
 )
+from ..split import write_split
 from ..tokenize import corpus_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
+
+
+def run_split(
+    *, manifest: str, out: str, corpus: str, fraction: float, held: str, seed: int
+) -> dict[str, int]:
+    """The grouped, seeded split of corpus ``corpus``'s accepted files (versions of one piece
+    on one side) to ``out``; return the count of files per part.
+
+    ``fraction`` is config key ``split.base_val_fraction`` for a base corpus (``held`` then
+    ``val``), ``split.target_test_fraction`` for a target (``held`` ``test``); ``seed`` is
+    config key ``seed``.
+    """
+    counts = dict(write_split(manifest, out, fraction, seed, held))
+    log.info("split of %s: %s", corpus, counts)
+    return counts
 
 
 #: the keys of config section ``model`` that :func:`run_pretrain` reads (rule pretrain's
