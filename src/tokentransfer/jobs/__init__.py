@@ -4,10 +4,11 @@ A rule's script (``scripts/<rule>.py``) only unpacks ``snakemake.input``/``param
 function named like the rule; the function reads the inputs, calls the library and writes the
 outputs.
 
-- :mod:`.tokenize` (``rules/tokenize.smk``): rule ``tokenizer`` of a local model
-  (:func:`~.tokenize.import_tokenizer`);
-- :mod:`.model` (``rules/model.smk``): ``pretrain``, ``import_model``, ``perplexity``,
-  ``model_metrics``, ``embed``, ``finetune``;
+- :mod:`.corpus` (``rules/corpus.smk``): ``fetch_tegridy``, ``ingest``;
+- :mod:`.tokenize` (``rules/tokenize.smk``): ``tokenizer`` (built from config, or a local
+  model's: :func:`~.tokenize.import_tokenizer`), ``tokenize_shard``, ``token_index``;
+- :mod:`.model` (``rules/model.smk``): ``split``, ``pretrain``, ``import_model``,
+  ``perplexity``, ``model_metrics``, ``embed``, ``finetune``;
 - :mod:`.graph` (``rules/graph.smk``): ``adjacency``, ``linkpred``, ``gcn_summary``;
 - :mod:`.generate` (``rules/generate.smk``): ``generate``;
 - :mod:`.evaluate` (``rules/evaluate.smk``): ``baseline``, ``style_classifier``, ``evaluate``,
@@ -16,9 +17,6 @@ outputs.
   ``fewshot_transfer`` (all three :func:`~.fewshot.run_fewshot_point`, each with its own
   ``job``), ``fewshot_curve``.
 
-The other rules' scripts call library functions directly: ``split`` (:mod:`tokentransfer.split`),
-``tokenize_shard`` and ``token_index`` (:mod:`tokentransfer.tokenize`), ``ingest``
-(:mod:`tokentransfer.sources`), ``tokenizer`` built from config
-(:func:`tokentransfer.tokenize.build_tokenizer`) and ``audio`` (:func:`tokentransfer.audio.render`:
-one MIDI file to FLAC).
+Rule ``audio``'s script alone calls a library function directly
+(:func:`tokentransfer.audio.render`: one MIDI file to FLAC).
 """
