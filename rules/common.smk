@@ -48,12 +48,12 @@ wildcard_constraints:
     corpus="|".join(CORPORA) if CORPORA else "(?!)",
     shard=r"\d{4}",
     model=MODEL,
-    variant="|".join(config["gcn"]["variants"] + ["counts"]),
+    variant="|".join(config["linkpred"]["variants"] + ["counts"]),
     zipname=r"[A-Za-z0-9_.()-]+\.zip",
     method="|".join(method_names(folder="baselines")),
     k=r"\d+",
     setname="|".join(
-        config["gcn"]["variants"] + ["counts"] + method_names(folder="baselines")
+        config["linkpred"]["variants"] + ["counts"] + method_names(folder="baselines")
     ),
     draw=r"\d+",
 
@@ -190,7 +190,7 @@ def generate_inputs(wildcards):
         out["context"] = f"results/graphs/{wildcards.corpus}/context_successors.npz"
     if wildcards.variant != "counts":
         out["nodes"] = (
-            f"results/gcn/{wildcards.model}/{wildcards.corpus}/{wildcards.variant}/nodes.h5"
+            f"results/linkpred/{wildcards.model}/{wildcards.corpus}/{wildcards.variant}/nodes.h5"
         )
     if config["generate"]["prompt"]:
         out["prompt"] = config["generate"]["prompt"]
@@ -260,16 +260,16 @@ def eval_set_names(wildcards):
 
 def contextual_variant_used():
     """Whether a graph network of the run reads contextual embeddings (variant contextual in
-    gcn.variants, generate.variants or, when on, fewshot.variants): else rule embed skips the
+    linkpred.variants, generate.variants or, when on, fewshot.variants): else rule embed skips the
     forward passes over the target's pieces."""
-    used = set(config["gcn"]["variants"]) | set(config["generate"]["variants"])
+    used = set(config["linkpred"]["variants"]) | set(config["generate"]["variants"])
     if FEWSHOT["enabled"]:
         used |= set(FEWSHOT["variants"])
     return "contextual" in used
 
 
-def gcn_variants_used():
-    """The graph-network variants the walks use, in the order of the ``gcn`` input."""
+def linkpred_variants_used():
+    """The graph-network variants the walks use, in the order of the ``linkpred`` input."""
     return [v for v in GEN_VARIANTS if v != "counts"]
 
 
@@ -281,9 +281,9 @@ def evaluate_inputs(wildcards):
         "split": f"results/splits/{wildcards.corpus}.tsv",
         "sets": [f"{d}/tokens.h5" for d in sets.values()],
         "infos": [f"{d}/generation.json" for d in sets.values()],
-        "gcn": [
-            f"results/gcn/{wildcards.model}/{wildcards.corpus}/{v}/metrics.json"
-            for v in gcn_variants_used()
+        "linkpred": [
+            f"results/linkpred/{wildcards.model}/{wildcards.corpus}/{v}/metrics.json"
+            for v in linkpred_variants_used()
         ],
     }
     if any(METHODS[m].model == "finetuned" for m in sets):
@@ -404,7 +404,7 @@ def fewshot_params(job):
             "evaluate", methods, ("copy_n", "reference_excerpts", "seed")
         ),
         "graph": method_section("graph", methods),
-        "gcn": method_section("gcn", methods),
+        "linkpred": method_section("linkpred", methods),
         "finetune": method_section("finetune", methods),
     }
 
@@ -451,7 +451,7 @@ def all_targets():
             corpus=FINETUNE,
         )
         + expand("results/graphs/{corpus}/graph_stats.json", corpus=TARGETS)
-        + ["results/gcn/summary.tsv"]
+        + ["results/linkpred/summary.tsv"]
         + expand(
             "results/generated/{model}/{corpus}/{variant}/generation.json",
             model=MODEL,

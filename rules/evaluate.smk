@@ -90,7 +90,7 @@ rule evaluate:
         gen=section("generate", only=("samples", "length", "seed")),
         eval=section("evaluate", only=("copy_n", "reference_excerpts", "seed")),
         methods=eval_set_names,
-        gcn_variants=gcn_variants_used(),
+        linkpred_variants=linkpred_variants_used(),
     script:
         "../scripts/evaluate.py"
 

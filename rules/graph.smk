@@ -37,52 +37,52 @@ rule linkpred:
         adjacency="results/graphs/{corpus}/adjacency.npz",
         embeddings="results/embeddings/{model}/{corpus}.h5",
     output:
-        checkpoint="results/gcn/{model}/{corpus}/{variant}/checkpoint.pt",
-        nodes="results/gcn/{model}/{corpus}/{variant}/nodes.h5",
-        log="results/gcn/{model}/{corpus}/{variant}/training_log.tsv",
-        metrics="results/gcn/{model}/{corpus}/{variant}/metrics.json",
+        checkpoint="results/linkpred/{model}/{corpus}/{variant}/checkpoint.pt",
+        nodes="results/linkpred/{model}/{corpus}/{variant}/nodes.h5",
+        log="results/linkpred/{model}/{corpus}/{variant}/training_log.tsv",
+        metrics="results/linkpred/{model}/{corpus}/{variant}/metrics.json",
     log:
         "logs/linkpred/{model}/{corpus}/{variant}.log",
     benchmark:
         "logs/benchmarks/linkpred/{model}/{corpus}/{variant}.tsv"
     conda:
         "../envs/graph.yaml"
-    threads: config["gcn"]["threads"]
+    threads: config["linkpred"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=GPU,
     params:
-        encoders=config["gcn"]["encoders"],
-        seeds=config["gcn"]["seeds"],
-        hp=section("gcn", without=("variants", "encoders", "seeds", "threads")),
+        encoders=config["linkpred"]["encoders"],
+        seeds=config["linkpred"]["seeds"],
+        hp=section("linkpred", without=("variants", "encoders", "seeds", "threads")),
         use_gpu=config["use_gpu"],
     script:
         "../scripts/linkpred.py"
 
 
-rule gcn_summary:
+rule linkpred_summary:
     input:
         expand(
-            "results/gcn/{model}/{corpus}/{variant}/metrics.json",
+            "results/linkpred/{model}/{corpus}/{variant}/metrics.json",
             model=MODEL,
             corpus=TARGETS,
-            variant=config["gcn"]["variants"],
+            variant=config["linkpred"]["variants"],
         ),
     output:
         report(
-            "results/gcn/summary.tsv",
-            caption="../report/gcn_summary.rst",
+            "results/linkpred/summary.tsv",
+            caption="../report/linkpred_summary.rst",
             category="Link prediction",
         ),
     log:
-        "logs/gcn_summary.log",
+        "logs/linkpred_summary.log",
     benchmark:
-        "logs/benchmarks/gcn_summary.tsv"
+        "logs/benchmarks/linkpred_summary.tsv"
     conda:
         "../envs/graph.yaml"
     resources:
         mem_mb=512,
         runtime=5,
     script:
-        "../scripts/gcn_summary.py"
+        "../scripts/linkpred_summary.py"

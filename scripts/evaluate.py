@@ -12,7 +12,7 @@ smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
 # names from the rule, in the order of its inputs
 sets = dict(zip(smk.params.methods, smk.input.sets, strict=True))
-gcn = dict(zip(smk.params.gcn_variants, smk.input.gcn, strict=True))
+linkpred = dict(zip(smk.params.linkpred_variants, smk.input.linkpred, strict=True))
 run_evaluate(
     tokenizer_json=smk.input.tokenizer,
     target_shards=list(smk.input.shards),
@@ -23,7 +23,7 @@ run_evaluate(
     features_tsv=smk.output.features,
     eval_cfg=dict(smk.params.eval),
     gen_cfg=dict(smk.params.gen),
-    costs=collect_costs(gcn, smk.input.get("finetune")),
+    costs=collect_costs(linkpred, smk.input.get("finetune")),
     corpus=smk.wildcards.corpus,
     classifier=smk.input.classifier,
 )

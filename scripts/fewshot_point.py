@@ -27,7 +27,7 @@ run_fewshot_point(
     job=smk.params.job,
     embeddings=smk.input.get("embeddings"),
     graph_cfg=dict(params.get("graph", {})),
-    gcn_cfg=dict(params.get("gcn", {})),
+    linkpred_cfg=dict(params.get("linkpred", {})),
     model_dir=smk.input.get("model"),
     finetune_cfg=params.get("finetune"),
     checkpoints=params.get("checkpoints"),

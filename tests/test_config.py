@@ -37,6 +37,15 @@ def test_gpu_config_validates_on_top_of_tegridy(schema):
     assert config["corpora"]["bach"]["role"] == "target"  # merged, not replaced
 
 
+def test_fewshot_overlay_validates_on_top_of_tegridy(schema):
+    from snakemake.utils import update_config
+
+    config = load_yaml(REPO / "config" / "tegridy.yaml")
+    update_config(config, load_yaml(REPO / "config" / "tegridy-fewshot-quick.yaml"))
+    check(config, schema)
+    assert config["linkpred"]["variants"] == ["emb_neighbours", "random"]
+
+
 def test_minimal_config_validates(schema):
     check(copy.deepcopy(GOOD), schema)
 
@@ -116,6 +125,13 @@ def _bad(schema, mutate):
             lambda c: c["corpora"]["bach"].update(enabled=False),
             "corpora",
             ["role 'target'"],
+        ),
+        # the graph networks' section was called gcn: refused as renamed, not as unknown
+        (lambda c: c.update(gcn={"variants": ["emb"]}), "gcn", ["renamed", "now linkpred"]),
+        (
+            lambda c: c.update(linkpred={"variants": ["emb"]}, generate={"variants": ["random"]}),
+            "generate.variants",
+            ["'random' is not trained", "linkpred.variants"],
         ),
     ],
 )

@@ -101,9 +101,9 @@ def test_method_kinds():
 
 
 def test_costs_come_from_the_training_records(tmp_path):
-    gcn = tmp_path / "gcn" / "emb_neighbours" / "metrics.json"
-    gcn.parent.mkdir(parents=True)
-    gcn.write_text(
+    linkpred = tmp_path / "linkpred" / "emb_neighbours" / "metrics.json"
+    linkpred.parent.mkdir(parents=True)
+    linkpred.write_text(
         json.dumps(
             {
                 "encoders": ["gcn", "sage"],
@@ -116,7 +116,7 @@ def test_costs_come_from_the_training_records(tmp_path):
     )
     finetune = tmp_path / "finetune.json"
     finetune.write_text(json.dumps({"seconds": 15.25}))
-    assert collect_costs({"emb_neighbours": str(gcn)}, str(finetune)) == {
+    assert collect_costs({"emb_neighbours": str(linkpred)}, str(finetune)) == {
         "emb_neighbours": 2.5,  # the seed-0 model of the first encoder: the one the walk uses
         "finetuned": 15.25,
     }

@@ -34,7 +34,7 @@ from tests.faults_helpers import (
     result_files,
     start_snakemake,
 )
-from tests.test_workflow import TINY_GCN, dag_config, without_timings
+from tests.test_workflow import TINY_LINKPRED, dag_config, without_timings
 
 KILL_POINTS = int(os.environ.get("TOKENTRANSFER_KILL_POINTS", "4"))
 KILL_SEED = int(os.environ.get("TOKENTRANSFER_KILL_SEED", "0"))
@@ -62,7 +62,7 @@ def faults_config(corpora: Path) -> dict:
     """
     config = dag_config(corpora)
     config["model"].update(FAULT_MODEL)
-    config["gcn"] = {**TINY_GCN, "variants": ["emb_neighbours"], "seeds": [0]}
+    config["linkpred"] = {**TINY_LINKPRED, "variants": ["emb_neighbours"], "seeds": [0]}
     config["corpora"] = {name: config["corpora"][name] for name in ("base", "fiddle")}
     config["baselines"] = {"finetune": []}
     return config

@@ -83,7 +83,7 @@ def test_transfer_point_measures_every_method(setup):
     out, tok_json, base, jazz = setup
     gen = {"samples": 2, "length": 48, "seed": 0, "context": "onset"}
     ev = {"copy_n": 8, "temperature": 1.0, "top_k": 0, "markov_discount": 0.75}
-    gcn = {
+    linkpred = {
         "encoders": ["gcn"],
         "seeds": [0],
         "hidden": 16,
@@ -108,7 +108,7 @@ def test_transfer_point_measures_every_method(setup):
         eval_cfg=ev,
         out_tsv=str(out / "point.tsv"),
         graph_cfg={"offset_weights": [1.0, 0.5]},
-        gcn_cfg=gcn,
+        linkpred_cfg=linkpred,
         job="transfer",
         model_dir=str(out / "hf"),
         finetune_cfg={"batch": 2, "lr": 1e-3, "warmup": 1},

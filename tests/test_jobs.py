@@ -21,7 +21,7 @@ from tokentransfer.embed import read_embeddings
 from tokentransfer.fileio import sha256_file
 from tokentransfer.graph import load_coo, load_matrix
 from tokentransfer.jobs.generate import run_generate
-from tokentransfer.jobs.graph import run_adjacency, run_gcn_summary, run_linkpred
+from tokentransfer.jobs.graph import run_adjacency, run_linkpred, run_linkpred_summary
 from tokentransfer.jobs.model import (
     PRETRAIN_KEYS,
     run_embed,
@@ -360,9 +360,9 @@ def test_run_adjacency_counts_the_training_pieces(corpus, graphs):
     assert graphs.stats["tokens"] == sum(len(s) for s in train)
 
 
-#: a tiny ``gcn`` section (rule linkpred's ``hp``: the section without variants, encoders,
+#: a tiny ``linkpred`` section (rule linkpred's ``hp``: the section without variants, encoders,
 #: seeds and threads)
-GCN_HP = {
+LINKPRED_HP = {
     "hidden": 8,
     "layers": 2,
     "dropout": 0.0,
@@ -376,7 +376,7 @@ GCN_HP = {
 }
 
 
-def test_run_linkpred_and_run_gcn_summary(corpus, pretrained, graphs, tmp_path):
+def test_run_linkpred_and_run_linkpred_summary(corpus, pretrained, graphs, tmp_path):
     """One feature variant on the tunes' graph: the first seed's model and node embeddings,
     every seed's log and test scores beside the heuristics, then the summary's rows."""
     import torch
@@ -392,7 +392,7 @@ def test_run_linkpred_and_run_gcn_summary(corpus, pretrained, graphs, tmp_path):
         stride=None,
         use_gpu=False,
     )
-    folder = tmp_path / "gcn" / "tiny" / "tunes" / "emb_neighbours"
+    folder = tmp_path / "linkpred" / "tiny" / "tunes" / "emb_neighbours"
     folder.mkdir(parents=True)
     out = run_linkpred(
         adjacency=str(graphs.dir / "adjacency.npz"),
@@ -400,7 +400,7 @@ def test_run_linkpred_and_run_gcn_summary(corpus, pretrained, graphs, tmp_path):
         variant="emb_neighbours",
         encoders=["gcn"],
         seeds=[0, 1],
-        hp=GCN_HP,
+        hp=LINKPRED_HP,
         checkpoint=str(folder / "checkpoint.pt"),
         nodes_h5=str(folder / "nodes.h5"),
         log_tsv=str(folder / "training_log.tsv"),
@@ -426,7 +426,7 @@ def test_run_linkpred_and_run_gcn_summary(corpus, pretrained, graphs, tmp_path):
     runs = sum(r["methods"]["gcn"]["epochs_run"] for r in out["per_seed"])
     assert log_rows[0] == "encoder\tseed\tepoch\tloss\tval_auc" and len(log_rows) == 1 + runs
 
-    rows = run_gcn_summary([str(folder / "metrics.json")], tmp_path / "summary.tsv")
+    rows = run_linkpred_summary([str(folder / "metrics.json")], tmp_path / "summary.tsv")
     lines = (tmp_path / "summary.tsv").read_text().splitlines()
     assert lines[0].split("\t")[:6] == ["model", "corpus", "variant", "circular", "method", "seeds"]
     assert len(rows) == len(lines) - 1 == len(methods)

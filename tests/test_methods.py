@@ -173,7 +173,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
             eval_cfg=EVAL,
             out_tsv=points[-1],
             graph_cfg={},  # as rule fewshot_point passes them: its methods read none of these
-            gcn_cfg={},
+            linkpred_cfg={},
             finetune_cfg={},
         )
     curve = run_fewshot_curve(

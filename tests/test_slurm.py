@@ -112,7 +112,7 @@ def _dag_config(corpora: Path) -> dict:
     if model_keys:
         config["model"] = {k: v for k, v in SMALL_MODEL.items() if k in model_keys}
     # short graph training, walks and baselines: every stage runs, each briefly
-    config["gcn"] = {"variants": ["emb_neighbours"], "seeds": [0], "hidden": 16, "epochs": 20}
+    config["linkpred"] = {"variants": ["emb_neighbours"], "seeds": [0], "hidden": 16, "epochs": 20}
     config["generate"] = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
     config["baselines"] = {"finetune": ["fiddle"]}
     config["finetune"] = {"steps": 4, "batch": 2, "warmup": 1}

@@ -43,7 +43,7 @@ TINY_MODEL = {
     "eval_tokens": 2000,
     "threads": 1,
 }
-TINY_GCN = {
+TINY_LINKPRED = {
     "variants": ["emb_neighbours", "random"],
     "seeds": [0],
     "hidden": 16,
@@ -71,7 +71,7 @@ def dag_config(corpora: Path, fiddle: str | None = None) -> dict:
         "seed": 0,
         "shards": SHARDS,
         "model": dict(TINY_MODEL),
-        "gcn": dict(TINY_GCN),
+        "linkpred": dict(TINY_LINKPRED),
         "generate": dict(TINY_GENERATE),
         "baselines": {"finetune": ["bach"]},
         "finetune": {"steps": 4, "batch": 2, "warmup": 1},
@@ -373,7 +373,7 @@ def test_grown_corpus_reruns_one_shard(dag_run, tmp_path, music21_corpora):
         "model_metrics": 1,
         "adjacency": 1,
         "linkpred": 2,
-        "gcn_summary": 1,
+        "linkpred_summary": 1,
         "generate": 2,
         "baseline": 5,  # markov2, markov3c, transformer, real_target, real_base (no fine-tune)
         "style_classifier": 1,  # trained on every corpus: it sees the new file
@@ -411,7 +411,7 @@ def test_new_corpus_runs_only_its_jobs(dag_run, tmp_path):
         "model_metrics": 1,
         "adjacency": 1,
         "linkpred": 2,
-        "gcn_summary": 1,
+        "linkpred_summary": 1,
         "generate": 2,
         "baseline": 5,  # markov2, markov3c, transformer, real_target, real_base (no fine-tune)
         "style_classifier": 1,  # one more style to tell apart
@@ -439,7 +439,7 @@ def test_tokenizer_change_retokenizes_everything(dag_run, tmp_path):
         "model_metrics": 1,
         "adjacency": n - 1,
         "linkpred": 2 * (n - 1),
-        "gcn_summary": 1,
+        "linkpred_summary": 1,
         "generate": 2 * (n - 1),
         "baseline": 5 * (n - 1) + 1,  # five per target, and the fine-tuned model on bach
         "style_classifier": 1,
@@ -490,7 +490,7 @@ def test_tegridy_zips_through_the_mirror(tmp_path, tegridy_dir):
     config = {
         "shards": 4,
         "model": dict(TINY_MODEL),
-        "gcn": dict(TINY_GCN),
+        "linkpred": dict(TINY_LINKPRED),
         "tegridy": {"mirror": str(tegridy_dir)},
         "corpora": {
             "base": {
@@ -555,7 +555,7 @@ def test_local_model_source(tmp_path, music21_corpora):
     config["corpora"] = {c: config["corpora"][c] for c in ("base", "fiddle")}
     config["baselines"] = {"finetune": []}
     config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
-    config["gcn"] = {**TINY_GCN, "variants": ["contextual"]}
+    config["linkpred"] = {**TINY_LINKPRED, "variants": ["contextual"]}
     config["generate"] = {**TINY_GENERATE, "variants": ["contextual"]}
     config["evaluate"] = {"methods": ["markov2", "transformer"], "figures": False}
     work = tmp_path / "work"
@@ -616,13 +616,13 @@ def test_graph_and_link_prediction_outputs(dag_run):
         assert a.diagonal().sum() == 0 and a.nnz > 0
         stats = json.loads((work / f"results/graphs/{corpus}/graph_stats.json").read_text())
         assert stats["directed_edges"] == a.nnz
-        for variant in TINY_GCN["variants"]:
-            out = work / f"results/gcn/small/{corpus}/{variant}"
+        for variant in TINY_LINKPRED["variants"]:
+            out = work / f"results/linkpred/small/{corpus}/{variant}"
             state = torch.load(out / "checkpoint.pt", weights_only=True)
             assert all(isinstance(v, torch.Tensor) for v in state.values())
             with h5py.File(out / "nodes.h5") as h5:
                 ids = h5["vocab_ids"][:]
-                assert h5["embeddings"].shape == (len(ids), TINY_GCN["hidden"])
+                assert h5["embeddings"].shape == (len(ids), TINY_LINKPRED["hidden"])
             used = np.flatnonzero(
                 np.asarray((a != 0).sum(0)).ravel() + np.asarray((a != 0).sum(1)).ravel()
             )
@@ -637,8 +637,8 @@ def test_graph_and_link_prediction_outputs(dag_run):
                 "original_protocol",
             }
             assert 0 <= m["summary"]["gcn"]["auc"][0] <= 1
-    rows = (work / "results/gcn/summary.tsv").read_text().splitlines()
-    assert len(rows) - 1 == len(TARGETS) * len(TINY_GCN["variants"]) * 6
+    rows = (work / "results/linkpred/summary.tsv").read_text().splitlines()
+    assert len(rows) - 1 == len(TARGETS) * len(TINY_LINKPRED["variants"]) * 6
 
 
 def test_generated_samples_decode_without_errors(dag_run):

@@ -148,7 +148,7 @@ def _generate(args: argparse.Namespace) -> int:
     results = Path(args.results)
     nodes = None
     if not args.counts_only:
-        nodes = results / "gcn" / args.model / args.corpus / args.variant / "nodes.h5"
+        nodes = results / "linkpred" / args.model / args.corpus / args.variant / "nodes.h5"
     paths = [
         results / "tokenizer" / "tokenizer.json",
         results / "graphs" / args.corpus / "successors.npz",

@@ -88,10 +88,29 @@ def _check_tokenizer(tok: dict) -> None:
         )
 
 
+#: config keys that were renamed (dotted old key -> new key, same settings): a config that
+#: still uses the old one is refused, naming both, rather than as an unknown key
+RENAMED = {"gcn": "linkpred"}
+
+
+def _check_renamed(config: dict) -> None:
+    for old, new in RENAMED.items():
+        *parents, last = old.split(".")
+        node = config
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            raise ConfigError(
+                f"config key {old}: renamed, it is now {new} (same settings); "
+                f"rename {old} to {new} in the config"
+            )
+
+
 def check(config: dict, schema: dict | None = None) -> None:
     """Raise :class:`ConfigError` for the first problem in ``config``, naming its key."""
     if schema is None:
         schema = load_yaml(SCHEMA_PATH)
+    _check_renamed(config)
     validator_cls = jsonschema.validators.validator_for(schema)
     errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
     if errors:
@@ -118,11 +137,11 @@ def check(config: dict, schema: dict | None = None) -> None:
                 f"config key baselines.finetune: {name!r} is not an enabled target corpus "
                 f"(targets: {targets})"
             )
-    gcn_variants = config.get("gcn", {}).get("variants")
+    trained = config.get("linkpred", {}).get("variants")
     for v in config.get("generate", {}).get("variants", []):
-        if gcn_variants is not None and v != "counts" and v not in gcn_variants:
+        if trained is not None and v != "counts" and v not in trained:
             raise ConfigError(
-                f"config key generate.variants: {v!r} is not trained (gcn.variants: {gcn_variants})"
+                f"config key generate.variants: {v!r} is not trained (linkpred.variants: {trained})"
             )
     model = config.get("model", {})
     if model.get("source") == "local" and not model.get("path"):

@@ -780,7 +780,7 @@ def original_protocol(
 def train_from_config(
     graph, features, split: PairSplit, hp: dict, encoder: str, seed: int, device="cpu"
 ):
-    """``train_link_predictor`` with the sizes and schedule of the ``gcn`` config section."""
+    """``train_link_predictor`` with the sizes and schedule of the ``linkpred`` config section."""
     return train_link_predictor(
         graph,
         features,

@@ -60,8 +60,8 @@ class Env:
     :class:`tokentransfer.model.TrainSpec` of the gradient adapters (few-shot; without one the
     ``finetuned`` model folder is already adapted, by rule ``finetune``); ``checkpoints``: a
     folder for their resumable checkpoints; ``base_shards`` / ``base_splits``: the base corpus;
-    ``graph`` / ``gcn``: those sections (graph networks); ``embeddings``: the pretrained model's
-    embedding cache of the target (the walks' graph networks).
+    ``graph`` / ``linkpred``: those sections (graph networks); ``embeddings``: the pretrained
+    model's embedding cache of the target (the walks' graph networks).
     """
 
     tokenizer: Any
@@ -77,7 +77,7 @@ class Env:
     base_shards: list[str] = field(default_factory=list)
     base_splits: list[str] = field(default_factory=list)
     graph: dict = field(default_factory=dict)
-    gcn: dict = field(default_factory=dict)
+    linkpred: dict = field(default_factory=dict)
     embeddings: str | None = None
 
     @cached_property
@@ -244,7 +244,7 @@ def schema_enums() -> dict[str, list[str]]:
             n for n, m in REGISTRY.items() if m.fewshot is not None and not m.graph_network
         ],
         "fewshot.variants": walks,
-        "gcn.variants": walks,
+        "linkpred.variants": walks,
         "generate.variants": names(kind="graph"),
     }
 
@@ -253,8 +253,8 @@ def schema_enums() -> dict[str, list[str]]:
 
 #: the walk's keys of the generate section (tokentransfer.rwr.WalkConfig)
 WALK_KEYS = tuple(WalkConfig.__dataclass_fields__)
-#: the keys of the graph networks trained for a walk or a transplant
-GCN_KEYS = (
+#: the keys of the graph networks trained for a walk or a transplant (``linkpred`` section)
+LINKPRED_KEYS = (
     "seeds",
     "encoders",
     "hidden",
@@ -357,7 +357,7 @@ class Walk(Method):
     """The biased random walk with restart on the successor counts of the pieces (and their
     grammar contexts unless ``generate.context`` is none); ``counts`` walks on the counts alone,
     a graph-network variant is biased by the node embeddings of a network trained by link
-    prediction on the pieces' graph (first seed and encoder of ``gcn``). In the evaluation the
+    prediction on the pieces' graph (first seed and encoder of ``linkpred``). In the evaluation the
     walks are rule ``generate``'s, from the graphs and networks of the whole training part."""
 
     kind = "graph"
@@ -369,7 +369,11 @@ class Walk(Method):
         self.graph_network = name != "counts"
         self.reads = {"generate": WALK_KEYS, "evaluate": ("bits_tokens",)}
         if self.graph_network:
-            self.reads = {**self.reads, "graph": ("offset_weights", "self_loops"), "gcn": GCN_KEYS}
+            self.reads = {
+                **self.reads,
+                "graph": ("offset_weights", "self_loops"),
+                "linkpred": LINKPRED_KEYS,
+            }
 
     def fit(self, pieces, env):
         from .graph import context_successors, successors
@@ -384,7 +388,12 @@ class Walk(Method):
         if self.graph_network:
             try:
                 h, nodes = graph_embeddings(
-                    pieces, len(env.tokenizer), env.embedding_cache, self.name, env.graph, env.gcn
+                    pieces,
+                    len(env.tokenizer),
+                    env.embedding_cache,
+                    self.name,
+                    env.graph,
+                    env.linkpred,
                 )
             except ValueError as exc:  # a graph too small to split into train/val/test pairs
                 raise CannotFit(f"no graph network ({exc})") from exc
@@ -398,20 +407,23 @@ class Walk(Method):
 
 
 def graph_embeddings(
-    seqs: list[np.ndarray], vocab: int, emb: dict, variant: str, graph_cfg: dict, gcn_cfg: dict
+    seqs: list[np.ndarray], vocab: int, emb: dict, variant: str, graph_cfg: dict, linkpred_cfg: dict
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train the graph network of ``variant`` on the graph of ``seqs`` (seed: the first of
-    ``gcn.seeds``, encoder: the first of ``gcn.encoders``); its node embeddings and ids."""
+    ``linkpred.seeds``, encoder: the first of ``linkpred.encoders``); its node embeddings and
+    ids."""
     from .graph import cooccurrence
     from .linkpred import message_graph, split_pairs, standardise, train_from_config, variant_graph
 
-    seed = gcn_cfg["seeds"][0]
+    seed = linkpred_cfg["seeds"][0]
     a = cooccurrence(seqs, vocab, graph_cfg["offset_weights"], graph_cfg["self_loops"])
     nodes, raw, pairs = variant_graph(variant, a, emb, seed=seed)
-    split = split_pairs(pairs, len(nodes), gcn_cfg["val_fraction"], gcn_cfg["test_fraction"], seed)
+    split = split_pairs(
+        pairs, len(nodes), linkpred_cfg["val_fraction"], linkpred_cfg["test_fraction"], seed
+    )
     graph = message_graph(split, len(nodes), self_loops=True)
-    encoder = gcn_cfg["encoders"][0]
-    _, _, best = train_from_config(graph, standardise(raw), split, gcn_cfg, encoder, seed)
+    encoder = linkpred_cfg["encoders"][0]
+    _, _, best = train_from_config(graph, standardise(raw), split, linkpred_cfg, encoder, seed)
     return best["embeddings"], nodes
 
 
@@ -560,7 +572,7 @@ class Transplant(Method):
     base = True
     folder = None
     fewshot = "transfer"
-    reads = {**SAMPLING, "graph": ("offset_weights",), "gcn": GCN_KEYS}
+    reads = {**SAMPLING, "graph": ("offset_weights",), "linkpred": LINKPRED_KEYS}
 
     def fit(self, pieces, env):
         from .embed import token_table
@@ -568,7 +580,7 @@ class Transplant(Method):
 
         model0 = env.load_model()
         base = env.base_pieces("train")
-        gcn = env.gcn
+        hp = env.linkpred
         t0 = time.perf_counter()
         try:
             ge, _ = graph_embeddings(
@@ -576,17 +588,17 @@ class Transplant(Method):
                 pieces,
                 token_table(model0),
                 offset_weights=tuple(env.graph["offset_weights"]),
-                encoder=gcn["encoders"][0],
-                hidden=gcn["hidden"],
-                layers=gcn["layers"],
-                dropout=gcn["dropout"],
-                lr=gcn["lr"],
-                epochs=gcn["epochs"],
-                patience=gcn["patience"],
-                target_epochs=gcn["epochs"],
-                val_fraction=gcn["val_fraction"],
-                test_fraction=gcn["test_fraction"],
-                seed=gcn["seeds"][0],
+                encoder=hp["encoders"][0],
+                hidden=hp["hidden"],
+                layers=hp["layers"],
+                dropout=hp["dropout"],
+                lr=hp["lr"],
+                epochs=hp["epochs"],
+                patience=hp["patience"],
+                target_epochs=hp["epochs"],
+                val_fraction=hp["val_fraction"],
+                test_fraction=hp["test_fraction"],
+                seed=hp["seeds"][0],
             )
         except ValueError as exc:  # a subset graph too small to split into pairs
             raise CannotFit(f"no graph network ({exc})") from exc

@@ -9,7 +9,7 @@ outputs.
   model's: :func:`~.tokenize.import_tokenizer`), ``tokenize_shard``, ``token_index``;
 - :mod:`.model` (``rules/model.smk``): ``split``, ``pretrain``, ``import_model``,
   ``perplexity``, ``model_metrics``, ``embed``, ``finetune``;
-- :mod:`.graph` (``rules/graph.smk``): ``adjacency``, ``linkpred``, ``gcn_summary``;
+- :mod:`.graph` (``rules/graph.smk``): ``adjacency``, ``linkpred``, ``linkpred_summary``;
 - :mod:`.generate` (``rules/generate.smk``): ``generate``;
 - :mod:`.evaluate` (``rules/evaluate.smk``): ``baseline``, ``style_classifier``, ``evaluate``,
   ``eval_summary``, ``figures``, ``training_figure``;

@@ -338,11 +338,13 @@ def graph_adapt_seconds(metrics_json: str) -> float | None:
     return per_seed[0]["methods"].get(encoders[0], {}).get("seconds")
 
 
-def collect_costs(gcn_metrics: dict[str, str], finetune_metrics: str | None) -> dict[str, float]:
-    """Adaptation seconds by method: each walk variant's graph-network training (``gcn_metrics``:
-    variant -> its ``metrics.json``) and the fine-tuning run."""
+def collect_costs(
+    linkpred_metrics: dict[str, str], finetune_metrics: str | None
+) -> dict[str, float]:
+    """Adaptation seconds by method: each walk variant's graph-network training
+    (``linkpred_metrics``: variant -> its ``metrics.json``) and the fine-tuning run."""
     costs = {}
-    for variant, path in gcn_metrics.items():
+    for variant, path in linkpred_metrics.items():
         seconds = graph_adapt_seconds(path)
         if seconds is not None:
             costs[variant] = float(seconds)

@@ -148,7 +148,7 @@ def run_fewshot_point(
     job: str = "point",
     embeddings: str | None = None,
     graph_cfg: dict | None = None,
-    gcn_cfg: dict | None = None,
+    linkpred_cfg: dict | None = None,
     model_dir: str | None = None,
     finetune_cfg: dict | None = None,
     checkpoints: str | None = None,
@@ -164,9 +164,9 @@ def run_fewshot_point(
     The methods are those of the registry (:func:`tokentransfer.methods.fewshot_methods`)
     whose job is ``job`` among ``cfg["methods"]`` and the walks of ``cfg["variants"]``, in
     registry order: ``point`` the chains and walks (the walks' graph networks need
-    ``embeddings``, ``graph_cfg`` and ``gcn_cfg``), ``finetune`` the fine-tuned transformer,
+    ``embeddings``, ``graph_cfg`` and ``linkpred_cfg``), ``finetune`` the fine-tuned transformer,
     ``transfer`` the transformer fused, given graph-network embeddings or partly fine-tuned
-    (``graph_cfg``, ``gcn_cfg`` and the base corpus's ``base_shards`` and ``base_splits``).
+    (``graph_cfg``, ``linkpred_cfg`` and the base corpus's ``base_shards`` and ``base_splits``).
     The transformer jobs read ``model_dir``, run on ``threads`` torch threads, and train for
     ``cfg["finetune_steps"]`` steps with ``finetune_cfg``'s batch, learning rate and warm-up,
     resumable from checkpoints in the folder ``checkpoints``. Reads ``cfg`` keys ``seed``,
@@ -208,7 +208,7 @@ def run_fewshot_point(
             base_shards=list(base_shards or []),
             base_splits=list(base_splits or []),
             graph=graph_cfg or {},
-            gcn=gcn_cfg or {},
+            linkpred=linkpred_cfg or {},
             embeddings=embeddings,
         )
         n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])

@@ -1,7 +1,7 @@
 """The jobs of ``rules/graph.smk`` (the graph stage): ``adjacency`` (the co-occurrence and
 successor graphs of a target's training pieces), ``linkpred`` (graph networks trained by
-link prediction, one job per feature variant; config section and results folder ``gcn``) and
-``gcn_summary`` (the table over every corpus, variant and method).
+link prediction, one job per feature variant; config section and results folder ``linkpred``)
+and ``linkpred_summary`` (the table over every corpus, variant and method).
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ def run_linkpred(
 ) -> dict:
     """Train and evaluate one feature variant on one target's graph: every encoder and seed,
     with the heuristic baselines and the original's leaky protocol on the same pairs; ``hp`` is
-    the ``gcn`` config.
+    the ``linkpred`` config.
 
-    Outputs (``results/gcn/{model}/{corpus}/{variant}/``):
+    Outputs (``results/linkpred/{model}/{corpus}/{variant}/``):
 
     - ``checkpoint.pt``: the state_dict of the first encoder's model at the first seed (the one
       generation uses); load with ``torch.load(path, weights_only=True)``;
@@ -209,7 +209,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def run_gcn_summary(metrics_paths: list[str], out: str | os.PathLike) -> list[list[str]]:
+def run_linkpred_summary(metrics_paths: list[str], out: str | os.PathLike) -> list[list[str]]:
     """One row per (model, corpus, variant, method): mean and std over seeds."""
     rows = []
     for path in sorted(metrics_paths):
