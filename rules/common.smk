@@ -1,7 +1,9 @@
-# Config validation, input functions and wildcard constraints shared by every stage.
+# Config validation, input functions and wildcard constraints shared by every stage. The
+# decisions they rest on (which split part a corpus holds out, which methods a target is
+# evaluated with, which keys a job reads, whether audio can be rendered) are functions of the
+# config in tokentransfer.workflow, unit-tested there; the ones here only name files.
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,11 +17,9 @@ from tokentransfer.methods import (  # noqa: E402
     FEWSHOT_JOBS,
     REGISTRY as METHODS,
     WALK_KEYS,
-    fewshot_jobs,
-    fewshot_methods,
     names as method_names,
-    reads,
 )
+import tokentransfer.workflow as plan  # noqa: E402
 from tokentransfer.corpus import (  # noqa: E402
     folder_problem,
     listing_digest,
@@ -39,7 +39,7 @@ N_SHARDS = config["shards"]
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
 MODEL = config["model"]["name"]
 MODEL_SOURCE = config["model"]["source"]
-FINETUNE = config["baselines"]["finetune"]
+FINETUNE = plan.finetune_targets(config)
 # gpu=1 asks a cluster (and Snakemake's local scheduler, if given --resources gpu=N) for a GPU
 GPU = 1 if config["use_gpu"] else 0
 
@@ -64,17 +64,7 @@ _VERIFIED_MIRROR = set()
 def section(name, *, only=None, without=()):
     """A config section narrowed to the keys a rule reads, so that its jobs rerun only when
     one of those keys changes (Snakemake reruns a job whose params changed)."""
-    return {
-        k: v
-        for k, v in config[name].items()
-        if (only is None or k in only) and k not in without
-    }
-
-
-def method_section(name, methods, always=()):
-    """A config section narrowed to the keys that ``methods`` read (the method registry says
-    which, tokentransfer.methods) and ``always``."""
-    return section(name, only=set(always) | set(reads(methods, name)))
+    return plan.section(config, name, only=only, without=without)
 
 
 def tegridy_zip_path(name):
@@ -163,15 +153,11 @@ def shards_of(corpora):
 
 
 def split_part(wildcards):
-    """Held-out part of a corpus's split: validation for base corpora, test for targets."""
-    return "val" if wildcards.corpus in BASES else "test"
+    return plan.split_part(config, wildcards.corpus)
 
 
 def split_fraction(wildcards):
-    split = config["split"]
-    if wildcards.corpus in BASES:
-        return split["base_val_fraction"]
-    return split["target_test_fraction"]
+    return plan.split_fraction(config, wildcards.corpus)
 
 
 GEN_VARIANTS = config["generate"]["variants"]
@@ -205,18 +191,7 @@ def model_folder(kind, model, corpus):
 
 
 def method_gpu(wildcards):
-    """Methods that sample from a transformer ask for a GPU when use_gpu is set."""
-    return GPU if METHODS[wildcards.method].model else 0
-
-
-def eval_methods(corpus):
-    """The baselines evaluated on a target: one that samples the fine-tuned transformer only
-    where the model is fine-tuned on it."""
-    return [
-        m
-        for m in config["evaluate"]["methods"]
-        if METHODS[m].model != "finetuned" or corpus in FINETUNE
-    ]
+    return plan.method_gpu(config, wildcards.method)
 
 
 def baseline_inputs(wildcards):
@@ -238,7 +213,7 @@ def baseline_inputs(wildcards):
 
 def baseline_eval_keys(wildcards):
     """The evaluate keys the method reads."""
-    return method_section("evaluate", [wildcards.method])
+    return plan.method_section(config, "evaluate", [wildcards.method])
 
 
 def set_folder(model, corpus, method):
@@ -249,28 +224,18 @@ def set_folder(model, corpus, method):
 def eval_sets(model, corpus):
     """Method name -> sample folder of every set evaluated on a target, walks first."""
     return {
-        m: set_folder(model, corpus, m) for m in GEN_VARIANTS + eval_methods(corpus)
+        m: set_folder(model, corpus, m) for m in plan.eval_set_names(config, corpus)
     }
 
 
 def eval_set_names(wildcards):
     """The methods of a target's sets, in the order of its ``sets`` input."""
-    return list(eval_sets(wildcards.model, wildcards.corpus))
+    return plan.eval_set_names(config, wildcards.corpus)
 
 
 def contextual_variant_used():
-    """Whether a graph network of the run reads contextual embeddings (variant contextual in
-    linkpred.variants, generate.variants or, when on, fewshot.variants): else rule embed skips the
-    forward passes over the target's pieces."""
-    used = set(config["linkpred"]["variants"]) | set(config["generate"]["variants"])
-    if FEWSHOT["enabled"]:
-        used |= set(FEWSHOT["variants"])
-    return "contextual" in used
-
-
-def linkpred_variants_used():
-    """The graph-network variants the walks use, in the order of the ``linkpred`` input."""
-    return [v for v in GEN_VARIANTS if v != "counts"]
+    """Whether rule embed computes the contextual embeddings (rules/model.smk)."""
+    return plan.contextual_variant_used(config)
 
 
 def evaluate_inputs(wildcards):
@@ -283,7 +248,7 @@ def evaluate_inputs(wildcards):
         "infos": [f"{d}/generation.json" for d in sets.values()],
         "linkpred": [
             f"results/linkpred/{wildcards.model}/{wildcards.corpus}/{v}/metrics.json"
-            for v in linkpred_variants_used()
+            for v in plan.linkpred_variants_used(config)
         ],
     }
     if any(METHODS[m].model == "finetuned" for m in sets):
@@ -328,27 +293,10 @@ def training_figure_inputs(wildcards):
 AUDIO = config["report"]
 
 
-def check_audio():
-    """report.audio needs fluidsynth and the soundfont: say so before any job runs."""
-    if not AUDIO["audio"]:
-        return
-    if shutil.which("fluidsynth") is None:
-        raise WorkflowError(
-            "config key report.audio: the fluidsynth program is not installed "
-            "(Debian/Ubuntu: apt-get install fluidsynth fluid-soundfont-gm; or --use-conda)"
-        )
-    if not os.path.isfile(AUDIO["soundfont"]):
-        raise WorkflowError(
-            f"config key report.soundfont: {AUDIO['soundfont']} does not exist "
-            "(Debian/Ubuntu: apt-get install fluid-soundfont-gm)"
-        )
-
-
-check_audio()
-
-
 def audio_midi(wildcards):
-    """The first sample of a walk variant or of a baseline."""
+    """The first sample of a walk variant or of a baseline; refused, naming the config key,
+    where this machine lacks fluidsynth or the soundfont (before any job runs)."""
+    plan.check_audio(config)
     folder = set_folder(wildcards.model, wildcards.corpus, wildcards.setname)
     return f"{folder}/sample_000.mid"
 
@@ -377,36 +325,12 @@ def eval_targets():
 
 FEWSHOT = config["fewshot"]
 # the few-shot jobs per point that the chosen methods need (the method registry says which)
-FEWSHOT_JOBS_RUN = fewshot_jobs(FEWSHOT["methods"], FEWSHOT["variants"])
-
-
-def fewshot_job_methods(job):
-    return [
-        m.name for m in fewshot_methods(FEWSHOT["methods"], FEWSHOT["variants"], job)
-    ]
+FEWSHOT_JOBS_RUN = plan.fewshot_jobs_run(config)
 
 
 def fewshot_params(job):
-    """The keys one few-shot job reads: the fewshot section with its methods only, and of
-    each other section the keys its methods read."""
-    methods = fewshot_job_methods(job)
-    cfg = {
-        "seed": FEWSHOT["seed"],
-        "methods": [m for m in methods if m in FEWSHOT["methods"]],
-        "variants": [m for m in methods if m in FEWSHOT["variants"]],
-        **method_section("fewshot", methods),
-    }
-    return {
-        "job": job,
-        "cfg": cfg,
-        "gen": method_section("generate", methods, ("samples", "length", "seed")),
-        "eval": method_section(
-            "evaluate", methods, ("copy_n", "reference_excerpts", "seed")
-        ),
-        "graph": method_section("graph", methods),
-        "linkpred": method_section("linkpred", methods),
-        "finetune": method_section("finetune", methods),
-    }
+    """The keys one few-shot job reads (tokentransfer.workflow.fewshot_params)."""
+    return plan.fewshot_params(config, job)
 
 
 def fewshot_curve_inputs(wildcards):

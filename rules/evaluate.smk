@@ -90,7 +90,7 @@ rule evaluate:
         gen=section("generate", only=("samples", "length", "seed")),
         eval=section("evaluate", only=("copy_n", "reference_excerpts", "seed")),
         methods=eval_set_names,
-        linkpred_variants=linkpred_variants_used(),
+        linkpred_variants=plan.linkpred_variants_used(config),
     script:
         "../scripts/evaluate.py"
 
