@@ -61,3 +61,19 @@ def test_piano_rolls_share_one_time_axis(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig.piano_rolls(sets, reference, tmp_path / "again.png", "t")
     assert (tmp_path / "again.png").read_bytes() == path.read_bytes()
+
+
+def test_piano_rolls_draw_every_row_when_notes_are_under_a_pixel_tall(tmp_path):
+    """Eleven rows over 85 semitones leave a note under a pixel of height: every row must
+    still show its notes (snapped to the pixel grid, whole rows of them were drawn empty)."""
+    import matplotlib.image
+
+    line = score([((p - 20) / 2, 0.5, p) for p in range(20, 106)])  # a rising chromatic line
+    sets = {f"m{i}": [line] for i in range(11)}
+    path = tmp_path / "rolls.png"
+    fig.piano_rolls(sets, None, path, "t")
+    img = matplotlib.image.imread(path)[..., :3]
+    blue = (img[..., 2] - img[..., 0] > 0.15).any(axis=1)  # image rows holding note colour
+    ys = np.flatnonzero(blue)
+    runs = 1 + int((np.diff(ys) > 3).sum())  # separate bands of blue: one per drawn row
+    assert runs == 11

@@ -184,7 +184,12 @@ def _draw_roll(ax, notes: dict[str, np.ndarray]) -> None:
     y0, y1 = notes["pitch"] - 0.45, notes["pitch"] + 0.45
     verts = np.stack([np.c_[x0, y0], np.c_[x1, y0], np.c_[x1, y1], np.c_[x0, y1]], axis=1)
     colours = np.where(notes["drum"], "0.6", "tab:blue")
-    ax.add_collection(PolyCollection(verts, facecolors=colours, edgecolors="none"))
+    # snap=False: a note is under a pixel tall when many rows share the figure, and snapped to
+    # the pixel grid it rounds to no height in rows whose offset falls badly (a whole row of
+    # samples drawn empty); unsnapped, antialiased, it is drawn partly covered
+    ax.add_collection(
+        PolyCollection(verts, facecolors=colours, edgecolors="none", snap=False, antialiased=True)
+    )
 
 
 def piano_rolls(
