@@ -15,7 +15,7 @@ run_ingest(
     sources=list(smk.params.sources),
     store=smk.params.store,
     manifest=smk.output.manifest,
-    limits=dict(smk.params.limits),
+    limits=smk.params.limits,
     seed=smk.params.seed,
     zips=dict(smk.params.zips),
     workers=smk.threads,
