@@ -36,27 +36,34 @@ must not exist or be empty; it is deleted at the end unless ``--keep``):
    (benchmark files), the files ingestion took from its cache without reading them and the
    files the shards took from their caches without tokenizing them.
 
-8. Memory (``memory``): ingestion alone, in a fresh process that runs the checkout's
-   scripts/ingest.py as the ingest job does (the job's params; no store, manifest or
-   ingestion cache beforehand), under ``/usr/bin/time -v``: wall time and the process's exact
+8. Memory (``memory``): ingestion alone, in a process of its own that calls the checkout's
+   ``sources.ingest_manifest`` as the ingest job does (the config's corpus, limits and seed),
+   under ``/usr/bin/time -v``: wall and CPU time, files per CPU second and the process's exact
    peak RSS (the job's benchmark file samples memory every 30 s), for ``lakh_small`` and
-   ``lakh``. It leaves their manifests in the work folder for the DAG after the manifest
-   (made outside Snakemake: without metadata, so no params are compared, though they are
-   computed all the same).
+   ``lakh``: first fresh (no store, manifest or ingestion cache beforehand), then again (every
+   file known from the cache the first run wrote). It leaves their manifests in the work folder
+   for the DAG after the manifest (made outside Snakemake: without metadata, so no params are
+   compared, though they are computed all the same).
+9. Cached (``cached``): the rerun of 8 where a fresh ingestion takes too long: the store (copies
+   named by sha256), the manifest and the ingestion cache are written directly, as a
+   fresh ingestion writes them, without the MIDI check (every copy is an accepted file), then
+   ingestion alone runs over them; it must leave the manifest byte for byte as it was.
 
-``--steps`` runs only some of these (the corpus is always built): ``dag``, ``slurm``,
-``ingest``, ``memory``, ``tokenize`` (5), ``full`` (6) and ``add`` (7; it needs ``ingest`` and
-``full``, so that files are added to a corpus tokenized once). For example, the add-100 rerun
-at 30,000 files::
+``--steps`` runs only some of these (the corpus is always built, or taken from ``--root`` with
+``--reuse``): ``dag``, ``slurm``, ``ingest``, ``memory``, ``cached``, ``tokenize`` (5), ``full``
+(6) and ``add`` (7; it needs ``ingest`` and ``full``, so that files are added to a corpus
+tokenized once). For example, the add-100 rerun at 30,000 files::
 
     nice -n 10 python benchmarks/lakh.py --files 30000 --small-files 10000 \\
         --steps ingest full add
 
-``--baseline DIR`` measures the ``dag`` and ``memory`` steps with another checkout of the
-workflow as well (``git archive COMMIT | tar -x -C DIR``), each figure right after the same
-figure of this one, in its own work folder, and prints the ratios (this / baseline)::
+``--baseline DIR`` measures the ``dag``, ``memory`` and ``cached`` steps with another checkout
+of the workflow as well (``git archive COMMIT | tar -x -C DIR``), each figure right after the
+same figure of this one, in its own work folder, and prints the ratios (this / baseline)::
 
     nice -n 10 python benchmarks/lakh.py --steps dag memory --baseline /tmp/before
+    nice -n 10 python benchmarks/lakh.py --steps cached --baseline /tmp/before --keep
+    nice -n 10 python benchmarks/lakh.py --steps cached --baseline /tmp/before --reuse
 
 Run it with ``nice -n 10`` on a shared machine; the load average is printed with the figures.
 The figures are also written as JSON to benchmarks/results/lakh.json (git-ignored).
@@ -95,7 +102,7 @@ sys.path.insert(0, str(REPO / "src"))
 LAKH_FILES = 176_581  # files of the Lakh MIDI dataset (LMD-full)
 DEFAULT_SHARDS = 16  # the schema's default of `shards`
 CORE_RULES = ("ingest", "tokenizer", "tokenize_shard", "token_index")
-STEPS = ("dag", "slurm", "ingest", "memory", "tokenize", "full", "add")
+STEPS = ("dag", "slurm", "ingest", "memory", "cached", "tokenize", "full", "add")
 TEXT = b"tokentransfer lakh copy %d"
 # one line of the dry run's job table: "tokenize_shard      16"
 JOB_ROW = re.compile(r"^(\w+)\s+(\d+)\s*$")
@@ -133,11 +140,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--root", type=Path, default=Path("/tmp/lakh"), help="working folder")
     p.add_argument("--mirror", type=Path, default=SHARED / "data" / "tegridy")
     p.add_argument("--keep", action="store_true", help="keep the working folder")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use the corpus a run with --keep left in --root (same --files, --small-files)",
+    )
     p.add_argument("--out", type=Path, default=BENCH / "results" / "lakh.json")
     p.add_argument(
         "--baseline",
         type=Path,
-        help="another checkout of the workflow whose dag and memory steps are measured too",
+        help="another checkout whose dag, memory and cached steps are measured too",
     )
     p.add_argument(
         "--steps",
@@ -221,6 +233,16 @@ def build_corpus(args, originals: list[bytes]) -> tuple[Path, Path]:
         (small / f"{d:x}").mkdir(parents=True, exist_ok=True)
     for i in range(args.small_files):
         os.link(copy_path(full, i), copy_path(small, i))
+    return full, small
+
+
+def reuse_corpus(args) -> tuple[Path, Path]:
+    """The corpus a run with ``--keep`` left in ``--root``, checked to hold the files asked."""
+    full, small = args.root / "corpus", args.root / "corpus-small"
+    for folder, n in ((full, args.files), (small, args.small_files)):
+        found = sum(len(names) for _, _, names in os.walk(folder))
+        if found != n:
+            sys.exit(f"--reuse: {folder} holds {found} files, not {n}")
     return full, small
 
 
@@ -383,55 +405,115 @@ def ingest(run: Runner, config: Path, corpus: str) -> dict:
     return r
 
 
-# scripts/ingest.py run as the ingest job runs it: a stand-in for Snakemake's ``snakemake``
-INGEST_JOB = """
-import runpy, sys, types
-a = types.SimpleNamespace
-corpus, config, script = sys.argv[1], sys.argv[2], sys.argv[3]
+# ingestion alone, as the ingest job calls it: a checkout's sources.ingest_manifest with the
+# config's corpus, limits and seed (argv: the checkout's src folder, corpus, config, log file)
+INGEST_ALONE = """
+import logging, sys
+src, corpus, config, log = sys.argv[1:5]
+sys.path.insert(0, src)
 import yaml
+from tokentransfer.corpus import Limits
+from tokentransfer.sources import ingest_manifest
+logging.basicConfig(filename=log, filemode="w", level=logging.INFO)
 cfg = yaml.safe_load(open(config))
-smk = a(
-    scriptdir=str(__import__("pathlib").Path(script).parent),
-    wildcards=a(corpus=corpus),
-    params=a(
-        corpus=cfg["corpora"][corpus],
-        zips={},
-        limits=cfg.get("ingest", {}),
-        seed=cfg["seed"],
-        store=f"resources/corpora/{corpus}/midi",
-    ),
-    output=a(manifest=f"results/corpora/{corpus}/manifest.tsv"),
-    log=[f"logs/ingest/{corpus}.log"],
-    threads=2,
+ingest_manifest(
+    corpus,
+    cfg["corpora"][corpus],
+    store=f"resources/corpora/{corpus}/midi",
+    manifest=f"results/corpora/{corpus}/manifest.tsv",
+    limits=Limits.from_config(cfg.get("ingest")),
+    seed=cfg["seed"],
+    tegridy_zips={},
+    workers=2,
 )
-runpy.run_path(script, init_globals={"snakemake": smk}, run_name="__main__")
 """
 
 
-def ingest_memory(run: Runner, config: Path, corpus: str) -> dict:
-    """Ingestion of ``corpus`` alone, fresh, in a process of its own: wall time, peak RSS."""
-    for rel in (f"resources/corpora/{corpus}", f"results/corpora/{corpus}"):
-        shutil.rmtree(run.work / rel, ignore_errors=True)
-    (run.work / "logs" / "ingest").mkdir(parents=True, exist_ok=True)
-    rss_file = run.logs / f"memory-{corpus}.time"
-    script = run.repo / "scripts" / "ingest.py"
-    cmd = [sys.executable, "-c", INGEST_JOB, corpus, str(config), str(script)]
+def ingest_alone(run: Runner, config: Path, corpus: str, tag: str, fresh: bool) -> dict:
+    """Ingestion of ``corpus`` alone in a process of its own (``fresh``: with no store,
+    manifest or ingestion cache beforehand; else a rerun over what is there): wall and CPU
+    time, files/s, the process's exact peak RSS (``/usr/bin/time -v``; the job's benchmark file
+    samples memory every 30 s) and the files taken from the ingestion cache."""
+    if fresh:
+        for rel in (f"resources/corpora/{corpus}", f"results/corpora/{corpus}"):
+            shutil.rmtree(run.work / rel, ignore_errors=True)
     if run.gnu_time is None:
-        sys.exit("the memory step needs /usr/bin/time (GNU time)")
+        sys.exit("the memory steps need /usr/bin/time (GNU time)")
+    rss_file = run.logs / f"{tag}-{corpus}.time"
+    log = run.logs / f"{tag}-{corpus}.log"
+    src = run.repo / "src"
+    cmd = [sys.executable, "-c", INGEST_ALONE, str(src), corpus, str(config), str(log)]
     cmd = ["/usr/bin/time", "-v", "-o", str(rss_file), *cmd]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=run.work, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"ingestion of {corpus} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    from tokentransfer.corpus import read_manifest
-
-    rows = len(read_manifest(run.work / "results" / "corpora" / corpus / "manifest.tsv"))
-    out = {"wall_s": wall, "rows": rows, "load": loadavg(), **gnu_time(rss_file)}
+    checked, accepted, known = (int(x) for x in INGEST_LOG.findall(log.read_text())[-1])
+    out = {"wall_s": wall, "rows": checked, "accepted": accepted, "from_cache": known}
+    out.update(load=loadavg(), **gnu_time(rss_file))
+    out["files_per_cpu_s"] = checked / out["cpu_s"]
+    out["manifest_sha256"] = hashlib.sha256(
+        (run.work / "results" / "corpora" / corpus / "manifest.tsv").read_bytes()
+    ).hexdigest()
     print(
-        f"  ingestion alone ({run.work.name}), {corpus}: {rows} files in {wall:.1f} s "
-        f"(CPU {out['cpu_s']:.1f} s), peak RSS {out['max_rss_mb']:.0f} MB (load {out['load']})"
+        f"  ingestion alone ({run.work.name}), {corpus}, {'fresh' if fresh else 'rerun'}: "
+        f"{checked} files ({known} from the cache) in {wall:.1f} s (CPU {out['cpu_s']:.1f} s, "
+        f"{out['files_per_cpu_s']:.0f} files per CPU s), peak RSS {out['max_rss_mb']:.1f} MB "
+        f"(load {out['load']})"
     )
+    return out
+
+
+def seed_ingested(run: Runner, config: Path, corpus: str) -> int:
+    """Write what a fresh ingestion of ``corpus`` writes (the store, copies named by sha256;
+    the manifest; the ingestion cache) without the MIDI check: every copy of the
+    synthetic corpus is an accepted file (its row ``ok``, its id its group). For a rerun with
+    every file known from the cache at a size whose fresh ingestion takes too long here; the
+    rerun must leave the manifest as it is (:func:`cached_memory` checks). Returns the files."""
+    from tokentransfer.corpus import (
+        INGEST_CACHE_NAME,
+        Limits,
+        ManifestWriter,
+        Row,
+        _CacheWriter,
+        iter_dir,
+    )
+    from tokentransfer.sources import source_label
+
+    cfg = yaml.safe_load(config.read_text())
+    (source,) = cfg["corpora"][corpus]["sources"]
+    label, limits = source_label(source), Limits.from_config(cfg.get("ingest"))
+    store = run.work / "resources" / "corpora" / corpus / "midi"
+    for rel in (f"resources/corpora/{corpus}", f"results/corpora/{corpus}"):
+        shutil.rmtree(run.work / rel, ignore_errors=True)
+    store.mkdir(parents=True)
+    manifest = run.work / "results" / "corpora" / corpus / "manifest.tsv"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    record = _CacheWriter(store.parent / INGEST_CACHE_NAME, limits)
+    n = 0
+    with ManifestWriter(manifest) as out:
+        for f in iter_dir(source["dir"]["path"], label, limits):
+            if f.reason is not None or f.file is None:
+                sys.exit(f"{f.path}: not a plain MIDI file of the synthetic corpus")
+            data = Path(f.file).read_bytes()
+            fid = hashlib.sha256(data).hexdigest()
+            (store / f"{fid}.mid").write_bytes(data)  # a hard link would change the ctime
+            record.add(f, fid, "")
+            out.write(Row(fid, f.source, f.path, f.size, "ok", "", "", fid))
+            n += 1
+    record.commit()
+    return n
+
+
+def cached_memory(run: Runner, config: Path, corpus: str) -> dict:
+    """Ingestion alone with every file known from the cache (seeded): the manifest stays."""
+    n = seed_ingested(run, config, corpus)
+    manifest = run.work / "results" / "corpora" / corpus / "manifest.tsv"
+    seeded = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    out = ingest_alone(run, config, corpus, "cached", fresh=False)
+    if (out["rows"], out["from_cache"], out["manifest_sha256"]) != (n, n, seeded):
+        sys.exit(f"the cached ingestion of {corpus} did not leave the seeded manifest as it was")
     return out
 
 
@@ -564,7 +646,7 @@ def main(argv=None) -> int:
     args.root = root
     if root == REPO or REPO in root.parents:
         sys.exit(f"--root {root} is inside the repository; use a folder outside it")
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and any(root.iterdir()) and not args.reuse:
         sys.exit(f"--root {root} exists and is not empty; remove it or name another")
     if not args.mirror.is_dir():
         sys.exit(f"Tegridy mirror not found at {args.mirror} (TOKENTRANSFER_SHARED or --mirror)")
@@ -585,7 +667,7 @@ def main(argv=None) -> int:
     try:
         t0 = time.perf_counter()
         originals = tegridy_originals(args.mirror)
-        full, small = build_corpus(args, originals)
+        full, small = reuse_corpus(args) if args.reuse else build_corpus(args, originals)
         fig["build_s"] = time.perf_counter() - t0
         print(
             f"corpus: {args.files} files from {len(originals)} unique Tegridy files in {full} "
@@ -614,11 +696,17 @@ def main(argv=None) -> int:
             fig["ingest_small"] = ingest(run, default, "lakh_small")
             fig["ingest_full"] = ingest(run, default, "lakh")
         if "memory" in steps:
-            print("Ingestion alone (peak memory):")
+            print("Ingestion alone (peak memory), fresh, then again (every file cached):")
             for corpus in ("lakh_small", "lakh"):
                 for key, r in runs:
-                    fig[f"{key}memory_{corpus}"] = ingest_memory(r, default, corpus)
-        if "dag" in steps and {"ingest", "memory"} & steps:
+                    fig[f"{key}memory_{corpus}"] = ingest_alone(r, default, corpus, "fresh", True)
+                    fig[f"{key}rerun_{corpus}"] = ingest_alone(r, default, corpus, "rerun", False)
+        if "cached" in steps:
+            print("Ingestion alone (peak memory), every file known from a seeded cache:")
+            for corpus in ("lakh_small", "lakh"):
+                for key, r in runs:
+                    fig[f"{key}cached_{corpus}"] = cached_memory(r, default, corpus)
+        if "dag" in steps and {"ingest", "memory", "cached"} & steps:
             print("DAG after the manifest exists:")
             for key, r in runs:
                 fig[f"{key}dag_after"] = dag(r, configs, "after")
@@ -670,6 +758,7 @@ def report(fig: dict, args) -> None:
         )
     if "baseline" in fig:
         report_baseline(fig)
+    report_memory(fig)
     if "ingest_full" in fig:
         a, b = fig["ingest_small"], fig["ingest_full"]
         print(
@@ -730,24 +819,38 @@ def report_baseline(fig: dict) -> None:
                 f"{b['wall_s']:.1f} s = {a['wall_s'] / b['wall_s']:.2f}; CPU {a['cpu_s']:.1f} s "
                 f"against {b['cpu_s']:.1f} s = {a['cpu_s'] / b['cpu_s']:.2f}"
             )
-    for corpus in ("lakh_small", "lakh"):
-        a, b = fig.get(f"memory_{corpus}"), fig.get(f"baseline_memory_{corpus}")
-        if a is None or b is None:
-            continue
-        print(
-            f"  ingestion alone, {corpus} ({a['rows']} files): peak RSS {a['max_rss_mb']:.0f} MB "
-            f"against {b['max_rss_mb']:.0f} MB = {a['max_rss_mb'] / b['max_rss_mb']:.2f}; wall "
-            f"{a['wall_s']:.0f} s against {b['wall_s']:.0f} s = {a['wall_s'] / b['wall_s']:.2f}; "
-            f"CPU {a['cpu_s']:.0f} s against {b['cpu_s']:.0f} s = {a['cpu_s'] / b['cpu_s']:.2f}"
-        )
+    for kind in ("memory", "rerun", "cached"):
+        for corpus in ("lakh_small", "lakh"):
+            a, b = fig.get(f"{kind}_{corpus}"), fig.get(f"baseline_{kind}_{corpus}")
+            if a is None or b is None:
+                continue
+            print(
+                f"  ingestion alone, {MEMORY_KINDS[kind]}, {corpus} ({a['rows']} files): peak RSS "
+                f"{a['max_rss_mb']:.1f} MB against {b['max_rss_mb']:.1f} MB = "
+                f"{a['max_rss_mb'] / b['max_rss_mb']:.2f}; files per CPU s "
+                f"{a['files_per_cpu_s']:.0f} against {b['files_per_cpu_s']:.0f} = "
+                f"{a['files_per_cpu_s'] / b['files_per_cpu_s']:.2f}; wall {a['wall_s']:.1f} s "
+                f"against {b['wall_s']:.1f} s"
+            )
+
+
+MEMORY_KINDS = {"memory": "fresh", "rerun": "rerun", "cached": "seeded cache"}
+
+
+def report_memory(fig: dict) -> None:
+    """Peak RSS per file added, small -> full corpus, of each ingestion measured alone."""
     for key in ("baseline_", ""):
-        small, full = fig.get(f"{key}memory_lakh_small"), fig.get(f"{key}memory_lakh")
-        if small and full and full["rows"] > small["rows"]:
+        for kind in ("memory", "rerun", "cached"):
+            small, full = fig.get(f"{key}{kind}_lakh_small"), fig.get(f"{key}{kind}_lakh")
+            if not (small and full and full["rows"] > small["rows"]):
+                continue
             per_file = (full["max_rss_mb"] - small["max_rss_mb"]) * 2**20
             per_file /= full["rows"] - small["rows"]
             print(
-                f"  {'baseline' if key else 'this checkout'}: {per_file:.0f} bytes of peak RSS "
-                f"per added file ({small['rows']} -> {full['rows']} files)"
+                f"ingestion alone, {MEMORY_KINDS[kind]} ({'baseline' if key else 'this checkout'})"
+                f": peak RSS {small['max_rss_mb']:.1f} MB at {small['rows']} files, "
+                f"{full['max_rss_mb']:.1f} MB at {full['rows']}: {per_file:.0f} bytes per added "
+                "file (goal: bounded)"
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fnmatch
 import logging
 import os
@@ -138,28 +139,10 @@ def iter_music21(spec: dict, label: str, seed: int, workers: int = 1) -> list[Fo
 # --------------------------------------------------------------------------- corpus
 
 
-def collect(
-    source: dict,
-    *,
-    limits: Limits,
-    seed: int,
-    tegridy_zips: dict[str, str] | None = None,
-    workers: int = 1,
-    reader: ZipReader | None = None,
-) -> tuple[list[Found], str | None]:
+def collect(source: dict, **kwargs) -> tuple[list[Found], str | None]:
     """The entries of one source after include/exclude and limit (a list), and its group
-    pattern: :func:`iter_source` in memory."""
-    found = list(
-        iter_source(
-            source,
-            limits=limits,
-            seed=seed,
-            tegridy_zips=tegridy_zips,
-            workers=workers,
-            reader=reader,
-        )
-    )
-    return found, source_kind(source)[1].get("group")
+    pattern: :func:`iter_source` (same keyword arguments) in memory."""
+    return list(iter_source(source, **kwargs)), source_kind(source)[1].get("group")
 
 
 def iter_source(
@@ -214,10 +197,12 @@ def ingest_manifest(
 
     Raises :class:`CorpusError` when no file at all is accepted (the old manifest, if any, is
     left as it was): an empty corpus must not look like success. Memory does not grow with the
-    sources' entries: entries are found, checked and written one at a time (archive entries
+    number of files: entries are found, checked and written one at a time (archive entries
     and folder files are read when they are checked; nested zips are streamed to a temporary
-    folder beside ``store``, removed at the end); what grows is the deduplication table, one
-    entry per accepted file (its id and group).
+    folder beside ``store``), and what is kept for every file (the deduplication table, the
+    ingestion cache) is in a temporary database beside ``store`` (:func:`iter_rows`); both
+    folders are removed at the end. (A source with a ``limit`` lists its entries to draw from;
+    music21 exports are made before the first is checked.)
     """
 
     def per_source(reader):
@@ -234,8 +219,12 @@ def ingest_manifest(
 
     counts: dict[str, int] = {}
     reasons: list[str] = []  # the first five rejection reasons in sorted order, for the error
-    with ZipReader(tmpdir=Path(store).parent) as reader, ManifestWriter(manifest) as out:
-        for row in iter_rows(per_source(reader), store, limits):
+    with (
+        ZipReader(tmpdir=Path(store).parent) as reader,
+        ManifestWriter(manifest) as out,
+        contextlib.closing(iter_rows(per_source(reader), store, limits)) as rows,
+    ):
+        for row in rows:
             out.write(row)
             counts[row.status] = counts.get(row.status, 0) + 1
             if row.status == "rejected" and row.reason not in reasons:
@@ -250,27 +239,8 @@ def ingest_manifest(
     return counts
 
 
-def ingest(
-    name: str,
-    corpus: dict,
-    *,
-    store: str | os.PathLike,
-    manifest: str | os.PathLike,
-    limits: Limits,
-    seed: int,
-    tegridy_zips: dict[str, str] | None = None,
-    workers: int = 1,
-) -> list[Row]:
-    """:func:`ingest_manifest`, then the manifest's rows (read back: the whole manifest in
-    memory; the workflow's ingest job does not ask for them)."""
-    ingest_manifest(
-        name,
-        corpus,
-        store=store,
-        manifest=manifest,
-        limits=limits,
-        seed=seed,
-        tegridy_zips=tegridy_zips,
-        workers=workers,
-    )
+def ingest(name: str, corpus: dict, *, manifest: str | os.PathLike, **kwargs) -> list[Row]:
+    """:func:`ingest_manifest` (same arguments), then the manifest's rows (read back: the whole
+    manifest in memory; the workflow's ingest job does not ask for them)."""
+    ingest_manifest(name, corpus, manifest=manifest, **kwargs)
     return read_manifest(manifest)
