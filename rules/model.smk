@@ -180,7 +180,7 @@ rule finetune:
         runtime=240,
         gpu=GPU,
     params:
-        cfg=config["finetune"],
+        cfg=section("finetune", without=("targets",)),
         eval_tokens=config["model"]["eval_tokens"],
         seed=config["seed"],
         use_gpu=config["use_gpu"],

@@ -128,6 +128,18 @@ def _bad(schema, mutate):
         ),
         # the graph networks' section was called gcn: refused as renamed, not as unknown
         (lambda c: c.update(gcn={"variants": ["emb"]}), "gcn", ["renamed", "now linkpred"]),
+        # the fine-tuned targets were baselines.finetune, beside the finetune section
+        (
+            lambda c: c.update(baselines={"finetune": ["bach"]}),
+            "baselines.finetune",
+            ["renamed", "now finetune.targets"],
+        ),
+        (lambda c: c.update(baselines={}), "baselines", ["renamed", "now finetune.targets"]),
+        (
+            lambda c: c.update(finetune={"targets": ["base"]}),
+            "finetune.targets",
+            ["'base' is not an enabled target corpus"],
+        ),
         (
             lambda c: c.update(linkpred={"variants": ["emb"]}, generate={"variants": ["random"]}),
             "generate.variants",

@@ -64,7 +64,7 @@ def faults_config(corpora: Path) -> dict:
     config["model"].update(FAULT_MODEL)
     config["linkpred"] = {**TINY_LINKPRED, "variants": ["emb_neighbours"], "seeds": [0]}
     config["corpora"] = {name: config["corpora"][name] for name in ("base", "fiddle")}
-    config["baselines"] = {"finetune": []}
+    config["finetune"]["targets"] = []
     return config
 
 

@@ -72,7 +72,7 @@ def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
 
     config = dag_config(music21_corpora)
     config["corpora"] = {n: config["corpora"][n] for n in ("base", "fiddle")}
-    config["baselines"] = {"finetune": ["fiddle"]}
+    config["finetune"]["targets"] = ["fiddle"]
     config["linkpred"]["variants"] = ["emb_neighbours"]
     config["generate"]["variants"] = ["counts"]
     config["evaluate"] = {"methods": ["transformer"], "figures": False}

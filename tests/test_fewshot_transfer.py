@@ -171,7 +171,7 @@ def test_the_curve_asks_for_a_transfer_job_per_point(tmp_path, music21_corpora):
 
     config = dag_config(music21_corpora)
     config["corpora"] = {n: config["corpora"][n] for n in ("base", "fiddle")}
-    config["baselines"] = {"finetune": ["fiddle"]}
+    config["finetune"]["targets"] = ["fiddle"]
     config["fewshot"] = {"enabled": True, "ks": [1, 0], "draws": 2, "variants": []}
     target = "results/fewshot/small/fiddle/curve.tsv"
     counts = {}

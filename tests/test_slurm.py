@@ -114,8 +114,7 @@ def _dag_config(corpora: Path) -> dict:
     # short graph training, walks and baselines: every stage runs, each briefly
     config["linkpred"] = {"variants": ["emb_neighbours"], "seeds": [0], "hidden": 16, "epochs": 20}
     config["generate"] = {"variants": ["counts", "emb_neighbours"], "samples": 2, "length": 128}
-    config["baselines"] = {"finetune": ["fiddle"]}
-    config["finetune"] = {"steps": 4, "batch": 2, "warmup": 1}
+    config["finetune"] = {"targets": ["fiddle"], "steps": 4, "batch": 2, "warmup": 1}
     return config
 
 

@@ -73,8 +73,7 @@ def dag_config(corpora: Path, fiddle: str | None = None) -> dict:
         "model": dict(TINY_MODEL),
         "linkpred": dict(TINY_LINKPRED),
         "generate": dict(TINY_GENERATE),
-        "baselines": {"finetune": ["bach"]},
-        "finetune": {"steps": 4, "batch": 2, "warmup": 1},
+        "finetune": {"targets": ["bach"], "steps": 4, "batch": 2, "warmup": 1},
         "evaluate": {"methods": list(EVAL_METHODS)},
         "corpora": {
             "base": {
@@ -243,7 +242,7 @@ def test_hostile_fixtures_ingest_and_tokenize(tmp_path, music21_corpora):
         "fiddle": config["corpora"]["fiddle"],
         "hostile": {"role": "target", "sources": [{"dir": {"path": str(hostile)}}]},
     }
-    config["baselines"] = {"finetune": ["fiddle"]}
+    config["finetune"]["targets"] = ["fiddle"]
     cfg = write_config(tmp_path / "config.yaml", config)
     folders = {"base": music21_corpora / "base", "fiddle": music21_corpora / "fiddle"}
     folders["hostile"] = hostile
@@ -553,7 +552,7 @@ def test_local_model_source(tmp_path, music21_corpora):
     save_model(model, tmp_path / "tok.json", tmp_path / "local")
     config = dag_config(music21_corpora)
     config["corpora"] = {c: config["corpora"][c] for c in ("base", "fiddle")}
-    config["baselines"] = {"finetune": []}
+    config["finetune"]["targets"] = []
     config["model"] = {"source": "local", "name": "mine", "path": str(tmp_path / "local")}
     config["linkpred"] = {**TINY_LINKPRED, "variants": ["contextual"]}
     config["generate"] = {**TINY_GENERATE, "variants": ["contextual"]}
@@ -594,7 +593,7 @@ def test_configfile_replaces_the_default(tmp_path, music21_corpora):
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
     config = dag_config(music21_corpora)
     config["corpora"] = {"base": config["corpora"]["base"], "reels": config["corpora"]["fiddle"]}
-    config["baselines"] = {"finetune": []}
+    config["finetune"]["targets"] = []
     cfg = write_config(tmp_path / "mine.yaml", config)
     proc = snakemake(tmp_path, "--configfile", str(cfg), "-n")
     assert "corpus=reels" in proc.stdout

@@ -21,7 +21,7 @@ BASE = {
         "off": {"role": "target", "enabled": False, "sources": [{"dir": {"path": "/x"}}]},
     },
     "split": {"base_val_fraction": 0.05, "target_test_fraction": 0.2},
-    "baselines": {"finetune": ["bach"]},
+    "finetune": {"targets": ["bach"]},
     "evaluate": {"methods": ["markov2", "transformer", "finetuned", "real_target"]},
     "generate": {"variants": ["counts", "emb_neighbours", "random"]},
     "linkpred": {"variants": ["emb_neighbours", "random"], "seeds": [0, 1]},

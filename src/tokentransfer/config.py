@@ -90,7 +90,11 @@ def _check_tokenizer(tok: dict) -> None:
 
 #: config keys that were renamed (dotted old key -> new key, same settings): a config that
 #: still uses the old one is refused, naming both, rather than as an unknown key
-RENAMED = {"gcn": "linkpred"}
+RENAMED = {
+    "gcn": "linkpred",
+    "baselines.finetune": "finetune.targets",
+    "baselines": "finetune.targets",
+}
 
 
 def _check_renamed(config: dict) -> None:
@@ -131,10 +135,10 @@ def check(config: dict, schema: dict | None = None) -> None:
         if role not in roles:
             raise ConfigError(f"config key corpora: no enabled corpus has role {role!r}")
     targets = [n for n, c in enabled.items() if c.get("role") == "target"]
-    for name in config.get("baselines", {}).get("finetune", []):
+    for name in config.get("finetune", {}).get("targets", []):
         if name not in targets:
             raise ConfigError(
-                f"config key baselines.finetune: {name!r} is not an enabled target corpus "
+                f"config key finetune.targets: {name!r} is not an enabled target corpus "
                 f"(targets: {targets})"
             )
     trained = config.get("linkpred", {}).get("variants")

@@ -11,7 +11,7 @@ Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``)
   ``markov1c`` .. ``markov3c``: the same chains sampled under the REMI grammar mask
   (renormalised over the allowed tokens: zero token errors);
 - ``transformer``: the pretrained transformer, unadapted; ``finetuned``: fine-tuned on the
-  target (only for the targets of ``baselines.finetune``);
+  target (only for the targets of ``finetune.targets``);
 - ``real_target``: excerpts of the target's *training* pieces (the ceiling: real music of the
   style that is not in the reference; the test pieces themselves would score a divergence of 0
   by construction); ``real_base``: excerpts of base pieces (the floor).

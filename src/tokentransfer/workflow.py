@@ -57,8 +57,9 @@ def split_fraction(config: dict, corpus: str) -> float:
 
 
 def finetune_targets(config: dict) -> list[str]:
-    """The targets on which the transformer is fine-tuned as a baseline (rule ``finetune``)."""
-    return list(config["baselines"]["finetune"])
+    """The targets on which the transformer is fine-tuned as a baseline (rule ``finetune``):
+    ``finetune.targets``."""
+    return list(config["finetune"]["targets"])
 
 
 def eval_methods(config: dict, corpus: str) -> list[str]:
