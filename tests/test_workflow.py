@@ -421,6 +421,33 @@ def test_new_corpus_runs_only_its_jobs(dag_run, tmp_path):
     }
 
 
+def test_walk_temperature_reruns_only_the_walks_and_their_readers(dag_run, tmp_path):
+    """generate.temperature is read by the walks only: their jobs rerun, and what reads
+    their samples (evaluation, figures, summary); no baseline, no graph network."""
+    work, cfg = dag_run
+    config = __import__("yaml").safe_load(cfg.read_text())
+    config["generate"]["temperature"] = 0.7
+    cfg2 = write_config(tmp_path / "config.yaml", config)
+    n_walks = len(TARGETS) * len(TINY_GENERATE["variants"])
+    assert dry_run(work, cfg2) == {
+        "generate": n_walks,
+        "evaluate": len(TARGETS),
+        "figures": len(TARGETS),
+        "eval_summary": 1,
+        "all": 1,
+    }
+
+
+def test_new_linkpred_variant_runs_only_its_jobs(dag_run, tmp_path):
+    """One more linkpred.variants entry (not used by a walk): its graph networks and the
+    summary run, nothing else."""
+    work, cfg = dag_run
+    config = __import__("yaml").safe_load(cfg.read_text())
+    config["linkpred"]["variants"] = [*TINY_LINKPRED["variants"], "emb"]
+    cfg2 = write_config(tmp_path / "config.yaml", config)
+    assert dry_run(work, cfg2) == {"linkpred": len(TARGETS), "linkpred_summary": 1, "all": 1}
+
+
 def test_tokenizer_change_retokenizes_everything(dag_run, tmp_path):
     work, cfg = dag_run
     config = __import__("yaml").safe_load(cfg.read_text())
