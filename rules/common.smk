@@ -279,6 +279,16 @@ def figure_inputs(wildcards):
     }
 
 
+def style_corpora(wildcards):
+    """Each corpus's token shards and split, by name, for the style classifier's job."""
+    return {c: [shards_of([c]), f"results/splits/{c}.tsv"] for c in CORPORA}
+
+
+def linkpred_summary_names():
+    """(model, corpus, variant) of each metrics file of rule linkpred_summary, in its order."""
+    return [[MODEL, c, v] for c in TARGETS for v in config["linkpred"]["variants"]]
+
+
 def training_figure_inputs(wildcards):
     return {
         "pretrain": f"results/models/{wildcards.model}/training_log.tsv",

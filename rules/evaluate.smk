@@ -53,6 +53,7 @@ rule style_classifier:
         mem_mb=2000,
         runtime=30,
     params:
+        corpora=style_corpora,
         style=config["evaluate"]["style"],
         seed=config["evaluate"]["seed"],
         length=config["generate"]["length"],
@@ -174,6 +175,8 @@ rule training_figure:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        finetuned=FINETUNE,
     script:
         "../scripts/training_figure.py"
 

@@ -84,5 +84,7 @@ rule linkpred_summary:
     resources:
         mem_mb=512,
         runtime=5,
+    params:
+        names=linkpred_summary_names(),
     script:
         "../scripts/linkpred_summary.py"

@@ -11,5 +11,5 @@ from tokentransfer.jobs.graph import run_linkpred_summary  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-rows = run_linkpred_summary(list(smk.input), smk.output[0])
+rows = run_linkpred_summary(list(smk.input), smk.output[0], [tuple(n) for n in smk.params.names])
 logging.info("%d rows", len(rows))

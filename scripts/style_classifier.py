@@ -10,12 +10,10 @@ from tokentransfer.jobs.evaluate import run_style_classifier  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
-splits = {Path(p).stem: p for p in smk.input.splits}
-shards = {name: [p for p in smk.input.shards if Path(p).parent.name == name] for name in splits}
 style = smk.params.style
 run_style_classifier(
     tokenizer_json=smk.input.tokenizer,
-    corpora={name: (shards[name], splits[name]) for name in splits},
+    corpora={name: (list(shards), split) for name, (shards, split) in smk.params.corpora.items()},
     out_model=smk.output.model,
     out_tsv=smk.output.heldout,
     length=smk.params.length,

@@ -11,5 +11,10 @@ from tokentransfer.jobs.evaluate import run_training_figure  # noqa: E402
 smk = snakemake  # noqa: F821
 setup_logging(smk.log[0])
 logs = {"pretrain": smk.input.pretrain}
-logs.update({f"finetune {Path(p).parent.name}": p for p in smk.input.finetune})
+logs.update(
+    {
+        f"finetune {name}": p
+        for name, p in zip(smk.params.finetuned, smk.input.finetune, strict=True)
+    }
+)
 run_training_figure(logs, smk.output[0])

@@ -392,7 +392,7 @@ def test_run_linkpred_and_run_linkpred_summary(corpus, pretrained, graphs, tmp_p
         stride=None,
         use_gpu=False,
     )
-    folder = tmp_path / "linkpred" / "tiny" / "tunes" / "emb_neighbours"
+    folder = tmp_path / "out"  # names reach the summary from the rule, not from this path
     folder.mkdir(parents=True)
     out = run_linkpred(
         adjacency=str(graphs.dir / "adjacency.npz"),
@@ -426,7 +426,10 @@ def test_run_linkpred_and_run_linkpred_summary(corpus, pretrained, graphs, tmp_p
     runs = sum(r["methods"]["gcn"]["epochs_run"] for r in out["per_seed"])
     assert log_rows[0] == "encoder\tseed\tepoch\tloss\tval_auc" and len(log_rows) == 1 + runs
 
-    rows = run_linkpred_summary([str(folder / "metrics.json")], tmp_path / "summary.tsv")
+    names = [("tiny", "tunes", "emb_neighbours")]
+    with pytest.raises(ValueError, match="names"):
+        run_linkpred_summary([str(folder / "metrics.json")], tmp_path / "summary.tsv", [])
+    rows = run_linkpred_summary([str(folder / "metrics.json")], tmp_path / "summary.tsv", names)
     lines = (tmp_path / "summary.tsv").read_text().splitlines()
     assert lines[0].split("\t")[:6] == ["model", "corpus", "variant", "circular", "method", "seeds"]
     assert len(rows) == len(lines) - 1 == len(methods)

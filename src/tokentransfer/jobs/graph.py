@@ -209,12 +209,18 @@ SUMMARY_COLUMNS = (
 )
 
 
-def run_linkpred_summary(metrics_paths: list[str], out: str | os.PathLike) -> list[list[str]]:
-    """One row per (model, corpus, variant, method): mean and std over seeds."""
+def run_linkpred_summary(
+    metrics_paths: list[str],
+    out: str | os.PathLike,
+    names: list[tuple[str, str, str]],
+) -> list[list[str]]:
+    """One row per (model, corpus, variant, method): mean and std over seeds. ``names``: the
+    (model, corpus, variant) of each metrics file, in ``metrics_paths``' order (the rule
+    passes them: nothing is read from the paths); rows sorted by name."""
+    if len(names) != len(metrics_paths):
+        raise ValueError(f"{len(names)} names for {len(metrics_paths)} metrics files")
     rows = []
-    for path in sorted(metrics_paths):
-        parts = Path(path).parts
-        model, corpus, variant = parts[-4], parts[-3], parts[-2]
+    for (model, corpus, variant), path in sorted(zip(names, metrics_paths, strict=True)):
         m = json.loads(Path(path).read_text())
         for method, stats in m["summary"].items():
             rows.append(
