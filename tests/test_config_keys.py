@@ -158,3 +158,27 @@ def test_wrong_value_names_key_and_allowed(path, value, words):
     assert msg.startswith(expected), msg
     for w in words:
         assert w in msg, msg
+
+
+def test_walk_defaults_are_the_schemas():
+    """One set of walk defaults: WalkConfig's fields (and so the CLI's `generate` options,
+    which read them) equal the schema's generate defaults."""
+    import dataclasses
+
+    from tokentransfer.cli import build_parser
+    from tokentransfer.config import SCHEMA_PATH, load_yaml
+    from tokentransfer.rwr import WalkConfig
+
+    props = load_yaml(SCHEMA_PATH)["properties"]["generate"]["properties"]
+    walk = WalkConfig()
+    shared = [f.name for f in dataclasses.fields(WalkConfig) if f.name in props]
+    assert {"length", "samples", "temperature", "top_k", "restart", "context"} <= set(shared)
+    for name in shared:
+        assert getattr(walk, name) == props[name]["default"], name
+    args = build_parser().parse_args(["generate", "--corpus", "bach", "--out", "x"])
+    assert (args.n, args.length, args.top_k, args.restart) == (
+        props["samples"]["default"],
+        props["length"]["default"],
+        props["top_k"]["default"],
+        props["restart"]["default"],
+    )

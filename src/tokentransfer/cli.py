@@ -264,22 +264,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--counts-only", action="store_true", help="no bias: a first-order Markov walk on counts"
     )
     p.add_argument("--prompt", help="a seed MIDI file: its tokens start every sample")
-    p.add_argument("--n", type=int, default=4, help="number of samples (default 4)")
-    p.add_argument("--length", type=int, default=1024, help="tokens to generate per sample")
-    p.add_argument("--beta", type=float, default=1.0, help="exponent of the transition counts")
+    from .rwr import WalkConfig
+
+    # the walk's defaults are WalkConfig's (the schema's generate defaults, a test checks)
+    walk = WalkConfig()
+    p.add_argument("--n", type=int, default=walk.samples, help="number of samples")
+    p.add_argument("--length", type=int, default=walk.length, help="tokens per sample")
+    p.add_argument("--beta", type=float, default=walk.beta, help="exponent of transition counts")
     p.add_argument(
-        "--temperature", type=float, default=0.5, help="similarity temperature: lower = more bias"
+        "--temperature",
+        type=float,
+        default=walk.temperature,
+        help="similarity temperature: lower = more bias",
     )
-    p.add_argument("--top-k", type=int, default=16, help="candidates per step (0 = all)")
-    p.add_argument("--restart", type=float, default=0.05, help="restart probability per step")
-    p.add_argument("--similarity", choices=["cosine", "dot"], default="cosine")
+    p.add_argument("--top-k", type=int, default=walk.top_k, help="candidates per step (0 = all)")
+    p.add_argument("--restart", type=float, default=walk.restart, help="restart probability")
+    p.add_argument("--similarity", choices=["cosine", "dot"], default=walk.similarity)
     p.add_argument(
         "--context",
         choices=["onset", "position", "none"],
-        default="onset",
+        default=walk.context,
         help="what transitions are conditioned on besides the token (config generate.context)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
+    p.add_argument("--seed", type=int, default=walk.seed, help="same seed, same files")
     p.add_argument("--out", required=True, help="output folder for sample_NNN.mid and records")
     p.set_defaults(func=_generate)
     p = sub.add_parser(
