@@ -60,3 +60,10 @@ def test_render_flac(tmp_path):
     assert (tmp_path / "b.flac").read_bytes() == data  # deterministic
     with pytest.raises(AudioError, match="soundfont .* not found"):
         render(midi, tmp_path / "c.flac", tmp_path / "none.sf2")
+    # rule audio's job: the same file, its length returned
+    from tokentransfer.jobs.evaluate import run_audio
+
+    job = run_audio(
+        midi=midi, out=tmp_path / "job.flac", soundfont=SOUNDFONT, sample_rate=22050, max_seconds=5
+    )
+    assert job == seconds and (tmp_path / "job.flac").read_bytes() == data

@@ -405,3 +405,22 @@ def run_training_figure(logs: dict[str, str], path: str | os.PathLike) -> None:
     ``training_log.tsv``: step, loss, ...), drawn by
     :func:`tokentransfer.figures.training_curves`."""
     training_curves({name: read_tsv(tsv) for name, tsv in logs.items()}, path)
+
+
+def run_audio(
+    *,
+    midi: str | os.PathLike,
+    out: str | os.PathLike,
+    soundfont: str | os.PathLike,
+    sample_rate: int,
+    max_seconds: float,
+) -> float:
+    """Rule ``audio``: the first ``max_seconds`` of one set's first sample (``midi``) rendered
+    by FluidSynth with ``soundfont`` to FLAC at ``out`` (:func:`tokentransfer.audio.render`);
+    returns the audio's length in seconds. Reads config keys ``report.soundfont``,
+    ``report.sample_rate`` and ``report.max_seconds``."""
+    from ..audio import render
+
+    seconds = render(midi, out, soundfont, sample_rate=sample_rate, max_seconds=max_seconds)
+    log.info("%s: %.1f s of audio", midi, seconds)
+    return seconds
