@@ -477,11 +477,21 @@ def test_ingestion_memory_does_not_grow_with_the_files_accepted(
             (folder / f"{i:05d}.mid").write_bytes(data)
             if i % 10 == 0:
                 (folder / f"{i:05d} (copy).mid").write_bytes(data)
-    _peak_bytes(tmp_path / "warm", tmp_path / f"src{sizes[0]}", trace=False)
-    fresh = {n: _peak_bytes(tmp_path / f"work{n}", tmp_path / f"src{n}") for n in sizes}
-    rerun = {n: _peak_bytes(tmp_path / f"work{n}", tmp_path / f"src{n}") for n in sizes}
+    # first, untraced, a fresh run and a rerun: what each path allocates once (imports, the
+    # interpreter's tables); then each measure twice and the smaller kept, since an earlier
+    # test's leftovers can land in one traced window (seen once in a whole-suite run: +19 KB)
+    for _ in range(2):
+        _peak_bytes(tmp_path / "warm", tmp_path / f"src{sizes[0]}", trace=False)
+    fresh = {
+        n: min(_peak_bytes(tmp_path / f"work{n}.{i}", tmp_path / f"src{n}") for i in range(2))
+        for n in sizes
+    }
+    rerun = {
+        n: min(_peak_bytes(tmp_path / f"work{n}.{i}", tmp_path / f"src{n}") for i in range(2))
+        for n in sizes
+    }
     for n in sizes:
-        counts = summarize(read_manifest(tmp_path / f"work{n}" / "manifest.tsv"))
+        counts = summarize(read_manifest(tmp_path / f"work{n}.0" / "manifest.tsv"))
         assert counts == {"ok": n, "duplicate": n // 10}
     small, large = sizes
     assert fresh[large] - fresh[small] < ACCEPTED_BOUND, fresh
