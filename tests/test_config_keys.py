@@ -182,3 +182,23 @@ def test_walk_defaults_are_the_schemas():
         props["top_k"]["default"],
         props["restart"]["default"],
     )
+
+
+def test_linkpred_training_keys_are_the_schemas_and_the_trainers():
+    """One mapping from the ``linkpred`` section to a network's training: every key of
+    ``training_kwargs`` is a key of the schema's section, read by the methods that train a
+    network (LINKPRED_KEYS), and a keyword of ``train_link_predictor``; the schema's defaults
+    pass through unchanged."""
+    import inspect
+
+    from tokentransfer.config import SCHEMA_PATH, load_yaml
+    from tokentransfer.linkpred import TRAINING_KEYS, train_link_predictor, training_kwargs
+    from tokentransfer.methods import LINKPRED_KEYS
+
+    props = load_yaml(SCHEMA_PATH)["properties"]["linkpred"]["properties"]
+    defaults = {k: v["default"] for k, v in props.items() if "default" in v}
+    kwargs = training_kwargs(defaults)
+    assert set(kwargs) == set(TRAINING_KEYS)
+    assert kwargs == {k: defaults[k] for k in TRAINING_KEYS}
+    assert set(TRAINING_KEYS) <= set(LINKPRED_KEYS)
+    assert set(TRAINING_KEYS) <= set(inspect.signature(train_link_predictor).parameters)

@@ -576,6 +576,7 @@ class Transplant(Method):
 
     def fit(self, pieces, env):
         from .embed import token_table
+        from .linkpred import training_kwargs
         from .transplant import fit_map, graph_embeddings, transplant
 
         model0 = env.load_model()
@@ -589,13 +590,8 @@ class Transplant(Method):
                 token_table(model0),
                 offset_weights=tuple(env.graph["offset_weights"]),
                 encoder=hp["encoders"][0],
-                hidden=hp["hidden"],
-                layers=hp["layers"],
-                dropout=hp["dropout"],
-                lr=hp["lr"],
-                epochs=hp["epochs"],
-                patience=hp["patience"],
                 target_epochs=hp["epochs"],
+                **training_kwargs(hp),
                 val_fraction=hp["val_fraction"],
                 test_fraction=hp["test_fraction"],
                 seed=hp["seeds"][0],

@@ -53,11 +53,13 @@ from .metrics import (
 )
 from .model import (
     ENCODERS,
+    TRAINING_KEYS,
     LinkPredictor,
     evaluate,
     predict,
     train_from_config,
     train_link_predictor,
+    training_kwargs,
 )
 from .original import (
     OriginalModel,
@@ -84,6 +86,7 @@ __all__ = [
     "OriginalModel",
     "OriginalSplit",
     "PairSplit",
+    "TRAINING_KEYS",
     "VARIANTS",
     "auc",
     "average_precision",
@@ -105,6 +108,7 @@ __all__ = [
     "train_from_config",
     "train_link_predictor",
     "train_negatives",
+    "training_kwargs",
     "undirected_pairs",
     "used_nodes",
     "variant_features",

@@ -177,21 +177,20 @@ def train_link_predictor(
     return model, history, best
 
 
+#: the keys of the ``linkpred`` config section that size and schedule one network's training
+TRAINING_KEYS = ("hidden", "layers", "dropout", "lr", "epochs", "patience")
+
+
+def training_kwargs(hp: dict) -> dict:
+    """The keyword arguments of :func:`train_link_predictor` that the ``linkpred`` config
+    section sets (:data:`TRAINING_KEYS`), taken from ``hp``."""
+    return {k: hp[k] for k in TRAINING_KEYS}
+
+
 def train_from_config(
     graph, features, split: PairSplit, hp: dict, encoder: str, seed: int, device="cpu"
 ):
     """``train_link_predictor`` with the sizes and schedule of the ``linkpred`` config section."""
     return train_link_predictor(
-        graph,
-        features,
-        split,
-        encoder=encoder,
-        hidden=hp["hidden"],
-        layers=hp["layers"],
-        dropout=hp["dropout"],
-        lr=hp["lr"],
-        epochs=hp["epochs"],
-        patience=hp["patience"],
-        seed=seed,
-        device=device,
+        graph, features, split, encoder=encoder, seed=seed, device=device, **training_kwargs(hp)
     )
