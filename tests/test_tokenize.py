@@ -109,6 +109,29 @@ def test_empty_shard(tmp_path, tok_path):
     assert len(shard) == 0 and shard.ids.size == 0 and shard.offsets.tolist() == [0]
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_shard_ids_are_written_a_chunk_at_a_time(tmp_path, monkeypatch, chunk):
+    """write_shard writes the tokens one HDF5 chunk at a time, never concatenated whole: with
+    sequences that end before, on and across chunk boundaries (and a chunk larger than the
+    shard: one chunk then), the stored ids are the sequences in order, chunked as asked."""
+    from tokentransfer import tokenize
+
+    monkeypatch.setattr(tokenize, "SHARD_CHUNK", chunk)
+    rng = np.random.default_rng(0)
+    lengths = [1, 6, 7, 13, 64, 65, 1, 200]
+    seqs = [rng.integers(0, 500, n).astype(np.int32) for n in lengths]
+    fids = [f"{i:064x}" for i in range(len(seqs))]
+    result = tokenize.ShardResult(fids, seqs, [], 0.0)
+    out = tmp_path / "0000.h5"
+    tokenize.write_shard(result, out, tokenizer_hash="h", corpus="c", shard="0000")
+    shard = read_shard(out)
+    assert shard.ids.dtype == np.int32
+    assert shard.ids.tolist() == np.concatenate(seqs).tolist()
+    assert shard.offsets.tolist() == np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    with h5py.File(out) as h5:
+        assert h5["ids"].chunks == (min(chunk, sum(lengths)),)
+
+
 def test_index_aggregates_and_refuses_mixed_tokenizers(tmp_path, store, tok_path):
     paths = [str(p) for p in sorted(store.glob("*.mid"))]
     tokenize_shard(tok_path, paths[:3], tmp_path / "0000.h5", corpus="c", shard="0000")
@@ -130,10 +153,14 @@ def test_killed_writer_leaves_no_shard(tmp_path, store, tok_path, monkeypatch):
     out = tmp_path / "0000.h5"
     import tokentransfer.tokenize as tk
 
-    def boom(*a, **k):
+    blocks = tk._blocks
+
+    def boom(seqs, size):  # the first chunk is written, then the write fails
+        yield next(blocks(seqs, size))
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(tk.np, "concatenate", boom)
+    monkeypatch.setattr(tk, "SHARD_CHUNK", 16)
+    monkeypatch.setattr(tk, "_blocks", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         tokenize_shard(tok_path, [str(next(store.glob("*.mid")))], out, corpus="c", shard="0")
     assert list(tmp_path.iterdir()) == []

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,30 @@ def tokenize_paths(
     return ShardResult(file_ids, seqs, failed, time.perf_counter() - t0)
 
 
+#: tokens per HDF5 chunk of a shard's ``ids`` (fewer in a smaller shard: one chunk then)
+SHARD_CHUNK = 1 << 16
+
+
+def _blocks(seqs: list[np.ndarray], size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The concatenation of ``seqs`` as int32 in consecutive blocks of ``size`` tokens (the last
+    one shorter), with each block's start."""
+    buf = np.empty(size, dtype=np.int32)
+    fill = start = 0
+    for seq in seqs:
+        pos = 0
+        while pos < len(seq):
+            take = min(size - fill, len(seq) - pos)
+            buf[fill : fill + take] = seq[pos : pos + take]
+            fill += take
+            pos += take
+            if fill == size:
+                yield start, buf
+                start += size
+                fill = 0
+    if fill:
+        yield start, buf[:fill]
+
+
 def write_shard(
     result: ShardResult, path: str | os.PathLike, *, tokenizer_hash: str, corpus: str, shard: str
 ) -> None:
@@ -165,16 +190,24 @@ def write_shard(
     offsets = np.zeros(len(result.sequences) + 1, dtype=np.int64)
     if result.sequences:
         np.cumsum([len(s) for s in result.sequences], out=offsets[1:])
-        ids = np.concatenate(result.sequences).astype(np.int32)
-    else:
-        ids = np.zeros(0, dtype=np.int32)
+    total = int(offsets[-1])
     with h5_atomic(path, track_order=True) as h5:
-        if len(ids):
-            h5.create_dataset(
-                "ids", data=ids, chunks=(min(len(ids), 1 << 16),), compression="gzip", shuffle=True
+        if total:
+            chunk = min(total, SHARD_CHUNK)
+            ds = h5.create_dataset(
+                "ids",
+                shape=(total,),
+                dtype=np.int32,
+                chunks=(chunk,),
+                compression="gzip",
+                shuffle=True,
             )
+            # one chunk at a time, each written once and whole: the shard's tokens are never
+            # held twice (a shard of a Lakh-size corpus holds ~38 M tokens)
+            for start, block in _blocks(result.sequences, chunk):
+                ds[start : start + len(block)] = block
         else:  # an empty shard (few files, many shards): HDF5 cannot chunk a 0-length array
-            h5.create_dataset("ids", data=ids)
+            h5.create_dataset("ids", data=np.zeros(0, dtype=np.int32))
         h5.create_dataset("offsets", data=offsets)
         h5.create_dataset("file_ids", data=np.array(result.file_ids, dtype="S64"))
         h5.create_dataset("failed_ids", data=np.array([f for f, _ in result.failed], dtype="S64"))
@@ -325,10 +358,9 @@ def read_cache(
         )
         return {}
     ids = ids.astype(np.int32, copy=False)
+    # views of the one array read (not copies): a shard's cached tokens are held once
     return {
-        fid: ids[offsets[i] : offsets[i + 1]].copy()
-        for i, fid in enumerate(file_ids)
-        if fid in wanted
+        fid: ids[offsets[i] : offsets[i + 1]] for i, fid in enumerate(file_ids) if fid in wanted
     }
 
 
