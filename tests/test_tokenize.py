@@ -141,6 +141,16 @@ def test_index_aggregates_and_refuses_mixed_tokenizers(tmp_path, store, tok_path
     assert lines[0].split("\t") == ["file_id", "shard", "tokens", "status", "reason"]
     assert totals["files"] == 6 == len(lines) - 1
     assert totals["tokens"] == sum(int(line.split("\t")[2]) for line in lines[1:])
+    # the counts are those of the stored sequences (the index reads the offsets, not the ids)
+    counts = {}
+    for name in ("0000", "0001"):
+        shard = read_shard(tmp_path / f"{name}.h5")
+        counts.update({f: len(shard.sequence(i)) for i, f in enumerate(shard.file_ids)})
+        assert read_shard(tmp_path / f"{name}.h5", tokens=False).offsets.tolist() == (
+            shard.offsets.tolist()
+        )
+    assert {line.split("\t")[0]: int(line.split("\t")[2]) for line in lines[1:]} == counts
+    assert totals["tokens"] == sum(counts.values())
     other = tmp_path / "other.json"
     save_tokenizer(build_tokenizer({"kind": "TSD"}), other)
     tokenize_shard(other, paths[6:7], tmp_path / "0002.h5", corpus="c", shard="0002")

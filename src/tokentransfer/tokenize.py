@@ -240,13 +240,16 @@ class Shard:
         return len(self.file_ids)
 
 
-def read_shard(path: str | os.PathLike) -> Shard:
+def read_shard(path: str | os.PathLike, tokens: bool = True) -> Shard:
+    """A shard's file ids, offsets, failed files and tokenizer hash, and its token ids; with
+    ``tokens=False`` the ids are not read (an empty array): what the token index needs, without
+    decompressing every token."""
     import h5py
 
     with h5py.File(path, "r") as h5:
         return Shard(
             [b.decode() for b in h5["file_ids"][:]],
-            h5["ids"][:],
+            h5["ids"][:] if tokens else np.zeros(0, dtype=np.int32),
             h5["offsets"][:],
             dict(
                 zip(
@@ -292,7 +295,7 @@ def write_index(shard_paths: list[str], path: str | os.PathLike) -> dict[str, in
     hashes = set()
     totals = {"files": 0, "failed": 0, "tokens": 0}
     for sp in sorted(shard_paths):
-        shard = read_shard(sp)
+        shard = read_shard(sp, tokens=False)  # token counts come from the offsets
         hashes.add(shard.tokenizer_hash)
         name = Path(sp).stem
         for i, fid in enumerate(shard.file_ids):
