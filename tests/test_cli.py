@@ -35,6 +35,13 @@ def test_inspect_manifest_and_shard(tmp_path, capsys, midi_corpora):
     out = capsys.readouterr().out
     assert f"{len(mids)} files" in out
     assert hashlib.sha256(tok.read_bytes()).hexdigest()[:12] in out
+    # the token counts printed are the stored sequences' (read from the offsets)
+    from tokentransfer.tokenize import read_shard
+
+    shard = read_shard(tmp_path / "0000.h5")
+    lengths = [len(shard.sequence(i)) for i in range(len(shard))]
+    assert f"{sum(lengths)} tokens" in out
+    assert f"tokens per file: min {min(lengths)}, max {max(lengths)}" in out
 
 
 def test_results_prints_the_tables(tmp_path, capsys):

@@ -16,6 +16,7 @@ from tokentransfer.tokenize import (
     TokenizeError,
     build_tokenizer,
     load_tokenizer,
+    read_listing,
     read_shard,
     save_tokenizer,
     tokenize_file,
@@ -146,9 +147,9 @@ def test_index_aggregates_and_refuses_mixed_tokenizers(tmp_path, store, tok_path
     for name in ("0000", "0001"):
         shard = read_shard(tmp_path / f"{name}.h5")
         counts.update({f: len(shard.sequence(i)) for i, f in enumerate(shard.file_ids)})
-        assert read_shard(tmp_path / f"{name}.h5", tokens=False).offsets.tolist() == (
-            shard.offsets.tolist()
-        )
+        listing = read_listing(tmp_path / f"{name}.h5")
+        assert listing.file_ids == shard.file_ids and listing.failed == shard.failed
+        assert listing.lengths.tolist() == [len(shard.sequence(i)) for i in range(len(shard))]
     assert {line.split("\t")[0]: int(line.split("\t")[2]) for line in lines[1:]} == counts
     assert totals["tokens"] == sum(counts.values())
     other = tmp_path / "other.json"

@@ -44,10 +44,10 @@ def _inspect(args: argparse.Namespace) -> int:
             print(f"  rejected {n:6d}  {reason}")
         return 0
     if path.suffix == ".h5":
-        from .tokenize import read_shard
+        from .tokenize import read_listing
 
-        shard = read_shard(path)
-        lengths = [len(shard.sequence(i)) for i in range(len(shard))]
+        shard = read_listing(path)
+        lengths = shard.lengths.tolist()
         print(
             f"{path}: {len(shard)} files, {int(shard.offsets[-1])} tokens, "
             f"{len(shard.failed)} failed, tokenizer {shard.tokenizer_hash[:12]}"

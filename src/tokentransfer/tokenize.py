@@ -224,42 +224,65 @@ def write_shard(
 
 
 @dataclass
-class Shard:
-    """A shard read back: ``sequence(i)`` gives file i's token ids."""
+class ShardListing:
+    """What a shard holds, without its tokens (:func:`read_listing`): its file ids, where each
+    file's tokens start and end in the shard (``offsets``), the files that failed (id ->
+    reason) and the tokenizer's hash."""
 
     file_ids: list[str]
-    ids: np.ndarray
     offsets: np.ndarray
     failed: dict[str, str]
     tokenizer_hash: str
 
-    def sequence(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens of each file."""
+        return np.diff(self.offsets)
 
     def __len__(self) -> int:
         return len(self.file_ids)
 
 
-def read_shard(path: str | os.PathLike, tokens: bool = True) -> Shard:
-    """A shard's file ids, offsets, failed files and tokenizer hash, and its token ids; with
-    ``tokens=False`` the ids are not read (an empty array): what the token index needs, without
-    decompressing every token."""
+@dataclass
+class Shard(ShardListing):
+    """A shard read back with its tokens (:func:`read_shard`): ``sequence(i)`` gives file i's
+    token ids."""
+
+    ids: np.ndarray
+
+    def sequence(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+
+def _listing(h5) -> dict:
+    return {
+        "file_ids": [b.decode() for b in h5["file_ids"][:]],
+        "offsets": h5["offsets"][:],
+        "failed": dict(
+            zip(
+                [b.decode() for b in h5["failed_ids"][:]],
+                [r.decode() if isinstance(r, bytes) else r for r in h5["failed_reasons"][:]],
+                strict=True,
+            )
+        ),
+        "tokenizer_hash": str(h5.attrs["tokenizer_hash"]),
+    }
+
+
+def read_listing(path: str | os.PathLike) -> ShardListing:
+    """A shard's listing without decompressing its tokens (what the token index needs)."""
     import h5py
 
     with h5py.File(path, "r") as h5:
-        return Shard(
-            [b.decode() for b in h5["file_ids"][:]],
-            h5["ids"][:] if tokens else np.zeros(0, dtype=np.int32),
-            h5["offsets"][:],
-            dict(
-                zip(
-                    [b.decode() for b in h5["failed_ids"][:]],
-                    [r.decode() if isinstance(r, bytes) else r for r in h5["failed_reasons"][:]],
-                    strict=True,
-                )
-            ),
-            str(h5.attrs["tokenizer_hash"]),
-        )
+        return ShardListing(**_listing(h5))
+
+
+def read_shard(path: str | os.PathLike) -> Shard:
+    """A shard's listing and its token ids."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return Shard(**_listing(h5), ids=h5["ids"][:])
 
 
 def corpus_tokens(
@@ -295,11 +318,10 @@ def write_index(shard_paths: list[str], path: str | os.PathLike) -> dict[str, in
     hashes = set()
     totals = {"files": 0, "failed": 0, "tokens": 0}
     for sp in sorted(shard_paths):
-        shard = read_shard(sp, tokens=False)  # token counts come from the offsets
+        shard = read_listing(sp)  # token counts from the offsets: the tokens are not read
         hashes.add(shard.tokenizer_hash)
         name = Path(sp).stem
-        for i, fid in enumerate(shard.file_ids):
-            n = int(shard.offsets[i + 1] - shard.offsets[i])
+        for fid, n in zip(shard.file_ids, shard.lengths.tolist(), strict=True):
             lines.append(f"{fid}\t{name}\t{n}\tok\t")
             totals["files"] += 1
             totals["tokens"] += n
