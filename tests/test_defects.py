@@ -515,12 +515,12 @@ def test_9_lower_bound_is_documented():
     assert "| `ingest.min_ticks_per_quarter` | 24 |" in doc
 
 
-# --------------------------------------------------------------------------- 10. README
+# --------------------------------------------------------------------------- 10. docs
 
 
-def test_10_readme_says_a_grown_corpus_reruns_embed_perplexity_and_figures():
+def test_10_docs_say_a_grown_corpus_reruns_embed_perplexity_and_figures():
     """The rules tests/test_workflow.py::test_grown_corpus_reruns_one_shard sees rerun."""
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "incremental.md").read_text()
     (row,) = [line for line in text.splitlines() if line.startswith("| a target corpus grew")]
     for stage in ("embedding", "perplexity", "figures", "split", "graph", "walks", "evaluation"):
         assert stage in row, (stage, row)
