@@ -25,7 +25,7 @@ rule baseline:
         runtime=60,
         gpu=method_gpu,
     params:
-        gen=section("generate", only=("samples", "length", "seed")),
+        gen=section("generate", only=("samples", "length", "bars", "seed")),
         eval=baseline_eval_keys,
         prompt=config["generate"]["prompt"],
         use_gpu=config["use_gpu"],
@@ -57,6 +57,7 @@ rule style_classifier:
         style=config["evaluate"]["style"],
         seed=config["evaluate"]["seed"],
         length=config["generate"]["length"],
+        bars=config["generate"]["bars"],
     script:
         "../scripts/style_classifier.py"
 
@@ -88,7 +89,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=60,
     params:
-        gen=section("generate", only=("samples", "length", "seed")),
+        gen=section("generate", only=("samples", "length", "bars", "seed")),
         eval=section("evaluate", only=("copy_n", "reference_excerpts", "seed")),
         methods=eval_set_names,
         linkpred_variants=plan.linkpred_variants_used(config),

@@ -120,5 +120,6 @@ rule fewshot_curve:
         copy_n=config["evaluate"]["copy_n"],
         eval=section("evaluate", only=("reference_excerpts", "seed")),
         length=config["generate"]["length"],
+        bars=config["generate"]["bars"],
     script:
         "../scripts/fewshot_curve.py"

@@ -22,7 +22,7 @@ rule generate:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=section("generate", only=WALK_KEYS),
+        cfg=section("generate", only=(*WALK_KEYS, "bars")),
         prompt=config["generate"]["prompt"],
         bits_tokens=config["evaluate"]["bits_tokens"],
     script:

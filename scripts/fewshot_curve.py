@@ -22,5 +22,6 @@ run_fewshot_curve(
     copy_n=smk.params.copy_n,
     eval_cfg=dict(smk.params.eval),
     length=smk.params.length,
+    bars=smk.params.bars,
     classifier=smk.input.classifier,
 )

@@ -17,6 +17,7 @@ run_style_classifier(
     out_model=smk.output.model,
     out_tsv=smk.output.heldout,
     length=smk.params.length,
+    bars=smk.params.bars,
     windows=style["windows"],
     heldout_windows=style["heldout_windows"],
     l2=style["l2"],

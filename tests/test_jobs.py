@@ -470,6 +470,27 @@ def test_run_generate_writes_the_sample_set_and_is_seeded(corpus, graphs, tmp_pa
     samples, prompt = read_samples(tmp_path / "a" / "tokens.h5")
     assert prompt == 0 and [len(s) for s in samples] == [WALK["length"]] * 3
     assert all(s.min() >= 0 and s.max() < vocab for s in samples)
+    assert info["sample_seconds"] > 0 and info["setup_seconds"] > 0
+    assert info["tokens_per_second"] == pytest.approx(
+        info["tokens_generated"] / info["sample_seconds"], rel=0.01
+    )
+
+
+def test_run_generate_in_bars(corpus, graphs, tmp_path):
+    """generate.bars: every walk holds that many bars of new music; seeded like the tokens."""
+    from tokentransfer.bars import count_bars
+
+    kw = dict(tokenizer_json=corpus.tok_json, successors_npz=str(graphs.dir / "successors.npz"))
+    cfg = {**WALK, "bars": 3}
+    info = run_generate(**kw, nodes_h5=None, out_dir=str(tmp_path / "a"), cfg=cfg)
+    run_generate(**kw, nodes_h5=None, out_dir=str(tmp_path / "b"), cfg=cfg)
+    samples, _ = read_samples(tmp_path / "a" / "tokens.h5")
+    again, _ = read_samples(tmp_path / "b" / "tokens.h5")
+    bar = corpus.tok.vocab["Bar_None"]
+    assert [count_bars(s, bar) for s in samples] == [3] * 3
+    assert all(np.array_equal(a, b) for a, b in zip(samples, again, strict=True))
+    assert info["length"]["bars"] == 3 and info["length"]["short"] == 0
+    assert max(info["token_error_rate"]) == 0.0
     same, _ = read_samples(tmp_path / "b" / "tokens.h5")  # same seed: same samples
     assert all(np.array_equal(x, y) for x, y in zip(samples, same, strict=True))
     assert (tmp_path / "a" / "sample_000.mid").read_bytes() == (
@@ -483,11 +504,13 @@ def test_write_samples_and_read_samples_round_trip_with_a_prompt(corpus, tmp_pat
     prompt = corpus.seqs["tune000"][:10]
     samples = [np.concatenate([prompt, corpus.seqs[f][10:60]]) for f in ("tune001", "tune002")]
     info = write_samples(
-        corpus.tok, corpus.tok_json, samples, tmp_path / "set", prompt, 2.0, {"method": "copy"}
+        corpus.tok, corpus.tok_json, samples, tmp_path / "set", prompt, 2.0, {"method": "copy"}, 7.5
     )
     assert info["method"] == "copy" and info["samples"] == 2 and info["prompt_tokens"] == 10
     assert info["tokens_generated"] == 2 * 60 - 2 * 10
-    assert info["tokens_per_second"] == 50.0 and info["seconds"] == 2.0
+    # tokens per second from the sampling seconds alone, the set-up apart
+    assert info["tokens_per_second"] == 50.0 and info["sample_seconds"] == 2.0
+    assert info["setup_seconds"] == 7.5
     assert json.loads((tmp_path / "set" / "generation.json").read_text()) == info
     back, prompt_len = read_samples(tmp_path / "set" / "tokens.h5")
     assert prompt_len == 10

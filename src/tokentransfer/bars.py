@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 GROWTH_STEPS = 3
 #: head-room of the first budget over the style's tokens per bar
 BUDGET_MARGIN = 1.25
+#: tokens per bar assumed where no piece says (a REMI bar of four beats with a note or two each)
+DEFAULT_TOKENS_PER_BAR = 64.0
 
 
 def bar_starts(ids: np.ndarray, bar_id: int) -> np.ndarray:
@@ -70,8 +73,8 @@ def complete(ids: np.ndarray, bars: int, bar_id: int, start: int = 0) -> bool:
 
 def tokens_per_bar(seqs: Sequence[np.ndarray], bar_id: int, quantile: float = 0.9) -> float:
     """The ``quantile`` over pieces of each piece's mean tokens per bar (tokens from its first
-    ``Bar`` on, over its bars): a budget that most pieces' bars fit in. 1.0 where no piece has
-    a bar."""
+    ``Bar`` on, over its bars): a budget that most pieces' bars fit in;
+    :data:`DEFAULT_TOKENS_PER_BAR` where no piece has a bar."""
     per_piece = []
     for s in seqs:
         s = np.asarray(s).ravel()
@@ -79,7 +82,7 @@ def tokens_per_bar(seqs: Sequence[np.ndarray], bar_id: int, quantile: float = 0.
         if len(starts):
             per_piece.append((len(s) - starts[0]) / len(starts))
     if not per_piece:
-        return 1.0
+        return DEFAULT_TOKENS_PER_BAR
     return float(max(np.quantile(per_piece, quantile), 1.0))
 
 
@@ -130,3 +133,53 @@ def sample_bars(
         )
     out = [cut_bars(s, bars, bar_id, start) for s in samples]
     return out, {"bars": bars, "token_budget": length, "draws": draws, "short": len(short)}
+
+
+@dataclass(frozen=True)
+class SampleLength:
+    """How long every method's samples and the reference excerpts are (config section
+    ``generate``): ``bars`` bars of new music when ``bars > 0`` (``generate.bars``), else
+    ``tokens`` tokens (``generate.length``)."""
+
+    tokens: int
+    bars: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            raise ValueError(f"generate.length must be >= 0, got {self.tokens}")
+        if self.bars < 0:
+            raise ValueError(f"generate.bars must be >= 0, got {self.bars}")
+
+    @classmethod
+    def from_section(cls, gen: dict) -> SampleLength:
+        """From a ``generate`` section's ``length`` and ``bars`` (absent: 0, lengths in
+        tokens)."""
+        return cls(int(gen["length"]), int(gen.get("bars") or 0))
+
+    def record(self) -> dict:
+        return {"bars": self.bars} if self.bars else {"length": self.tokens}
+
+    def draw(
+        self,
+        sample_fn: Callable[..., list[np.ndarray]],
+        n: int,
+        seed: int,
+        prompt: np.ndarray | None = None,
+        *,
+        bar_id: int,
+        per_bar: float,
+    ) -> tuple[list[np.ndarray], dict]:
+        """``n`` samples of this length from ``sample_fn(n, length, seed, prompt)`` (see
+        :func:`sample_bars`) and a record of how they were drawn."""
+        if self.bars:
+            return sample_bars(sample_fn, n, self.bars, seed, per_bar, prompt, bar_id=bar_id)
+        return sample_fn(n, self.tokens, seed, prompt), {"length": self.tokens}
+
+    def excerpts(
+        self, seqs: Sequence[np.ndarray], n: int, seed: int, bar_id: int
+    ) -> list[np.ndarray]:
+        """``n`` excerpts of real pieces of this length, each from a bar line
+        (:func:`tokentransfer.baselines.real_excerpts`)."""
+        from .baselines import real_excerpts
+
+        return real_excerpts(seqs, n, self.tokens, seed, bar_id=bar_id, bars=self.bars)

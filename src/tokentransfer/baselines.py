@@ -426,29 +426,32 @@ def _generate(model, seqs, rngs, length, context, window, temperature, top_k, ba
 
 
 def real_excerpts(
-    seqs: Sequence[np.ndarray], n: int, length: int, seed: int, bar_id: int | None = None
+    seqs: Sequence[np.ndarray],
+    n: int,
+    length: int,
+    seed: int,
+    bar_id: int | None = None,
+    bars: int = 0,
 ) -> list[np.ndarray]:
-    """``n`` excerpts of ``length`` consecutive tokens of real pieces, int64.
+    """``n`` excerpts of ``length`` consecutive tokens of real pieces, int64; with ``bars >
+    0`` (and ``bar_id``), excerpts of ``bars`` bars instead (``length`` unused).
 
     Pieces are chosen with ``default_rng(SeedSequence(seed))``: a random order without
     replacement while there are pieces left, then with replacement. In a piece, an excerpt
     starts at a random position among those holding ``bar_id`` that leave ``length`` tokens (a
     random position when there is none, or ``bar_id`` is None). A piece not longer than
     ``length`` is taken whole (its excerpt is then shorter). Excerpt ``i``'s position draws from
-    ``SeedSequence(seed).spawn(n)[i]``.
+    ``SeedSequence(seed).spawn(n)[i]``. In bars: an excerpt starts at a random bar line among
+    those followed by ``bars`` bars (the piece's first bar line when it has fewer bars, then
+    taken to its end) and ends before the bar line that would begin bar ``bars + 1``.
     """
     _check_counts(n, length)
-    pieces = [np.asarray(s, dtype=np.int64).ravel() for s in seqs]
-    if n and not pieces:
-        raise ValueError("no pieces to take excerpts from")
-    root = np.random.SeedSequence(int(seed))
-    pick = np.random.default_rng(root)
-    first = pick.permutation(len(pieces))[: min(n, len(pieces))]
-    rest = pick.integers(0, len(pieces), size=n - len(first))
-    chosen = np.concatenate([first, rest]).astype(np.int64)
+    if bars:
+        if bar_id is None:
+            raise ValueError("excerpts in bars need the Bar token's id")
+        return _bar_excerpts(seqs, n, bars, seed, bar_id)
     out = []
-    for idx, ss in zip(chosen, root.spawn(n), strict=True):
-        piece = pieces[int(idx)]
+    for piece, ss in _chosen_pieces(seqs, n, seed):
         if len(piece) <= length:
             out.append(piece.copy())
             continue
@@ -458,3 +461,33 @@ def real_excerpts(
         pos = int(rng.choice(cands)) if len(cands) else int(rng.integers(0, last + 1))
         out.append(piece[pos : pos + length].copy())
     return out
+
+
+def _bar_excerpts(seqs, n: int, bars: int, seed: int, bar_id: int) -> list[np.ndarray]:
+    """:func:`real_excerpts` in bars (same choice of pieces and per-excerpt streams)."""
+    from .bars import bar_starts, cut_bars
+
+    out = []
+    for piece, ss in _chosen_pieces(seqs, n, seed):
+        starts = bar_starts(piece, bar_id)
+        if not len(starts):
+            out.append(piece.copy())
+            continue
+        cands = starts[: max(len(starts) - bars + 1, 1)]
+        pos = int(np.random.default_rng(ss).choice(cands))
+        out.append(cut_bars(piece[pos:], bars, bar_id))
+    return out
+
+
+def _chosen_pieces(seqs, n: int, seed: int):
+    """The pieces of :func:`real_excerpts` (a random order without replacement while there are
+    pieces left, then with replacement) and each excerpt's seed sequence."""
+    pieces = [np.asarray(s, dtype=np.int64).ravel() for s in seqs]
+    if n and not pieces:
+        raise ValueError("no pieces to take excerpts from")
+    root = np.random.SeedSequence(int(seed))
+    pick = np.random.default_rng(root)
+    first = pick.permutation(len(pieces))[: min(n, len(pieces))]
+    rest = pick.integers(0, len(pieces), size=n - len(first))
+    chosen = np.concatenate([first, rest]).astype(np.int64)
+    return [(pieces[int(i)], ss) for i, ss in zip(chosen, root.spawn(n), strict=True)]

@@ -7,7 +7,8 @@ A sample set is one folder:
   ``offsets`` int64 [n+1] (sample i is ``ids[offsets[i]:offsets[i+1]]``), attributes
   ``tokenizer_hash`` and ``prompt_tokens``;
 - ``generation.json``: the record (the producer's ``extra`` keys, prompt and generated token
-  counts, time, tokens per second, token error rate and note count per sample).
+  counts, ``setup_seconds`` and ``sample_seconds`` apart, tokens per second of the sampling,
+  token error rate and note count per sample).
 
 Written by the graph walks (:mod:`tokentransfer.jobs.generate`), every baseline and the few-shot
 points; read by the evaluation, the figures and the few-shot curve.
@@ -31,11 +32,15 @@ def write_samples(
     prompt: np.ndarray | None,
     seconds: float,
     extra: dict,
+    setup_seconds: float | None = None,
 ) -> dict:
     """Write one sample set: ``sample_NNN.mid``, ``tokens.h5`` and ``generation.json``.
 
     Used by the graph walks and by every baseline, so that the evaluation reads them alike.
-    ``seconds`` is the time spent producing the samples; ``extra`` goes into the record.
+    ``seconds`` is the time spent sampling (``sample_seconds`` in the record, and ``seconds``
+    too); ``setup_seconds`` the time before it (loading, compiling, building tables, fitting);
+    tokens per second are the generated tokens over the sampling seconds. ``extra`` goes into
+    the record.
     """
     from .fileio import h5_atomic
     from .rwr import decode, token_errors, write_midi
@@ -63,6 +68,8 @@ def write_samples(
         "samples": len(samples),
         "tokens_generated": generated,
         "seconds": round(seconds, 4),
+        "sample_seconds": round(seconds, 4),
+        "setup_seconds": None if setup_seconds is None else round(setup_seconds, 4),
         "tokens_per_second": round(generated / max(seconds, 1e-9), 1),
         "token_error_rate": errors,
         "notes": notes,

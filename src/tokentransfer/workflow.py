@@ -136,7 +136,7 @@ def fewshot_params(config: dict, job: str) -> dict:
     return {
         "job": job,
         "cfg": cfg,
-        "gen": method_section(config, "generate", methods, ("samples", "length", "seed")),
+        "gen": method_section(config, "generate", methods, ("samples", "length", "bars", "seed")),
         "eval": method_section(
             config, "evaluate", methods, ("copy_n", "reference_excerpts", "seed")
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..bars import DEFAULT_TOKENS_PER_BAR, SampleLength, tokens_per_bar
 from ..samples import write_samples
 from ..tokenize import corpus_tokens, load_tokenizer
 
@@ -30,17 +31,23 @@ def run_generate(
     ``nodes_h5=None`` walks on the counts alone (the Markov chain of the counts).
     ``context_npz``: the successor counts per grammar context (default:
     ``context_successors.npz`` beside ``successors_npz``); unused with ``context: none``.
-    With the target's ``test_shards`` and ``split_tsv``, the record also holds the walk's bits
-    per token on its test pieces (at most ``bits_tokens`` tokens; see
-    :func:`tokentransfer.evaluate.heldout_bits`).
+    With ``cfg``'s ``bars`` (``generate.bars`` > 0) every sample holds that many bars
+    (:class:`tokentransfer.bars.SampleLength`; the token budget from the target's training
+    pieces in ``test_shards`` / ``split_tsv``), else ``cfg``'s ``length`` tokens. The record
+    gives ``setup_seconds`` (loading, the tables, the kernel's compilation by a one-token walk)
+    and ``sample_seconds`` apart. With the target's ``test_shards`` and ``split_tsv``, the
+    record also holds the walk's bits per token on its test pieces (at most ``bits_tokens``
+    tokens; see :func:`tokentransfer.evaluate.heldout_bits`).
     """
 
     from ..graph import load_coo, load_matrix
     from ..rwr import WalkConfig, Walker, load_node_embeddings
     from ..tokenize import tokenize_file
 
+    t_setup = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_json)
     walk_cfg = WalkConfig.from_section(cfg)
+    length = SampleLength.from_section({"length": walk_cfg.length, **cfg})
     h = vocab_ids = None
     if nodes_h5:
         h, vocab_ids = load_node_embeddings(nodes_h5)
@@ -49,11 +56,23 @@ def run_generate(
         ctx = load_coo(context_npz or Path(successors_npz).with_name("context_successors.npz"))
     walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx)
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
+    per_bar = DEFAULT_TOKENS_PER_BAR
+    if length.bars and test_shards and split_tsv:
+        per_bar = tokens_per_bar(corpus_tokens(test_shards, [split_tsv], "train"), walker.g.bar_id)
+    walker.generate(n=1, length=1, prompt=prompt)  # compiles (or loads) the kernel: set-up
+    setup_seconds = time.perf_counter() - t_setup
+
+    def sample(n, tokens, seed, head):
+        return walker.generate(n=n, length=tokens, prompt=head, seed=seed)
+
     t0 = time.perf_counter()
-    samples = walker.generate(prompt=prompt)
+    samples, drawn = length.draw(
+        sample, walk_cfg.samples, walk_cfg.seed, prompt, bar_id=walker.g.bar_id, per_bar=per_bar
+    )
     seconds = time.perf_counter() - t0
     extra = {
         "parameters": walk_cfg.__dict__,
+        "length": drawn,
         "biased": nodes_h5 is not None,
         "nodes": nodes_h5,
         "prompt": prompt_midi,
@@ -65,4 +84,6 @@ def run_generate(
 
         test = corpus_tokens(test_shards, [split_tsv], "test")
         extra.update(heldout_bits(lambda s: walk_log_probs(walker, s), test, bits_tokens))
-    return write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
+    return write_samples(
+        tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra, setup_seconds
+    )
