@@ -19,10 +19,10 @@ pieces (:func:`holdout`: whole held-out groups when there are two or more, else 
 the one piece, scored in its real context), with ``q`` refitted on the rest; all the grid's
 bits/token are reported, the best is chosen (ties: the smaller ``lam``). With one group (k = 1)
 the grid is reported but ``lam = 0`` is chosen: the tail of the piece the chain was fitted on
-rewards the chain for knowing that piece, not the style. On Tegridy (docs/results-tegridy.md) the tail chose
-``lam`` 0.25-1 where the test pieces wanted 0 or 0.25 (up to 2.9 bits/token worse than the
-transformer alone), while held-out groups chose the test pieces' best ``lam`` in 10 of 12 cases
-at k = 5 and 20.
+rewards the chain for knowing that piece, not the style. On Tegridy
+(docs/results-tegridy.md) the tail chose ``lam`` 0.25-1 where the test pieces wanted 0 or 0.25
+(up to 2.9 bits/token worse than the transformer alone), while held-out groups chose the test
+pieces' best ``lam`` in 10 of 12 cases at k = 5 and 20.
 
 :func:`fused_samples` is :func:`tokentransfer.baselines.transformer_samples` (the same
 KV-cached loop with a sliding window) with a :class:`FusedLogitsProcessor` as its logits hook in
