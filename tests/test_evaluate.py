@@ -146,6 +146,15 @@ def test_the_table_leads_with_the_music(tmp_path):
         )
     )
     out = results_markdown(tmp_path)
-    assert "| target | method | feature fidelity | style share | JS bigram |" in out
-    assert "| bach | counts | 0.610 | 0.250 | – |" in out
+    head = "| target | method | feature fidelity | fidelity (texture) | fidelity (melody, form) |"
+    assert head + " style share | JS bigram |" in out
+    assert "| bach | counts | 0.610 | – | – | 0.250 | – |" in out
+    # the registry's results columns, every one under its header, steps and leaps among them
+    from tokentransfer.tables import EVAL_COLUMNS
+
+    assert ("step_share", "steps") in EVAL_COLUMNS and ("bar_return_share", "bars return") in (
+        EVAL_COLUMNS
+    )
+    header = next(line for line in out.splitlines() if line.startswith("| target |"))
+    assert header.count("|") == len(EVAL_COLUMNS) + 3  # target, method and every column
     assert "| (all) | 20 | – | 0.800 |" in out and "| (majority class) | 20 | – | 0.500 |" in out

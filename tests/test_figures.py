@@ -77,3 +77,26 @@ def test_piano_rolls_draw_every_row_when_notes_are_under_a_pixel_tall(tmp_path):
     ys = np.flatnonzero(blue)
     runs = 1 + int((np.diff(ys) > 3).sum())  # separate bands of blue: one per drawn row
     assert runs == 11
+
+
+def test_metrics_chart_and_curve_figure_draw_the_registry_panels(tmp_path):
+    """The evaluation chart and the few-shot figure draw every registered panel, new melody
+    and form metrics included, from rows that hold them (or lack them: drawn as n/a)."""
+    from tokentransfer import metric_registry as reg
+    from tokentransfer.fewshot import curve_figure
+
+    assert ("step_share", reg.get("step_share").label) in fig.CHART_METRICS
+    rows = [
+        {"method": m, "kind": k, **{n: str(0.1 * i) for i, n in enumerate(reg.names())}}
+        for m, k in (("counts", "graph"), ("markov2", "baseline"), ("test_pieces", "reference"))
+    ]
+    rows[2]["step_share"] = ""
+    fig.metrics_chart(rows, tmp_path / "chart.png", "t")
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    curve = [
+        {"method": "counts", "k": k, "draw": 0, "pieces": k, "metric": n, "value": 0.1 * k}
+        for k in (1, 2, 5)
+        for n in reg.names(table="curve")
+    ]
+    curve_figure(curve, tmp_path / "curve.png", "t")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

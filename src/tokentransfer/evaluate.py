@@ -19,22 +19,31 @@ Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``)
 Metrics against the target's test pieces, in the order of the table:
 
 - what the music sounds like: **feature fidelity**, the mean over the features of
-  :data:`tokentransfer.features.FIDELITY_FEATURES` (note density, polyphony, empty-beat rate,
-  pitch range, pitch-class, inter-onset-interval and duration histograms, groove and scale
-  consistency) of the overlapping area of Yang & Lerch (2020) between the sample set and
-  ``evaluate.reference_excerpts`` excerpts of the test pieces of the same token length (each
-  feature's OA in ``oa_<feature>``; OA, KL and the feature's mean and std per method in
-  ``features.tsv``); and the **style share**, the share of samples that the style classifier
+  :data:`tokentransfer.features.FIDELITY_FEATURES` (texture: note density, polyphony,
+  empty-beat rate; pitch: range, pitch-class histogram, scale consistency; rhythm:
+  inter-onset-interval and duration histograms, groove consistency; melody of the top lines:
+  average interval, step, leap and repeated-pitch shares, contour changes, pitch-class and
+  note-length transition matrices; form over the first 16 bars: bar return share,
+  self-similarity at lags 1, 2, 4 and 8 bars, structureness) of the overlapping area of Yang &
+  Lerch (2020) between the sample set and ``evaluate.reference_excerpts`` excerpts of the test
+  pieces of the same token length (each feature's OA in ``oa_<feature>``; OA, KL and the
+  feature's mean and std per method and over the excerpts in ``features.tsv``), beside it
+  ``feature_fidelity_texture`` (texture, pitch and rhythm only: the score before the melody
+  and form features) and ``feature_fidelity_melody`` (melody and form only); and the **style
+  share**, the share of samples that the style classifier
   (:mod:`tokentransfer.style`, trained on every corpus's training pieces) assigns to the
   target (``style_prob``: its mean probability of the target);
 - token bigram/trigram Jensen-Shannon divergence and the pitch-class histogram distance (of the
   pooled set);
-- per-sample music metrics (:data:`tokentransfer.metrics.MUSIC_METRICS`), the token error rate,
+- per-sample music metrics (the registry's score features of ``summary.tsv``: texture,
+  pitch, rhythm, the melody shares and the form scalars), the token error rate,
   memorisation (the share of a sample's n-grams found in the training pieces, and the longest
   span copied from one) and cost (generation tokens/s, adaptation seconds).
 
 Fidelity and style look at a sample's generated tokens only (a prompt is left out). The jobs
 that read the sample sets and write the tables are in :mod:`tokentransfer.jobs.evaluate`.
+Every metric and the table, figure and curve it enters is registered once in
+:mod:`tokentransfer.metric_registry`; the tuples below are read from it.
 """
 
 from __future__ import annotations
@@ -45,34 +54,37 @@ import time
 
 import numpy as np
 
+from . import metric_registry as reg
 from .features import FIDELITY_FEATURES
 
 log = logging.getLogger(__name__)
 
-#: per-sample metrics, in the order of the table (music metrics come from metrics.MUSIC_METRICS)
-SAMPLE_METRICS = (
-    "pitch_class_entropy",
-    "pitch_range",
-    "polyphony",
-    "note_density",
-    "scale_consistency",
-    "groove_consistency",
-    "empty_beat_rate",
-    "token_error_rate",
-    "copy_rate",
-    "longest_copy",
-)
-#: metrics of a whole sample set
-SET_METRICS = ("js_bigram", "js_trigram", "pch_distance")
+# The columns below are the registry's (tokentransfer.metric_registry): change them there.
+
+#: per-sample metrics, in the order of the table (each with its mean and ``_std``)
+SAMPLE_METRICS: tuple[str, ...] = reg.names(level="sample", table="summary")
 #: what the music sounds like, set by set: they lead the table (see the module's docstring)
-MUSIC_SET_METRICS = ("feature_fidelity", "style_share", "style_prob")
+MUSIC_SET_METRICS: tuple[str, ...] = reg.names(
+    level="set", table="summary", groups=("fidelity", "style")
+)
+#: the feature-fidelity columns (feature_fidelity, feature_fidelity_texture, ...)
+FIDELITY_COLUMNS: tuple[str, ...] = reg.names(table="summary", groups=("fidelity",))
+#: cost columns, each read from the sample set's record (the registry's ``record`` key)
+COST_COLUMNS: tuple[str, ...] = reg.names(table="summary", groups=("cost",))
+#: held-out likelihood of the methods that define a next-token distribution (their record)
+LIKELIHOOD_COLUMNS: tuple[str, ...] = reg.names(table="summary", groups=("likelihood",))
+#: metrics of a whole sample set, measured by :func:`evaluate_set`
+SET_METRICS: tuple[str, ...] = tuple(
+    n
+    for n in reg.names(level="set", table="summary")
+    if n not in (*MUSIC_SET_METRICS, *COST_COLUMNS, *LIKELIHOOD_COLUMNS)
+)
 #: columns of each feature's overlapping area
-OA_COLUMNS = tuple(f"oa_{name}" for name in FIDELITY_FEATURES)
+OA_COLUMNS: tuple[str, ...] = tuple(f"oa_{name}" for name in FIDELITY_FEATURES)
 #: columns of features.tsv
 FEATURE_COLUMNS = ("corpus", "method", "feature", "oa", "kld", "mean", "std", "ref_mean", "ref_std")
-COST_COLUMNS = ("gen_tokens_per_second", "gen_seconds", "adapt_seconds")
-#: held-out likelihood of the methods that define a next-token distribution (their record)
-LIKELIHOOD_COLUMNS = ("bits_per_token",)
+#: the per-sample metrics measured on the decoded score (the rest come from the tokens)
+SCORE_METRICS: tuple[str, ...] = reg.names(level="sample", table="summary", feature=True)
 
 
 def method_kind(method: str) -> str:
@@ -113,11 +125,12 @@ def heldout_bits(log_probs_fn, test: list[np.ndarray], max_tokens: int | None) -
 
 
 def _score_metrics(tokenizer, ids: np.ndarray, score=None) -> dict[str, float]:
-    from .metrics import MUSIC_METRICS
+    from .features import score_features
     from .rwr import decode, token_errors
 
     score = decode(tokenizer, ids) if score is None else score
-    out = {name: float(fn(score)) for name, fn in MUSIC_METRICS.items()}
+    feats = score_features(score, SCORE_METRICS, empty=False)  # undefined stays nan
+    out = {name: float(value[0]) for name, value in feats.items()}
     out["token_error_rate"] = token_errors(tokenizer, ids)
     return out
 
@@ -225,16 +238,17 @@ def music_measures(
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict]]:
     """Feature fidelity and style of one sample set (its generated parts, decoded).
 
-    Returns the set's columns (:data:`MUSIC_SET_METRICS` and :data:`OA_COLUMNS`), the
+    Returns the set's columns (:data:`MUSIC_SET_METRICS`: the feature-fidelity scores of
+    :func:`tokentransfer.features.fidelity_scores` and the style share; :data:`OA_COLUMNS`), the
     per-feature record of :func:`tokentransfer.features.feature_fidelity`, and per sample the
     class the classifier gives (``style``) and its probability of the target (``style_prob``).
     """
-    from .features import feature_fidelity, mean_overlap, score_features
+    from .features import feature_fidelity, fidelity_scores, score_features
     from .style import vector_of
 
     feats = [score_features(sc) for sc in scores]
     per_feature = feature_fidelity(feats, reference_features)
-    row: dict = {"feature_fidelity": mean_overlap(per_feature)}
+    row: dict = fidelity_scores(per_feature)
     per_sample = [{"style": "", "style_prob": math.nan} for _ in scores]
     row["style_share"] = row["style_prob"] = math.nan
     if classifier is not None and target in classifier.classes and feats:

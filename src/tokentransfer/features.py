@@ -2,8 +2,8 @@
 music's: the overlapping area (OA) of Yang & Lerch (2020, "On the evaluation of generative
 models in music", the mgeval method).
 
-For one feature (a number or a histogram per piece), with the reference set R (excerpts of the
-target's test pieces) and the sample set S of a method:
+For one feature (a number, a histogram or a flattened matrix per piece), with the reference set
+R (excerpts of the target's test pieces) and the sample set S of a method:
 
 - the *intra-set* distances: ``|f(r_i) - f(r_j)|`` (Euclidean for histograms) over all pairs
   ``i < j`` of R: how much real pieces of the style differ from each other;
@@ -20,11 +20,20 @@ every bandwidth is at least :data:`BANDWIDTH_FLOOR` of the range of both sets' d
 Kullback-Leibler divergence KL(intra || inter) of the same densities (nats, on the same grid) is
 reported beside OA, as mgeval does.
 
-**Feature fidelity** of a method is the mean OA over :data:`FIDELITY_FEATURES`. A sample without
-notes has 0 notes per beat, polyphony 0, pitch range 0, every beat empty and all-zero
-histograms (so a silent sample is far from real music, not left out); groove and scale
-consistency are undefined for it (and groove for a sample shorter than two bars), and such a
-sample is left out of those two features' distances.
+**Feature fidelity** of a method is the mean OA over :data:`FIDELITY_FEATURES`, the features
+the registry (:mod:`tokentransfer.metric_registry`) marks as fidelity features: texture (note
+density, polyphony, empty beats), pitch (range, pitch-class histogram, scale consistency),
+rhythm (inter-onset and duration histograms, groove consistency), melody (the top lines'
+intervals and transitions, :mod:`tokentransfer.melody`) and form (bar returns,
+self-similarity, structureness). ``feature_fidelity_texture`` is the mean over the texture,
+pitch and rhythm features alone (the score before melody and form joined),
+``feature_fidelity_melody`` over the melody and form features (:func:`fidelity_scores`).
+
+A sample without notes has 0 notes per beat, polyphony 0, pitch range 0, every beat empty,
+nothing that returns (form features 0) and all-zero histograms and transition matrices (so a
+silent sample is far from real music, not left out); groove and scale consistency and the
+interval features are undefined for it (and groove for a sample shorter than two bars), and
+such a sample is left out of those features' distances.
 """
 
 from __future__ import annotations
@@ -35,51 +44,29 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metrics as m
+from . import metric_registry as reg
 
 if TYPE_CHECKING:
     from symusic import Score
 
-#: the features compared by feature fidelity: (name, function of a score)
-FIDELITY_FEATURES: tuple[str, ...] = (
-    "note_density",
-    "polyphony",
-    "empty_beat_rate",
-    "pitch_range",
-    "pitch_class_histogram",
-    "ioi_histogram",
-    "duration_histogram",
-    "groove_consistency",
-    "scale_consistency",
-)
+#: the features compared by feature fidelity, in the registry's order
+FIDELITY_FEATURES: tuple[str, ...] = reg.names(fidelity=True)
 
-#: every feature of a piece: scalars return a float, histograms an array
+#: every feature of a piece (the registry's metrics with a score function): scalars return a
+#: float, histograms an array, matrices a 2-D array (flattened by :func:`score_features`)
 FEATURES: dict[str, Callable[[Score], float | np.ndarray]] = {
-    "note_density": m.note_density,
-    "polyphony": m.polyphony,
-    "empty_beat_rate": m.empty_beat_rate,
-    "pitch_range": m.pitch_range,
-    "pitch_class_entropy": m.pitch_class_entropy,
-    "scale_consistency": m.scale_consistency,
-    "groove_consistency": m.groove_consistency,
-    "pitch_mean": m.pitch_mean,
-    "pitch_std": m.pitch_std,
-    "used_pitches": m.used_pitches,
-    "pitch_class_histogram": m.pitch_class_histogram,
-    "ioi_histogram": m.ioi_histogram,
-    "duration_histogram": m.duration_histogram,
-    "chord_size_histogram": m.chord_size_histogram,
-    "onset_phase_histogram": m.onset_phase_histogram,
+    mt.name: mt.fn for mt in reg.select(feature=True)
 }
 
-#: what a piece without notes scores where the feature has a natural value
-EMPTY_VALUES = {
-    "note_density": 0.0,
-    "polyphony": 0.0,
-    "empty_beat_rate": 1.0,
-    "pitch_range": 0.0,
-    "pitch_class_entropy": 0.0,
-    "used_pitches": 0.0,
+#: what a piece scores where the feature is undefined, where the feature has a natural value
+EMPTY_VALUES: dict[str, float] = {
+    mt.name: mt.empty for mt in reg.select(feature=True) if mt.empty is not None
+}
+
+#: the feature-fidelity scores of a set (columns of summary.tsv): name -> the groups of the
+#: fidelity features it averages (empty: every fidelity feature)
+FIDELITY_SCORES: dict[str, tuple[str, ...]] = {
+    mt.name: mt.of_groups for mt in reg.select(groups=("fidelity",))
 }
 
 #: smallest kernel bandwidth, as a share of the range of both distance sets
@@ -88,13 +75,27 @@ BANDWIDTH_FLOOR = 0.01
 GRID_POINTS = 4097
 
 
-def score_features(score: Score, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def score_features(
+    score: Score, names: Sequence[str] | None = None, empty: bool = True
+) -> dict[str, np.ndarray]:
     """The features ``names`` (default: all of :data:`FEATURES`) of one score, each as a 1-D
-    float array (length 1 for a number; nan where undefined, after :data:`EMPTY_VALUES`)."""
+    float array (length 1 for a number, a matrix flattened row by row; nan where undefined,
+    replaced by :data:`EMPTY_VALUES` unless ``empty`` is False). A family of features (the
+    registry's ``family``, e.g. every melody feature) is computed once."""
     out = {}
+    families: dict = {}
     for name in names if names is not None else FEATURES:
-        value = np.atleast_1d(np.asarray(FEATURES[name](score), dtype=np.float64))
-        if name in EMPTY_VALUES and not np.isfinite(value).all():
+        metric = reg.get(name)
+        if metric.fn is None:
+            raise ValueError(f"{name} is not a feature of a score")
+        if metric.family is not None:
+            if metric.family not in families:
+                families[metric.family] = metric.family(score)
+            raw = families[metric.family][name]
+        else:
+            raw = metric.fn(score)
+        value = np.asarray(raw, dtype=np.float64).ravel()
+        if empty and name in EMPTY_VALUES and not np.isfinite(value).all():
             value = np.full(value.shape, EMPTY_VALUES[name])
         out[name] = value
     return out
@@ -215,7 +216,20 @@ def feature_fidelity(
     return out
 
 
-def mean_overlap(per_feature: dict[str, dict[str, float]]) -> float:
-    """Feature fidelity: the mean OA over the features that have one (nan if none)."""
-    values = [v["oa"] for v in per_feature.values() if math.isfinite(v["oa"])]
+def mean_overlap(per_feature: dict[str, dict[str, float]], groups: Sequence[str] = ()) -> float:
+    """Feature fidelity: the mean OA over the features that have one (nan if none); with
+    ``groups``, over the features of those registry groups only."""
+    values = [
+        v["oa"]
+        for name, v in per_feature.items()
+        if math.isfinite(v["oa"]) and (not groups or reg.get(name).group in groups)
+    ]
     return float(np.mean(values)) if values else math.nan
+
+
+def fidelity_scores(per_feature: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Every score of :data:`FIDELITY_SCORES` of one set (:func:`mean_overlap` over its
+    groups): ``feature_fidelity`` over all fidelity features, ``feature_fidelity_texture``
+    over the texture, pitch and rhythm ones (the score before the melody and form features),
+    ``feature_fidelity_melody`` over the melody and form ones."""
+    return {name: mean_overlap(per_feature, groups) for name, groups in FIDELITY_SCORES.items()}

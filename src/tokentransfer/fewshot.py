@@ -42,26 +42,24 @@ import os
 
 import numpy as np
 
-#: the metrics of the curve (set metrics and per-sample means; see tokentransfer.evaluate)
-CURVE_METRICS = (
-    "js_trigram",
-    "js_4gram",
-    "pch_distance",
-    "pitch_class_entropy",
-    "scale_consistency",
-    "groove_consistency",
-    "note_density",
-    "empty_beat_rate",
-    "token_error_rate",
-    "copy_rate",
-    "longest_copy",
-)
-LIKELIHOOD_METRICS = ("bits_per_token",)
+from . import metric_registry as reg
+
+# The curve's metrics are the registry's (tokentransfer.metric_registry, table "curve").
+
 #: the evaluation's measures of the music (tokentransfer.evaluate.music_measures): feature
-#: fidelity against excerpts of the test pieces of the samples' length, and the share the
-#: style classifier assigns to the target
-MUSIC_METRICS = ("feature_fidelity", "style_share")
-COST_METRICS = ("adapt_seconds", "gen_tokens_per_second", "tokens")
+#: fidelity against excerpts of the test pieces of the samples' length (all features, and
+#: the texture/pitch/rhythm and melody/form scores beside it), and the share the style
+#: classifier assigns to the target
+MUSIC_METRICS: tuple[str, ...] = reg.names(table="curve", groups=("fidelity", "style"))
+LIKELIHOOD_METRICS: tuple[str, ...] = reg.names(table="curve", groups=("likelihood",))
+COST_METRICS: tuple[str, ...] = reg.names(table="curve", groups=("cost",))
+#: the metrics of the curve measured on the samples (set metrics and per-sample means; see
+#: tokentransfer.evaluate)
+CURVE_METRICS: tuple[str, ...] = tuple(
+    n
+    for n in reg.names(table="curve")
+    if n not in (*MUSIC_METRICS, *LIKELIHOOD_METRICS, *COST_METRICS)
+)
 COLUMNS = ("corpus", "method", "k", "draw", "pieces", "files", "metric", "value")
 
 
@@ -169,15 +167,8 @@ def k_key(k) -> int:
     return int(k) if str(k).lstrip("-").isdigit() else 10**9
 
 
-#: metrics drawn, with labels
-FIGURE_METRICS = (
-    ("feature_fidelity", "feature fidelity (1: like the test pieces)"),
-    ("style_share", "share classified as the target style"),
-    ("bits_per_token", "bits per token on test pieces"),
-    ("js_trigram", "trigram JS divergence to test"),
-    ("empty_beat_rate", "empty-beat rate"),
-    ("copy_rate", "copy rate from the subset"),
-)
+#: metrics drawn, with labels (the registry's panels of the figure "curve")
+FIGURE_METRICS: tuple[tuple[str, str], ...] = reg.labels("curve")
 
 
 def curve_figure(rows: list[dict], path: str | os.PathLike, title: str = "") -> None:
@@ -186,10 +177,13 @@ def curve_figure(rows: list[dict], path: str | os.PathLike, title: str = "") -> 
     from .figures import pyplot, save_png
 
     plt = pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), squeeze=False)
+    cols = math.ceil(len(FIGURE_METRICS) / 2)
+    fig, axes = plt.subplots(2, cols, figsize=(4.7 * cols, 7.5), squeeze=False)
     methods = sorted({r["method"] for r in rows if k_key(r["k"]) >= 0})
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
-    for ax, (metric, label) in zip(axes.ravel(), FIGURE_METRICS, strict=True):
+    for ax in axes.ravel()[len(FIGURE_METRICS) :]:
+        ax.axis("off")
+    for ax, (metric, label) in zip(axes.ravel(), FIGURE_METRICS, strict=False):
         for method in methods:
             by_k: dict[int, list[float]] = {}
             for r in rows:

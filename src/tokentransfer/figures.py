@@ -14,25 +14,13 @@ import os
 
 import numpy as np
 
+from . import metric_registry as reg
+
 log = logging.getLogger(__name__)
 
-#: metrics drawn in the chart, with their labels ("lower is better" is said where it holds)
-CHART_METRICS = (
-    ("feature_fidelity", "feature fidelity: mean OA to test (higher: closer)"),
-    ("style_share", "share classified as the target style"),
-    ("js_bigram", "bigram JS divergence to test (lower: closer)"),
-    ("js_trigram", "trigram JS divergence to test (lower: closer)"),
-    ("pch_distance", "pitch-class distance to test (lower: closer)"),
-    ("pitch_class_entropy", "pitch-class entropy (bits)"),
-    ("polyphony", "polyphony"),
-    ("note_density", "notes per beat"),
-    ("scale_consistency", "scale consistency"),
-    ("groove_consistency", "groove consistency"),
-    ("empty_beat_rate", "empty-beat rate"),
-    ("token_error_rate", "token error rate"),
-    ("copy_rate", "n-gram copy rate from training"),
-    ("longest_copy", "longest span copied from training (tokens)"),
-)
+#: metrics drawn in the chart, with their labels ("lower is better" is said where it holds):
+#: the registry's panels of the figure "chart" (tokentransfer.metric_registry)
+CHART_METRICS: tuple[tuple[str, str], ...] = reg.labels("chart")
 KIND_COLOURS = {"graph": "tab:blue", "baseline": "tab:orange", "reference": "tab:gray"}
 PNG_METADATA = {"Software": None}  # no version string: the same figure gives the same bytes
 

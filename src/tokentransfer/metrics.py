@@ -6,6 +6,8 @@ for Symbolic Music Generation") and Yang & Lerch 2020 ("On the evaluation of gen
 in music"); groove consistency is from Wu & Yang 2020 ("The Jazz Transformer on the front line").
 Notes of all tracks are pooled; drum tracks are left out of pitch metrics but kept for onset and
 rhythm metrics. A metric that is undefined for a score (e.g. one without notes) is ``nan``.
+The melody and form features are in :mod:`tokentransfer.melody`; which metric enters which
+table and figure is said once, in :mod:`tokentransfer.metric_registry`.
 
 Copying metrics work on token id arrays (one per piece) through an exact-in-uint64 polynomial
 rolling hash of every token window, never across piece boundaries.
@@ -14,7 +16,7 @@ rolling hash of every token window, never across piece boundaries.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -321,15 +323,15 @@ def used_pitches(score: Score) -> float:
     return float(len(np.unique(_pitched(note_arrays(score))["pitch"])))
 
 
-MUSIC_METRICS: dict[str, Callable[[Score], float]] = {
-    "pitch_class_entropy": pitch_class_entropy,
-    "pitch_range": pitch_range,
-    "polyphony": polyphony,
-    "note_density": note_density,
-    "scale_consistency": scale_consistency,
-    "groove_consistency": groove_consistency,
-    "empty_beat_rate": empty_beat_rate,
-}
+def __getattr__(name: str):
+    """``MUSIC_METRICS``: the per-sample music metrics of the evaluation table (name -> function
+    of a score), the registry's (:mod:`tokentransfer.metric_registry`) score features in
+    ``summary.tsv``; read lazily, as the registry imports this module."""
+    if name == "MUSIC_METRICS":
+        from . import metric_registry as reg
+
+        return {mt.name: mt.fn for mt in reg.select(table="summary", feature=True)}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Trained once per run on real windows of every corpus (base and targets, training pieces only):
 excerpts of ``generate.length`` tokens starting at a bar line (as
 :func:`tokentransfer.baselines.real_excerpts` draws them, ``windows`` per corpus, so classes are
-balanced), each described by what it sounds like (:data:`STYLE_FEATURES`: rhythm, texture,
-register and pitch content of the decoded notes; never the velocity or instrument tokens, which
-would name a corpus without hearing it). The model is a multinomial logistic regression on the
+balanced), each described by what it sounds like (:data:`STYLE_FEATURES`, the registry's
+style features: rhythm, texture, register and pitch content, the top lines' melody and the
+bars' form of the decoded notes; never the velocity or instrument tokens, which would name a
+corpus without hearing it). The model is a multinomial logistic regression on the
 standardised features with an L2 penalty, fitted by L-BFGS from zero weights (deterministic).
 
 Its accuracy on windows of the held-out pieces (each target's test pieces, the base corpus's
@@ -24,28 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import metric_registry as reg
 from .features import FEATURES, score_features
 
 log = logging.getLogger(__name__)
 
-#: the features a window is described by, in the order of the vector
-STYLE_FEATURES: tuple[str, ...] = (
-    "note_density",
-    "polyphony",
-    "empty_beat_rate",
-    "pitch_range",
-    "pitch_class_entropy",
-    "scale_consistency",
-    "groove_consistency",
-    "pitch_mean",
-    "pitch_std",
-    "used_pitches",
-    "pitch_class_histogram",
-    "ioi_histogram",
-    "duration_histogram",
-    "chord_size_histogram",
-    "onset_phase_histogram",
-)
+#: the features a window is described by (the registry's style features), in the order of the
+#: vector
+STYLE_FEATURES: tuple[str, ...] = reg.names(style=True)
 assert set(STYLE_FEATURES) <= set(FEATURES)
 
 #: rows of the held-out table after the corpora's (no corpus name has parentheses)
@@ -65,12 +52,19 @@ def style_vector(score) -> np.ndarray:
 
 
 def feature_labels(score) -> list[str]:
-    """A name for each entry of :func:`style_vector` (``pitch_class_histogram[3]``, ...)."""
+    """A name for each entry of :func:`style_vector` (``pitch_class_histogram[3]``,
+    ``pitch_class_transition_matrix[2,7]`` for row 2, column 7, ...)."""
     feats = score_features(score, STYLE_FEATURES)
     out = []
     for name in STYLE_FEATURES:
         size = len(feats[name])
-        out += [name] if size == 1 else [f"{name}[{i}]" for i in range(size)]
+        if size == 1:
+            out.append(name)
+        elif reg.get(name).kind == "matrix":
+            side = int(round(size**0.5))
+            out += [f"{name}[{i},{j}]" for i in range(side) for j in range(side)]
+        else:
+            out += [f"{name}[{i}]" for i in range(size)]
     return out
 
 

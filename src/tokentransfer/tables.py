@@ -14,25 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from . import metric_registry as reg
 from .fileio import read_tsv
 
-#: columns of the evaluation table: (column, header). What the music sounds like leads: feature
-#: fidelity (mean OA of the musical features' distributions with the test pieces'), the share
-#: the style classifier assigns to the target, and the texture the piano rolls show.
-EVAL_COLUMNS = (
-    ("feature_fidelity", "feature fidelity"),
-    ("style_share", "style share"),
-    ("js_bigram", "JS bigram"),
-    ("js_trigram", "JS trigram"),
-    ("bits_per_token", "bits/token"),
-    ("note_density", "notes/beat"),
-    ("polyphony", "polyphony"),
-    ("empty_beat_rate", "empty beats"),
-    ("pch_distance", "pitch-class dist."),
-    ("token_error_rate", "token errors"),
-    ("copy_rate", "copy rate"),
-    ("gen_tokens_per_second", "gen. tokens/s"),
-    ("adapt_seconds", "adapt s"),
+#: columns of the evaluation table: (column, header), the registry's ``results`` columns
+#: (tokentransfer.metric_registry). What the music sounds like leads: feature fidelity (mean
+#: OA of the musical features' distributions with the test pieces', over all features, then
+#: texture/pitch/rhythm alone and melody/form alone), the share the style classifier assigns
+#: to the target, then the texture the piano rolls show and the top lines' steps and leaps
+#: and the bars' returns.
+EVAL_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (mt.name, mt.header) for mt in reg.select(table="results")
 )
 
 
@@ -54,10 +46,7 @@ def eval_markdown(summary_tsv: str | os.PathLike) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["corpus"], r["method"]]
-        cells += [
-            _cell(r.get(c, ""), 1 if c in ("gen_tokens_per_second", "adapt_seconds") else 3)
-            for c, _ in EVAL_COLUMNS
-        ]
+        cells += [_cell(r.get(c, ""), reg.get(c).digits) for c, _ in EVAL_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

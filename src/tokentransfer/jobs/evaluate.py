@@ -21,8 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import metric_registry as reg
 from ..evaluate import (
+    COST_COLUMNS,
     FEATURE_COLUMNS,
+    FIDELITY_COLUMNS,
+    LIKELIHOOD_COLUMNS,
     MUSIC_SET_METRICS,
     OA_COLUMNS,
     SAMPLE_METRICS,
@@ -235,9 +239,12 @@ def run_evaluate(
     """Evaluate every sample set (method -> its ``tokens.h5``) against the target's test pieces.
 
     Writes ``out_tsv`` (one row per method: music measures, set metrics, per-sample means and
-    stds, cost), ``samples_tsv`` (one row per sample) and ``features_tsv`` (one row per method
-    and feature of :data:`FIDELITY_FEATURES`: OA, KL, and the mean and std of a numeric feature
-    over the samples and over the reference excerpts). ``costs`` maps a method to its
+    stds, cost: the registry's ``summary`` metrics, :mod:`tokentransfer.metric_registry`),
+    ``samples_tsv`` (one row per sample) and ``features_tsv`` (one row per method and feature
+    of :data:`tokentransfer.features.FIDELITY_FEATURES`, melody and form included: OA, KL, and
+    the mean and std of a numeric feature over the samples and over the reference excerpts).
+    Cost and likelihood columns come from the set's ``generation.json`` under the registry's
+    ``record`` key. ``costs`` maps a method to its
     adaptation seconds where the sample set's own record does not hold them; ``classifier`` is
     the style classifier's JSON (without one the style columns are empty). A
     ``test_pieces`` row gives the metrics of excerpts of the test pieces themselves
@@ -285,7 +292,7 @@ def run_evaluate(
         music, per_feature, styles = music_measures(new_scores, ref_features, model, corpus)
         if method == "test_pieces":  # the reference itself: its divergences say nothing
             set_metrics = dict.fromkeys(SET_METRICS, math.nan)
-            music.update(dict.fromkeys(("feature_fidelity", *OA_COLUMNS), math.nan))
+            music.update(dict.fromkeys((*FIDELITY_COLUMNS, *OA_COLUMNS), math.nan))
             for rec in per_feature.values():
                 rec.update(oa=math.nan, kld=math.nan)
         row: dict = {
@@ -302,9 +309,8 @@ def run_evaluate(
             mean, std, _ = describe([r[name] for r in per_sample])
             row[name] = mean
             row[f"{name}_std"] = std
-        row["bits_per_token"] = info.get("bits_per_token", math.nan)
-        row["gen_tokens_per_second"] = info.get("tokens_per_second")
-        row["gen_seconds"] = info.get("seconds")
+        for name in (*LIKELIHOOD_COLUMNS, *COST_COLUMNS):  # from the set's record
+            row[name] = info.get(reg.get(name).record, math.nan)
         row["adapt_seconds"] = _adapt_seconds(method, info, costs)
         rows.append(row)
         for i, (r, st) in enumerate(zip(per_sample, styles, strict=True)):
