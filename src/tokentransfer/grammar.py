@@ -23,6 +23,10 @@ makes a sample decode to what it says):
 - ``played``: the pitches already played at the current onset per program (no pitch twice at
   one onset for one program, where the tokenizer's ``remove_duplicated_notes`` says so, as
   miditok checks it); ``notes``: how many notes started at the current onset.
+- ``voice_*``: per program, the pitches of its previous onset and of the current one (the
+  walk's interval model reads them, :func:`voice_refs`; no rule depends on them). Within an
+  onset miditok orders a program's notes by duration, then pitch (ascending), so the ``i``-th
+  note of an onset is the ``i``-th in that order.
 
 REMI options whose grammar is not modelled here (rests, pitch intervals, bar-end or numbered
 bars, one sequence per track with programs, a trained vocabulary) and other tokenizer kinds are
@@ -43,6 +47,8 @@ BAR_TOKEN = "Bar_None"
 OTHER, BAR, TIMESIG, POSITION, PROGRAM, NOTE = range(6)
 #: pitch values per program slot in the ``played`` key (program + 1) * 128 + pitch
 _PITCHES = 128
+#: pitches of an onset kept per program by the voice state (later ones count, not kept)
+VOICE_RANKS = 4
 
 
 def unsupported(tokenizer: Any) -> str | None:
@@ -87,6 +93,13 @@ class GrammarState:
     notes: np.ndarray  # notes started at the current onset
     onset: np.ndarray  # serial number of the current onset (played[i, key] == onset[i]: played)
     played: np.ndarray  # [n, 129 * 128] onset serial at which (program, pitch) was last played
+    # per program slot (program + 1): the pitches of its previous onset and of its current one
+    voice_prev: np.ndarray  # [n, 129, VOICE_RANKS] pitches of the program's previous onset
+    voice_prev_n: np.ndarray  # [n, 129] how many (uncapped)
+    voice_cur: np.ndarray  # [n, 129, VOICE_RANKS] pitches at the program's latest onset
+    voice_cur_n: np.ndarray  # [n, 129] how many (uncapped)
+    voice_last: np.ndarray  # [n, 129] the pitch the program played last
+    voice_onset: np.ndarray  # [n, 129] onset serial of voice_cur (-1: never played)
 
     def __len__(self) -> int:
         return len(self.prev)
@@ -191,6 +204,7 @@ class Grammar:
         self._names = names
         self._is_note = self.kind == NOTE
         self._is_pos = self.kind == POSITION
+        self.pitch_code = code.get("Pitch", -2)  # Pitch (not PitchDrum): the voice state
 
     # ------------------------------------------------------------------ states
     def new_state(self, n: int = 1) -> GrammarState:
@@ -205,6 +219,12 @@ class Grammar:
             notes=np.zeros(n, dtype=np.int64),
             onset=np.zeros(n, dtype=np.int64),
             played=np.full((n, 129 * _PITCHES), -1, dtype=np.int64),
+            voice_prev=np.zeros((n, 129, VOICE_RANKS), dtype=np.int64),
+            voice_prev_n=np.zeros((n, 129), dtype=np.int64),
+            voice_cur=np.zeros((n, 129, VOICE_RANKS), dtype=np.int64),
+            voice_cur_n=np.zeros((n, 129), dtype=np.int64),
+            voice_last=np.full((n, 129), -1, dtype=np.int64),
+            voice_onset=np.full((n, 129), -1, dtype=np.int64),
         )
 
     def _drum(self, st: GrammarState) -> np.ndarray:
@@ -258,7 +278,26 @@ class Grammar:
         if len(idx):
             key = (st.program[idx] + 1) * _PITCHES + val[idx] % _PITCHES
             st.played[idx, key] = st.onset[idx]
+        pitch = np.flatnonzero(self.ttype[tokens] == self.pitch_code)
+        if len(pitch):
+            self._voice_advance(st, pitch, val[pitch])
         st.prev = self.ttype[tokens]
+
+    @staticmethod
+    def _voice_advance(st: GrammarState, idx: np.ndarray, pitch: np.ndarray) -> None:
+        """Sequences ``idx`` play ``pitch`` (one each) in their current program and onset."""
+        p = st.program[idx] + 1
+        new = st.voice_onset[idx, p] != st.onset[idx]  # the program's first note at this onset
+        ni, npg = idx[new], p[new]
+        st.voice_prev[ni, npg] = st.voice_cur[ni, npg]
+        st.voice_prev_n[ni, npg] = st.voice_cur_n[ni, npg]
+        st.voice_cur_n[ni, npg] = 0
+        st.voice_onset[ni, npg] = st.onset[ni]
+        c = st.voice_cur_n[idx, p]
+        keep = c < VOICE_RANKS
+        st.voice_cur[idx[keep], p[keep], c[keep]] = pitch[keep]
+        st.voice_cur_n[idx, p] = c + 1
+        st.voice_last[idx, p] = pitch
 
     # ------------------------------------------------------------------ sequences
     def replay(self, tokens: np.ndarray) -> GrammarState:
@@ -330,3 +369,24 @@ class Grammar:
 
     def n_contexts(self, n_notes: int) -> int:
         return self.n_ts * (self.max_position + 2) * n_notes
+
+
+def voice_refs(st: GrammarState, i: int = 0) -> tuple[int, int]:
+    """``(melodic, chord)`` reference pitches of the next ``Pitch`` of sequence ``i`` in its
+    current program (-1: none): the note of the same rank (or the last, if fewer) at the
+    program's previous onset, and the pitch just played at this onset (-1 for the onset's
+    first note). The scalar form of the walk kernel's ``voice_refs``."""
+    p = int(st.program[i]) + 1
+    same = int(st.voice_onset[i, p]) == int(st.onset[i])
+    if same:
+        ref, n_ref, rank = (
+            st.voice_prev[i, p],
+            int(st.voice_prev_n[i, p]),
+            int(st.voice_cur_n[i, p]),
+        )
+    else:
+        ref, n_ref, rank = st.voice_cur[i, p], int(st.voice_cur_n[i, p]), 0
+    n_ref = min(n_ref, VOICE_RANKS)
+    mel = int(ref[min(rank, n_ref - 1)]) if n_ref > 0 else -1
+    chord = int(st.voice_last[i, p]) if same else -1
+    return mel, chord

@@ -46,18 +46,35 @@ token's top-k context-free candidates; all of its successors (``widened``: top-k
 the grammar comes first); a dead-end restart; where a ``Bar`` cannot follow either (a dead end
 mid-note), a token the grammar allows drawn by corpus frequency (``backoffs``).
 
-Speed. The walk runs as a loop compiled with numba (:mod:`tokentransfer.walkjit`) or, where
-numba is missing, as a numpy loop; both read the same tables and uniforms and give the same
-tokens. In the numpy loop all samples advance together: the grammar state is a few integer
-arrays, each step draws
-one candidate per sample from the precomputed cumulative table of its row (one
-``searchsorted`` for all samples) and checks it against the grammar; a draw the grammar
+Melody. With ``melody: interval`` (the default) the walk keeps a line: over REMI tokens two
+pitches are 3-4 tokens apart, so a row alone draws each pitch with no memory of the last. The
+grammar state carries, per program, the pitches of its previous onset and of its current one
+(:func:`tokentransfer.grammar.voice_refs`), and the weight of each ``Pitch`` candidate of a row
+is multiplied by interval factors counted on the target's training pieces
+(:class:`tokentransfer.walkform.WalkTables`): one for the interval to the note of the same rank
+at the program's previous onset, one (2nd and later notes of an onset) for the interval to the
+pitch just played. The grammar mask and the scale still come first: the factor only reweights
+the allowed candidates, and :meth:`Walker.next_distribution` includes it.
+
+Form. With ``form: return`` (the default), at each bar line the walk draws from the target's
+form chain (:mod:`tokentransfer.walkform`: measured on its training pieces, whether a bar
+returns to the bar 1, 2, 4 or 8 bars back, given what the previous bar did and the bar's index)
+and on a return replays that earlier bar of its own sample token for token, then a ``Bar``
+(counted as ``returns``). Order at a bar line: a pending restart goes first; where it replays a
+prompt's tokens, that bar does not return; a restart without a prompt changes no token and the
+form chain draws as usual. :meth:`Walker.next_distribution` describes the walk without returns.
+
+Speed. The walk is one loop (:mod:`tokentransfer.walkjit`), compiled with numba (engine
+``numba``, the default) or, where numba is missing, run as the same Python function (engine
+``python``: slow, the same tokens). Sample ``i`` draws its uniforms from its own
+``default_rng(SeedSequence(seed).spawn(n)[i])``, five per step (restart, draw, redraw,
+chromatic, return), so it does not depend on the other samples. A step draws one candidate of
+its row by the row's cumulative table and checks it against the grammar; a draw the grammar
 forbids is replaced by an exact draw from the row renormalised over the allowed candidates (a
-rejected first draw followed by a masked draw gives exactly the masked distribution). Sample
-``i`` draws its uniforms from its own ``default_rng(SeedSequence(seed).spawn(n)[i])``, three
-per step (four with ``scale: key``), so it does not depend on the other samples. As the length
-is exact, a sample may end inside a note (say on a ``Pitch``); miditok counts no error and the
-decoder drops it.
+rejected first draw followed by a masked draw gives exactly the masked distribution); a row
+with ``Pitch`` candidates under the interval model is drawn as a masked draw weighted by the
+factors. As the length is exact, a sample may end inside a note (say on a ``Pitch``); miditok
+counts no error and the decoder drops it.
 """
 
 from __future__ import annotations
@@ -73,7 +90,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .fileio import atomic_path
-from .grammar import BAR_TOKEN, SPECIAL_TYPES, Grammar, GrammarState  # noqa: F401
+from .grammar import BAR_TOKEN, SPECIAL_TYPES, Grammar, GrammarState, voice_refs  # noqa: F401
+from .walkform import WalkTables
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +100,12 @@ SIMILARITIES = ("cosine", "dot")
 SCALES = ("none", "key")
 #: walk contexts and the notes-per-onset classes each tells apart (None: no context)
 CONTEXTS = {"none": None, "position": 1, "onset": 4}
+#: pitch memory of the walk (see the module doc and :mod:`tokentransfer.walkform`)
+MELODIES = ("none", "interval")
+#: form device of the walk
+FORMS = ("none", "return")
+#: walk engines: the compiled kernel, the same function run as Python
+ENGINES = ("numba", "python")
 
 
 @dataclass
@@ -95,7 +119,9 @@ class WalkConfig:
     ``"position"`` or ``"onset"`` (see the module doc); ``scale``: ``"key"`` (pitches from
     the scale of the key the sample has found, see the module doc) or ``"none"``;
     ``chromatic``: with ``scale: key``, the probability per step that the pitch drawn may
-    leave the scale; ``seed``: RNG seed.
+    leave the scale; ``melody``: ``"interval"`` (pitches weighted by the target's interval
+    model) or ``"none"``; ``form``: ``"return"`` (bars return as the target's do) or
+    ``"none"``; ``seed``: RNG seed.
     """
 
     length: int = 1024
@@ -108,6 +134,8 @@ class WalkConfig:
     context: str = "onset"
     scale: str = "key"
     chromatic: float = 0.0
+    melody: str = "interval"
+    form: str = "return"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -129,6 +157,10 @@ class WalkConfig:
             raise ValueError(f"generate.scale must be one of {SCALES}, got {self.scale!r}")
         if not 0.0 <= self.chromatic <= 1.0:
             raise ValueError(f"generate.chromatic must be in [0, 1], got {self.chromatic}")
+        if self.melody not in MELODIES:
+            raise ValueError(f"generate.melody must be one of {MELODIES}, got {self.melody!r}")
+        if self.form not in FORMS:
+            raise ValueError(f"generate.form must be one of {FORMS}, got {self.form!r}")
         if self.context not in CONTEXTS:
             raise ValueError(
                 f"generate.context must be one of {tuple(CONTEXTS)}, got {self.context!r}"
@@ -195,12 +227,14 @@ class Walker:
     vocabulary size); ``ctx_succ``: the same per grammar context, [V * C, V] (needed unless
     ``cfg.context == "none"``). ``h``: node embeddings [n, k] of the vocabulary ids
     ``vocab_ids`` [n] (``vocab_ids=None``: row i is token i, n = V); ``h=None``: counts only.
-    ``cfg``: a :class:`WalkConfig` (default settings when None). After :meth:`generate`,
-    :attr:`last_stats` holds per sample ``restarts``, ``dead_end_restarts``, ``widened``
-    (steps that went beyond the context row's or the token's top-k), ``backoffs`` (dead ends
-    where no bar could start), ``rejected`` (first draws the grammar or the scale refused),
-    ``off_key`` (steps where no candidate kept to the scale) and ``tokens``;
-    :attr:`restart_tokens` the tokens a restart appends.
+    ``cfg``: a :class:`WalkConfig` (default settings when None). ``tables``: the target's
+    :class:`~tokentransfer.walkform.WalkTables` (needed unless ``cfg.melody`` and ``cfg.form``
+    are ``"none"``). After :meth:`generate`, :attr:`last_stats` holds per sample
+    ``restarts``, ``dead_end_restarts``, ``widened`` (steps that went beyond the context row's
+    or the token's top-k), ``backoffs`` (dead ends where no bar could start), ``rejected``
+    (first draws the grammar or the scale refused), ``off_key`` (steps where no candidate kept
+    to the scale), ``returns`` (bars replayed) and ``tokens``; :attr:`restart_tokens` the
+    tokens a restart appends.
     """
 
     def __init__(
@@ -211,6 +245,7 @@ class Walker:
         vocab_ids: np.ndarray | None = None,
         cfg: WalkConfig | None = None,
         ctx_succ: sp.spmatrix | sp.sparray | None = None,
+        tables: WalkTables | None = None,
     ) -> None:
         # a copy: beta, temperature, top_k, similarity and context are baked in here (a new
         # Walker for new values); length, samples, restart and seed are read by each generate()
@@ -226,6 +261,13 @@ class Walker:
                 "tokens: were they made with the same tokenizer?"
             )
         self.g = Grammar(tokenizer, v)
+        if tables is None and (self.cfg.melody != "none" or self.cfg.form != "none"):
+            raise ValueError(
+                f"generate.melody {self.cfg.melody!r} / generate.form {self.cfg.form!r} need the "
+                "target's walk tables (tokentransfer.walkform.count_tables, walk_tables.npz); "
+                "melody: none and form: none walk without them"
+            )
+        self.tables = tables
         from .tonality import key_tables
 
         # pitch class of each Pitch token (-1: any other token, PitchDrum included)
@@ -341,6 +383,19 @@ class Walker:
         self._topk = _Table(rows, cols, logw, n_rows, cfg.top_k)
         base = rows >= n_ctx_rows
         self._full = _Table(rows[base] - n_ctx_rows, cols[base], logw[base], v, 0)
+        is_pitch = self.g.ttype == self.g.pitch_code
+        for t in (self._topk, self._full):
+            entry_row = np.repeat(np.arange(len(t.deg)), t.deg)
+            t.has_pitch = np.bincount(entry_row, weights=is_pitch[t.cand], minlength=len(t.deg)) > 0
+
+    def _interval_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (melodic, chord) interval factors the walk multiplies a Pitch's weight by
+        (all ones with ``melody: none``)."""
+        from .walkjit import TAIL
+
+        if self.cfg.melody == "none" or self.tables is None:
+            return np.ones(2 * TAIL + 1), np.ones(2 * TAIL + 1)
+        return self.tables.factors()
 
     # ------------------------------------------------------------------ queries
     def transition_probabilities(
@@ -387,82 +442,16 @@ class Walker:
         return head + tail
 
     # ------------------------------------------------------------------ walking
-    def _draw_masked(self, table: _Table, row: int, allowed: np.ndarray, u: float) -> int:
-        """A candidate of ``row`` that ``allowed`` ([V] bool) admits, by its renormalised
-        probability; -1 if none."""
-        cand, prob = table.row(row)
-        if not len(cand):
-            return -1
-        w = np.where(allowed[cand], prob, 0.0)
-        cs = np.cumsum(w)
-        if cs[-1] <= 0:
-            return -1
-        i = int(np.searchsorted(cs, u * cs[-1], side="right"))
-        if i >= len(cs) or w[i] <= 0:  # rounding at the top end
-            i = int(np.flatnonzero(w > 0)[-1])
-        return int(cand[i])
-
-    def _in_scale(self, tokens: np.ndarray, smask: np.ndarray) -> np.ndarray:
-        """Whether each token keeps to its sample's scale (``smask``: 12-bit mask, -1: none)."""
-        pc = self._pc[tokens]
-        return (smask < 0) | (pc < 0) | ((smask >> np.maximum(pc, 0)) & 1 == 1)
-
-    def _levels(
-        self, allowed: np.ndarray, node: int, row: int, u: float, stats: dict[str, int]
-    ) -> int:
-        """The context row, the token's top-k row, all its successors: the first that has a
-        candidate in ``allowed`` gives the token (-1: none)."""
-        nxt = self._draw_masked(self._topk, row, allowed, u)
-        if nxt < 0 and row != self._base + node:
-            nxt = self._draw_masked(self._topk, self._base + node, allowed, u)
-            stats["widened"] += int(nxt >= 0)
-        if nxt < 0 and self.cfg.top_k:
-            nxt = self._draw_masked(self._full, node, allowed, u)
-            stats["widened"] += int(nxt >= 0)
-        return nxt
-
-    def _slow_step(
-        self,
-        st: GrammarState,
-        b: int,
-        node: int,
-        row: int,
-        u: float,
-        stats: dict[str, int],
-        smask: int = -1,
-    ) -> tuple[int, bool]:
-        """Sample ``b``'s next token when its first draw was refused; (token, dead-end restart).
-        ``smask``: the sample's scale at this step (-1: none); where no candidate keeps to it,
-        the step goes without it (counted as ``off_key``)."""
-        g = self.g
-        allowed = g.mask(st.take([b]))[0]
-        nxt = -1
-        if smask >= 0:
-            nxt = self._levels(allowed & self._in_scale(np.arange(len(allowed)), smask), node,
-                               row, u, stats)  # fmt: skip
-            stats["off_key"] += int(nxt < 0)
-        if nxt < 0:
-            nxt = self._levels(allowed, node, row, u, stats)
-        if nxt >= 0:
-            return nxt, False
-        if allowed[g.bar_id]:
-            stats["dead_end_restarts"] += 1
-            return g.bar_id, True
-        stats["backoffs"] += 1
-        w = np.where(allowed, self._freq, 0.0)
-        if w.sum() <= 0:
-            w = allowed.astype(np.float64)
-        if w.sum() <= 0:
-            raise RuntimeError(f"no token can follow grammar state {g.types[st.prev[b]]}")
-        cs = np.cumsum(w)
-        return int(min(np.searchsorted(cs, u * cs[-1], side="right"), len(cs) - 1)), False
-
     def next_distribution(self, node: int, state: GrammarState) -> np.ndarray:
         """The walk's distribution of the next token ([V], sums to 1) after token ``node`` in
-        the one-sequence grammar ``state``, without restarts: the first of the context row's
-        top-k, the token's top-k, all its successors that has an allowed candidate, renormalised
-        over the allowed ones; else a ``Bar`` (a dead-end restart) where allowed; else the
-        allowed tokens by corpus frequency (the walk's back-off)."""
+        the one-sequence grammar ``state``, without restarts and returns: the first of the
+        context row's top-k, the token's top-k, all its successors that has an allowed
+        candidate, weighted by the interval factors (``Pitch`` candidates, ``melody:
+        interval``, from the voice state in ``state``) and renormalised over the allowed ones;
+        else a ``Bar`` (a dead-end restart) where allowed; else the allowed tokens by corpus
+        frequency (the walk's back-off)."""
+        from .walkjit import TAIL
+
         g = self.g
         allowed = g.mask(state)[0]
         row = int(self._row(np.array([node]), state)[0])
@@ -470,10 +459,20 @@ class Walker:
         if row != self._base + node:
             levels.append((self._topk, self._base + node))
         levels.append((self._full, node))
+        mel, chord = voice_refs(state) if self.cfg.melody != "none" else (-1, -1)
+        fm, fc = self._interval_factors()
         p = np.zeros(self.vocab_size)
         for table, r in levels:
             cand, prob = table.row(r)
             w = np.where(allowed[cand], prob, 0.0)
+            if mel >= 0 or chord >= 0:
+                pitch = g.ttype[cand] == g.pitch_code
+                f = np.ones(len(cand))
+                if mel >= 0:
+                    f *= fm[np.clip(g.tval[cand] - mel, -TAIL, TAIL) + TAIL]
+                if chord >= 0:
+                    f *= fc[np.clip(g.tval[cand] - chord, -TAIL, TAIL) + TAIL]
+                w = w * np.where(pitch, f, 1.0)
             if w.sum() > 0:
                 p[cand] = w / w.sum()
                 return p
@@ -521,8 +520,8 @@ class Walker:
         ``cfg.length``), as int64 arrays of vocabulary ids.
 
         ``engine``: ``"numba"`` (the compiled loop of :mod:`tokentransfer.walkjit`, the default
-        where numba imports) or ``"numpy"`` (all samples advanced together with numpy); both
-        give the same tokens.
+        where numba imports) or ``"python"`` (the same function run as Python: slow, the same
+        tokens).
 
         With a ``prompt`` (token ids), each sample starts with the prompt's tokens exactly and
         continues from its last token in the grammar state it left; a sample is then
@@ -549,15 +548,16 @@ class Walker:
         self.restart_tokens = restart_tokens
         from . import walkjit
 
-        engine = engine or ("numba" if walkjit.available() else "numpy")
-        if engine not in ("numba", "numpy"):
-            raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
+        engine = engine or ("numba" if walkjit.available() else "python")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if engine == "numba" and not walkjit.available():
             raise RuntimeError("engine 'numba': numba does not import here")
+        if engine == "python" and walkjit.available() and n * length > 100_000:
+            log.warning("engine 'python' walks %d tokens: slow", n * length)
         self.last_engine = engine
         t0 = time.perf_counter()
-        walk = walkjit.walk if engine == "numba" else Walker._walk
-        out, stats = walk(self, n, length, head, start, restart_tokens, seed)
+        out, stats = walkjit.walk(self, n, length, head, start, restart_tokens, seed, engine)
         self.last_stats = stats
         dt = time.perf_counter() - t0
         log.info(
@@ -571,9 +571,9 @@ class Walker:
         return [np.concatenate([head, row]) for row in out]
 
     @staticmethod
-    def _uniforms(n: int, length: int, seed: int, k: int = 3) -> np.ndarray:
-        """[length, n, k]: ``k`` uniforms per sample and step (restart, draw, redraw, and with
-        a scale constraint whether the pitch may leave the scale), sample i's from its own
+    def _uniforms(n: int, length: int, seed: int, k: int = 5) -> np.ndarray:
+        """[length, n, k]: ``k`` uniforms per sample and step (restart, draw, redraw, whether
+        the pitch may leave the scale, the form chain's draw), sample i's from its own
         ``default_rng(SeedSequence(seed).spawn(n)[i])``."""
         if n == 0:
             return np.zeros((length, 0, k))
@@ -600,74 +600,6 @@ class Walker:
         if hist[0].sum() >= KEY_NOTES:
             smask[:] = self._key_masks[int(np.argmax(self._key_profiles @ hist[0]))]
         return hist, smask
-
-    def _walk(self, n, length, head, start, restart_tokens, seed):
-        from .tonality import KEY_NOTES
-
-        g, alpha = self.g, self.cfg.restart
-        scaled = self.cfg.scale != "none"
-        names = ("restarts", "dead_end_restarts", "widened", "backoffs", "rejected", "off_key")
-        stats = [dict.fromkeys(names, 0) for _ in range(n)]
-        out = np.zeros((n, length), dtype=np.int64)
-        if n == 0 or length == 0:
-            for s in stats:
-                s["tokens"] = len(head) + length
-            return out, stats
-        u = self._uniforms(n, length, seed, 4 if scaled else 3)
-        hist, smask = self._key_start(head, n)
-        st = start.repeat(n)
-        rt = np.asarray(restart_tokens, dtype=np.int64)
-        queue = np.full(n, -1, dtype=np.int64)  # index into rt of the next forced token
-        if len(head):
-            node = np.full(n, head[-1], dtype=np.int64)
-        else:  # the sample starts at a bar: its first token is the start state
-            node = np.full(n, g.bar_id, dtype=np.int64)
-            queue[:] = 0
-        pending = np.zeros(n, dtype=bool)
-        top = self._topk
-        for step in range(length):
-            us = u[step]
-            if alpha > 0:
-                pending |= us[:, 0] < alpha
-            # the scale this step keeps to (-1: none; a chromatic step may leave it)
-            act = np.where(us[:, 3] < self.cfg.chromatic, -1, smask) if scaled else smask
-            rows = self._row(node, st)
-            nonempty = top.deg[rows] > 0
-            j = top.draw(np.where(nonempty, rows, 0), us[:, 1])
-            tok = top.cand[j]
-            forced = queue >= 0
-            tok = np.where(forced, rt[np.maximum(queue, 0)], tok)
-            ok = forced | (nonempty & g.allows(st, tok) & self._in_scale(tok, act))
-            restart_now = np.zeros(n, dtype=bool)
-            for b in np.flatnonzero(~ok):
-                stats[b]["rejected"] += 1
-                tok[b], dead = self._slow_step(
-                    st, b, int(node[b]), int(rows[b]), us[b, 2], stats[b], int(act[b])
-                )
-                restart_now[b] = dead
-            # a pending restart happens when the walk reaches a bar line by itself
-            at_bar = ~forced & (tok == g.bar_id)
-            hit = at_bar & pending
-            for b in np.flatnonzero(hit):
-                stats[b]["restarts"] += 1
-            restart_now |= hit
-            pending &= ~restart_now
-            queue = np.where(forced, queue + 1, queue)
-            queue = np.where(restart_now, 1, queue)
-            queue = np.where(queue >= len(rt), -1, queue)
-            out[:, step] = tok
-            g.advance(st, tok)
-            node = tok
-            if scaled:  # count the pitches; at a bar line with enough of them, fix the key
-                pc = self._pc[tok]
-                hist[np.flatnonzero(pc >= 0), pc[pc >= 0]] += 1
-                for b in np.flatnonzero(
-                    (smask < 0) & (tok == g.bar_id) & (hist.sum(1) >= KEY_NOTES)
-                ):
-                    smask[b] = self._key_masks[int(np.argmax(self._key_profiles @ hist[b]))]
-        for s in stats:
-            s["tokens"] = len(head) + length
-        return out, stats
 
 
 def _as_input(tokenizer: Any, ids: np.ndarray) -> list:
