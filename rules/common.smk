@@ -174,6 +174,11 @@ def generate_inputs(wildcards):
     }
     if config["generate"]["context"] != "none":
         out["context"] = f"results/graphs/{wildcards.corpus}/context_successors.npz"
+    if (
+        config["generate"].get("melody") != "none"
+        or config["generate"].get("form") != "none"
+    ):
+        out["walk"] = f"results/graphs/{wildcards.corpus}/walk_tables.npz"
     if wildcards.variant != "counts":
         out["nodes"] = (
             f"results/linkpred/{wildcards.model}/{wildcards.corpus}/{wildcards.variant}/nodes.h5"

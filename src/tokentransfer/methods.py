@@ -561,6 +561,90 @@ class Fused(Method):
         return Fitted(sample, log_probs, {"lambda": choice.lam}, adapt)
 
 
+class Knn(Method):
+    """kNN-LM (:mod:`tokentransfer.knn`): the unadapted transformer's next-token distribution
+    mixed with the next tokens of the nearest of the pieces' stored hidden states,
+    ``(1 - lam) p_T + lam p_knn``, under the grammar; the datastore from one forward pass
+    over the pieces, ``lam`` and the distance temperature chosen on held-out groups of the
+    pieces (``evaluate.knn``)."""
+
+    name = "knn"
+    model = "pretrained"
+    folder = None
+    fewshot = "transfer"
+    reads = {"evaluate": (*SAMPLING["evaluate"], "knn")}
+
+    def fit(self, pieces, env):
+        from .baselines import start_tokens
+        from .knn import build_datastore, choose_knn, knn_log_probs, knn_samples, settings
+
+        s = settings(env.eval.get("knn"))
+        model = env.load_model()
+        bos = env.special["bos"]
+        t0 = time.perf_counter()
+        store = build_datastore(model, pieces, bos, env.device)
+        choice = choose_knn(
+            model,
+            pieces,
+            s["lambdas"],
+            s["temperatures"],
+            s["neighbours"],
+            bos=bos,
+            grammar=env.grammar,
+            seed=env.seed,
+            groups=env.groups,
+            device=env.device,
+            max_tokens=env.eval.get("bits_tokens"),
+            store=store,
+        )
+        store = store.to(s["dtype"])
+        adapt = time.perf_counter() - t0
+        log.info("knn: %d keys (%.1f MB), grid %s", len(store), store.megabytes, choice.rows())
+        lam, temp, k = choice.lam, choice.temperature, s["neighbours"]
+
+        def sample(n, length, seed, prompt=None):
+            start = start_tokens(env.tokenizer) if prompt is None else [bos, *prompt]
+            samples = knn_samples(
+                model,
+                store,
+                lam,
+                temp,
+                k,
+                n,
+                length,
+                seed,
+                start,
+                env.grammar,
+                temperature=env.eval["temperature"],
+                top_k=env.eval["top_k"],
+                device=env.device,
+                banned=sorted(env.special.values()),
+            )
+            if prompt is not None:
+                samples = [np.concatenate([prompt, s]) for s in samples]
+            return samples
+
+        def log_probs(seq):
+            lp = knn_log_probs(model, store, seq, [(lam, temp)], k, bos, env.grammar, env.device)
+            return lp[0]
+
+        record = {
+            "lambda": lam,
+            "knn_temperature": temp,
+            "neighbours": k,
+            "datastore_keys": len(store),
+            "datastore_mb": round(store.megabytes, 3),
+            "datastore_dtype": s["dtype"],
+            "datastore_seconds": round(store.seconds, 4),
+            "choice_seconds": round(choice.seconds, 4),
+            "device": str(env.device),
+            "temperature": env.eval["temperature"],
+            "top_k": env.eval["top_k"],
+            "grammar_mask": True,
+        }
+        return Fitted(sample, log_probs, record, adapt)
+
+
 class Transplant(Method):
     """A graph network trained on the base corpus's graph and adapted on the pieces', its node
     embeddings put into the frozen transformer's input table through a ridge map fitted on
@@ -662,6 +746,7 @@ register(RealExcerpts("real_target"))
 register(RealExcerpts("real_base"))
 register(Fused("fused_markov"))
 register(Fused("fused_walk"))
+register(Knn)
 register(Transplant)
 register(Adapter("embed_ft"))
 register(Adapter("lora"))
