@@ -476,10 +476,10 @@ def seed_ingested(run: Runner, config: Path, corpus: str) -> int:
         Limits,
         ManifestWriter,
         Row,
-        _CacheWriter,
         iter_dir,
+        source_label,
     )
-    from tokentransfer.sources import source_label
+    from tokentransfer.corpus.cache import _CacheWriter
 
     cfg = yaml.safe_load(config.read_text())
     (source,) = cfg["corpora"][corpus]["sources"]

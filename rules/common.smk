@@ -23,9 +23,9 @@ import tokentransfer.workflow as plan  # noqa: E402
 from tokentransfer.corpus import (  # noqa: E402
     folder_problem,
     listing_digest,
-    shard_digests,
+    source_kind,
 )
-from tokentransfer.sources import source_kind  # noqa: E402
+from tokentransfer.shards import shard_digests  # noqa: E402
 from tokentransfer.tegridy import TegridyError, mirror_path, verify  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"

@@ -3,7 +3,7 @@
 The end-to-end tests run the real Snakemake DAG on these, so that a fresh clone without
 ``../shared`` runs them. :func:`build` exports a pinned list of works (music21 is pinned in
 pyproject.toml, so the list exists) to MIDI with the workflow's own exporter
-(``tokentransfer.sources.export_music21``) and lays them out as ``dir`` sources, with the
+(``tokentransfer.corpus.export_music21``) and lays them out as ``dir`` sources, with the
 awkward cases a user's folder has, each made here rather than found:
 
 ``base/`` (Renaissance polyphony, the corpus the transformer is pretrained on)
@@ -100,7 +100,7 @@ def _export(job: tuple[str, int]) -> bytes:
     """One music21 corpus work as MIDI bytes, transposed by ``semitones`` (its first score)."""
     rel, semitones = job
     if semitones == 0:
-        from tokentransfer.sources import export_music21
+        from tokentransfer.corpus import export_music21
 
         name, data, reason = export_music21((_corpus_path(rel), rel, "test"))[0]
         if data is None:

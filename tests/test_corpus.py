@@ -1,4 +1,4 @@
-"""Safe ingestion (corpus.py) on real MIDI bytes and hostile archives built in the test.
+"""Safe ingestion (tokentransfer.corpus) on real MIDI bytes and hostile archives built in the test.
 
 The real MIDI is exported from music21's corpus (tests/music21_corpora.py): the plain pieces of
 ``midi_corpora`` and the workflow tests' folders of ``music21_corpora``, whose awkward files
@@ -20,7 +20,6 @@ import pytest
 import symusic
 
 from tests import music21_corpora as m21
-from tokentransfer import sources
 from tokentransfer.corpus import (
     NESTED_SEPARATOR,
     CorpusError,
@@ -32,11 +31,12 @@ from tokentransfer.corpus import (
     iter_dir,
     read_manifest,
     select,
-    shard_of,
+    sources,
     summarize,
     write_manifest,
 )
 from tokentransfer.fileio import sha256_bytes
+from tokentransfer.shards import shard_of
 
 # --------------------------------------------------------------------------- helpers
 

@@ -21,9 +21,8 @@ import symusic
 import yaml
 
 from tests.conftest import REPO, snakemake, write_config
-from tokentransfer import sources
 from tokentransfer.config import SCHEMA_PATH, ConfigError, check, load_yaml
-from tokentransfer.corpus import Limits, check_midi, read_manifest
+from tokentransfer.corpus import Limits, check_midi, read_manifest, sources
 from tokentransfer.fileio import sha256_bytes
 from tokentransfer.split import read_split, write_split
 from tokentransfer.tegridy import TegridyError, catalogue
@@ -135,7 +134,7 @@ def long_midi(seed: int, notes: int) -> bytes:
 MEMORY_PROBE = """
 import resource, sys
 from pathlib import Path
-from tokentransfer import sources
+from tokentransfer.corpus import sources
 from tokentransfer.corpus import Limits, check_midi
 
 check_midi(Path(sys.argv[1]).read_bytes(), Limits())  # symusic loaded before the limit

@@ -14,7 +14,6 @@ import h5py
 import numpy as np
 import pytest
 
-from tokentransfer import sources
 from tokentransfer.corpus import (
     INGEST_CACHE_NAME,
     CorpusError,
@@ -23,15 +22,18 @@ from tokentransfer.corpus import (
     build_rows,
     listing_digest,
     read_manifest,
+    sources,
+    summarize,
+    write_manifest,
+)
+from tokentransfer.fileio import sha256_file
+from tokentransfer.shards import (
     shard_digest,
     shard_digests,
     shard_file_ids,
     shard_of,
     shard_paths,
-    summarize,
-    write_manifest,
 )
-from tokentransfer.fileio import sha256_file
 from tokentransfer.tokenize import (
     build_tokenizer,
     read_shard,
@@ -228,9 +230,9 @@ def test_cache_met_in_another_order_is_found_through_its_index(
     """The cache is read ahead in its rows' order (the last run's); files met in another order
     (the sources swapped) are found through its key index: every file read before is known,
     and the manifest is a clean ingestion's. Windows of 2 rows, so that most lookups miss them."""
-    from tokentransfer import corpus
+    from tokentransfer.corpus import cache
 
-    monkeypatch.setattr(corpus, "CACHE_WINDOW", 2)
+    monkeypatch.setattr(cache, "CACHE_WINDOW", 2)
     other = tmp_path / "other"
     other.mkdir()
     for p in sorted((midi_corpora / "tunes").glob("*.mid")):
@@ -462,10 +464,10 @@ def test_ingestion_memory_does_not_grow_with_the_files_accepted(
     :data:`ACCEPTED_BOUND` (6 KB). The batches of the on-disk tables (cache rows read ahead,
     ids inserted together: 1,024 and 4,096 in the workflow) are made smaller than the corpora
     here, so that both sizes fill them."""
-    from tokentransfer import corpus
+    from tokentransfer.corpus import cache
 
-    monkeypatch.setattr(corpus, "CACHE_WINDOW", 32)
-    monkeypatch.setattr(corpus, "SEEN_BATCH", 32)
+    monkeypatch.setattr(cache, "CACHE_WINDOW", 32)
+    monkeypatch.setattr(cache, "SEEN_BATCH", 32)
     originals = [p.read_bytes() for p in sorted((midi_corpora / "chorales").glob("*.mid"))]
     sizes = (ACCEPTED_FILES, GROWTH * ACCEPTED_FILES)
     for n in sizes:

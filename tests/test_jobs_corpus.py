@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 
 from tests.test_tegridy import SMALL, _serve, _upstream
-from tokentransfer.corpus import CorpusError, read_manifest, shard_digests, shard_of
+from tokentransfer.corpus import CorpusError, read_manifest
 from tokentransfer.fileio import sha256_file
 from tokentransfer.jobs.corpus import run_fetch_tegridy, run_ingest
 from tokentransfer.jobs.model import run_split
 from tokentransfer.jobs.tokenize import run_token_index, run_tokenize_shard, run_tokenizer
 from tokentransfer.model import ModelError
+from tokentransfer.shards import shard_digests, shard_of
 from tokentransfer.split import read_split
 from tokentransfer.tegridy import TegridyError, catalogue
 from tokentransfer.tokenize import load_tokenizer, read_shard, save_tokenizer, tokenize_file

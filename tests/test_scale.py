@@ -13,8 +13,9 @@ import pytest
 
 from tests import music21_corpora as m21
 from tests.conftest import REPO, snakemake, write_config
-from tokentransfer.corpus import read_manifest, shard_of
+from tokentransfer.corpus import read_manifest
 from tokentransfer.fileio import sha256_file
+from tokentransfer.shards import shard_of
 from tokentransfer.tokenize import read_shard
 
 pytestmark = pytest.mark.e2e

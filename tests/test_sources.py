@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tokentransfer import sources
 from tokentransfer.corpus import (
     NESTED_SEPARATOR,
     CorpusError,
     Limits,
     check_midi,
     read_manifest,
+    sources,
     summarize,
 )
 from tokentransfer.fileio import sha256_bytes

@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..corpus import Limits
-from ..sources import ingest_manifest
+from ..corpus import Limits, ingest_manifest
 from ..tegridy import download
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..corpus import shard_paths
 from ..fileio import sha256_file
 from ..model import ModelError
+from ..shards import shard_paths
 from ..tokenize import (
     ShardResult,
     build_tokenizer,
@@ -61,7 +61,7 @@ def run_tokenize_shard(
     ``shards``) of corpus ``corpus`` into ``out``; return what was tokenized.
 
     The shard's files are the accepted rows of ``manifest`` that fall in the shard
-    (:func:`tokentransfer.corpus.shard_paths`, read from ``store``); ``files`` is the digest of
+    (:func:`tokentransfer.shards.shard_paths`, read from ``store``); ``files`` is the digest of
     their ids the workflow planned the job with (a manifest rewritten since is refused).
     ``cache`` (a path beside the shard that the workflow does not delete) gives the tokens of
     files the shard held when it was last written (:func:`tokentransfer.tokenize.tokenize_shard`).
