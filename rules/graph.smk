@@ -11,6 +11,7 @@ rule adjacency:
         adjacency="results/graphs/{corpus}/adjacency.npz",
         successors="results/graphs/{corpus}/successors.npz",
         context="results/graphs/{corpus}/context_successors.npz",
+        walk="results/graphs/{corpus}/walk_tables.npz",
         stats=report(
             "results/graphs/{corpus}/graph_stats.json",
             caption="../report/graph_stats.rst",

@@ -18,6 +18,7 @@ stats = run_adjacency(
     adjacency=smk.output.adjacency,
     successors_out=smk.output.successors,
     context_out=smk.output.context,
+    walk_out=smk.output.walk,
     stats_out=smk.output.stats,
     offset_weights=list(smk.params.offset_weights),
     self_loops=smk.params.self_loops,

@@ -14,6 +14,7 @@ run_generate(
     tokenizer_json=smk.input.tokenizer,
     successors_npz=smk.input.successors,
     context_npz=smk.input.get("context"),
+    walk_npz=smk.input.get("walk"),
     nodes_h5=smk.input.get("nodes"),
     out_dir=str(Path(smk.output.info).parent),
     cfg=dict(smk.params.cfg),

@@ -22,6 +22,7 @@ def run_generate(
     cfg: dict,
     prompt_midi: str | None = None,
     context_npz: str | None = None,
+    walk_npz: str | None = None,
     test_shards: list[str] | None = None,
     split_tsv: str | None = None,
     bits_tokens: int | None = None,
@@ -31,6 +32,8 @@ def run_generate(
     ``nodes_h5=None`` walks on the counts alone (the Markov chain of the counts).
     ``context_npz``: the successor counts per grammar context (default:
     ``context_successors.npz`` beside ``successors_npz``); unused with ``context: none``.
+    ``walk_npz``: the walk's melody and form tables (default: ``walk_tables.npz`` beside
+    ``successors_npz``); unused with ``melody: none`` and ``form: none``.
     With ``cfg``'s ``bars`` (``generate.bars`` > 0) every sample holds that many bars
     (:class:`tokentransfer.bars.SampleLength`; the token budget from the target's training
     pieces in ``test_shards`` / ``split_tsv``), else ``cfg``'s ``length`` tokens. The record
@@ -54,7 +57,12 @@ def run_generate(
     ctx = None
     if walk_cfg.context != "none":
         ctx = load_coo(context_npz or Path(successors_npz).with_name("context_successors.npz"))
-    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx)
+    tables = None
+    if walk_cfg.melody != "none" or walk_cfg.form != "none":
+        from ..walkform import load_tables
+
+        tables = load_tables(walk_npz or Path(successors_npz).with_name("walk_tables.npz"))
+    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx, tables)
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
     per_bar = DEFAULT_TOKENS_PER_BAR
     if length.bars and test_shards and split_tsv:

@@ -41,9 +41,12 @@ def run_adjacency(
     offset_weights: list[float],
     self_loops: bool,
     context_out: str | None = None,
+    walk_out: str | None = None,
 ) -> dict:
     """Co-occurrence and successor graphs of a target corpus's training pieces (and the
-    successor counts per grammar context, which the walk moves on)."""
+    successor counts per grammar context, which the walk moves on, and the walk's melody and
+    form tables, :func:`tokentransfer.walkform.count_tables`, in ``walk_out``, by default
+    ``walk_tables.npz`` beside ``successors_out``, where rule ``generate`` reads them)."""
     vocab = len(load_tokenizer(tokenizer_json))
     seqs = corpus_tokens(shards, [split], "train")
     if not seqs:
@@ -53,6 +56,10 @@ def run_adjacency(
     save_matrix(successors(seqs, vocab), successors_out)
     if context_out:
         save_coo(context_successors(seqs, load_tokenizer(tokenizer_json)), context_out)
+    from ..walkform import count_tables, save_tables
+
+    walk_out = walk_out or str(Path(successors_out).with_name("walk_tables.npz"))
+    save_tables(count_tables(seqs, load_tokenizer(tokenizer_json)), walk_out)
     return write_stats(
         a,
         stats_out,
