@@ -188,3 +188,37 @@ def test_figures_of_a_fixture_target(fixture_run):
     )
     for path in names.values():
         assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_classifier_keeps_the_features_it_was_trained_on(tmp_path):
+    """A classifier saved with fewer features (one trained before melody and form joined)
+    still reads its own vector in the evaluation; a vector of the wrong size is refused."""
+    from symusic import Note, Score, Track
+
+    from tokentransfer.evaluate import music_measures
+    from tokentransfer.features import score_features
+
+    def score(step):
+        s = Score(480)
+        t = Track(program=0)
+        for i in range(16):
+            t.notes.append(Note(i * 240, 240, 60 + (i * step) % 24, 80))
+        s.tracks.append(t)
+        return s
+
+    feats = [score_features(score(step)) for step in (1, 2, 5, 7)]
+    old = ("note_density", "pitch_range", "pitch_class_histogram")
+    x = np.stack([np.concatenate([f[n] for n in old]) for f in feats])
+    model = train_classifier(x, np.array([0, 0, 1, 1]), ["steps", "leaps"])
+    model.features = old
+    model.save(tmp_path / "old.json")
+    loaded = StyleClassifier.load(tmp_path / "old.json")
+    assert loaded.features == old
+    np.testing.assert_array_equal(loaded.vector(feats[0]), x[0])
+    row, _, per_sample = music_measures([score(1), score(7)], feats, loaded, "steps")
+    np.testing.assert_allclose(
+        [r["style_prob"] for r in per_sample], loaded.probabilities(x[[0, 3]])[:, 0]
+    )
+    loaded.features = ("note_density",)
+    with pytest.raises(ValueError, match="takes 14 inputs, its features give 1"):
+        loaded.vector(feats[0])

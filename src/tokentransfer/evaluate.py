@@ -235,6 +235,7 @@ def music_measures(
     reference_features: list[dict[str, np.ndarray]],
     classifier=None,
     target: str = "",
+    overlap: bool = True,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict]]:
     """Feature fidelity and style of one sample set (its generated parts, decoded).
 
@@ -242,17 +243,17 @@ def music_measures(
     :func:`tokentransfer.features.fidelity_scores` and the style share; :data:`OA_COLUMNS`), the
     per-feature record of :func:`tokentransfer.features.feature_fidelity`, and per sample the
     class the classifier gives (``style``) and its probability of the target (``style_prob``).
+    ``overlap=False`` skips the overlapping areas (nan): for the reference's own excerpts.
     """
     from .features import feature_fidelity, fidelity_scores, score_features
-    from .style import vector_of
 
     feats = [score_features(sc) for sc in scores]
-    per_feature = feature_fidelity(feats, reference_features)
+    per_feature = feature_fidelity(feats, reference_features, overlap=overlap)
     row: dict = fidelity_scores(per_feature)
     per_sample = [{"style": "", "style_prob": math.nan} for _ in scores]
     row["style_share"] = row["style_prob"] = math.nan
     if classifier is not None and target in classifier.classes and feats:
-        x = np.stack([vector_of(f) for f in feats])
+        x = np.stack([classifier.vector(f) for f in feats])  # the features it was trained on
         prob = classifier.probabilities(x)
         pred = np.argmax(prob, axis=1)
         t = classifier.classes.index(target)

@@ -163,50 +163,57 @@ def _densities(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return x, _kde(a, ha, x), _kde(b, hb, x)
 
 
+def overlap_and_kl(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """:func:`overlap_area` and :func:`kl_divergence` of ``a`` and ``b`` from one evaluation
+    of the two densities."""
+    if len(a) == 0 or len(b) == 0:
+        return math.nan, math.nan
+    dens = _densities(a, b)
+    if dens is None:
+        return 1.0, 0.0
+    x, pa, pb = dens
+    oa = float(min(np.trapezoid(np.minimum(pa, pb), x), 1.0))
+    pa, pb = pa / pa.sum(), pb / pb.sum()
+    tiny = np.finfo(np.float64).tiny
+    keep = pa > 0
+    kl = float(np.sum(pa[keep] * (np.log(pa[keep]) - np.log(np.maximum(pb[keep], tiny)))))
+    return oa, kl
+
+
 def overlap_area(a: np.ndarray, b: np.ndarray) -> float:
     """Area under ``min(kde_a, kde_b)`` over the line (trapezoidal rule on
     :data:`GRID_POINTS` points): 1 for identical sets, 0 for sets far apart; nan when either
     set is empty."""
-    if len(a) == 0 or len(b) == 0:
-        return math.nan
-    dens = _densities(a, b)
-    if dens is None:
-        return 1.0
-    x, pa, pb = dens
-    return float(min(np.trapezoid(np.minimum(pa, pb), x), 1.0))
+    return overlap_and_kl(a, b)[0]
 
 
 def kl_divergence(a: np.ndarray, b: np.ndarray) -> float:
     """KL(kde_a || kde_b) in nats on the grid of :func:`overlap_area` (mgeval's ``kl_dist``:
     both densities normalised over the grid points); nan when either set is empty."""
-    if len(a) == 0 or len(b) == 0:
-        return math.nan
-    dens = _densities(a, b)
-    if dens is None:
-        return 0.0
-    _, pa, pb = dens
-    pa, pb = pa / pa.sum(), pb / pb.sum()
-    tiny = np.finfo(np.float64).tiny
-    keep = pa > 0
-    return float(np.sum(pa[keep] * (np.log(pa[keep]) - np.log(np.maximum(pb[keep], tiny)))))
+    return overlap_and_kl(a, b)[1]
 
 
 def feature_fidelity(
     samples: Sequence[dict[str, np.ndarray]],
     reference: Sequence[dict[str, np.ndarray]],
     names: Sequence[str] = FIDELITY_FEATURES,
+    overlap: bool = True,
 ) -> dict[str, dict[str, float]]:
     """OA and KL per feature of a sample set against the reference set (both lists of
     :func:`score_features`), with the feature's mean and std over each set (numbers only).
+    ``overlap=False`` leaves OA and KL nan (for the reference set itself: means and stds
+    only, without the densities' cost).
 
     Returns ``{feature: {"oa", "kld", "mean", "std", "ref_mean", "ref_std"}}``.
     """
     out = {}
     for name in names:
         x, r = feature_matrix(samples, name), feature_matrix(reference, name)
-        intra = intra_distances(r)
-        inter = inter_distances(x, r) if len(x) and len(r) else np.zeros(0)
-        row = {"oa": overlap_area(intra, inter), "kld": kl_divergence(intra, inter)}
+        row = {"oa": math.nan, "kld": math.nan}
+        if overlap:
+            intra = intra_distances(r)
+            inter = inter_distances(x, r) if len(x) and len(r) else np.zeros(0)
+            row["oa"], row["kld"] = overlap_and_kl(intra, inter)
         for key, mat in (("", x), ("ref_", r)):
             vals = _defined(mat)
             scalar = mat.ndim == 2 and mat.shape[1] == 1 and len(vals)

@@ -40,10 +40,10 @@ ALL_ROW = "(all)"
 MAJORITY_ROW = "(majority class)"
 
 
-def vector_of(features: dict[str, np.ndarray]) -> np.ndarray:
-    """:data:`STYLE_FEATURES` of a :func:`tokentransfer.features.score_features` dict,
-    concatenated."""
-    return np.concatenate([features[name] for name in STYLE_FEATURES])
+def vector_of(features: dict[str, np.ndarray], names: Sequence[str] | None = None) -> np.ndarray:
+    """The features ``names`` (default :data:`STYLE_FEATURES`) of a
+    :func:`tokentransfer.features.score_features` dict, concatenated."""
+    return np.concatenate([features[name] for name in (names or STYLE_FEATURES)])
 
 
 def style_vector(score) -> np.ndarray:
@@ -84,6 +84,25 @@ class StyleClassifier:
     scale: np.ndarray
     weights: np.ndarray  # [features, classes]
     bias: np.ndarray  # [classes]
+    #: the features of its vector, in order (a classifier keeps those it was trained on)
+    features: tuple[str, ...] = STYLE_FEATURES
+
+    def vector(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """The vector of this classifier's :attr:`features` from a
+        :func:`tokentransfer.features.score_features` dict (which must hold them)."""
+        missing = [n for n in self.features if n not in features]
+        if missing:
+            raise ValueError(
+                f"the style classifier needs features {missing} that are not measured; "
+                "retrain it (rule style_classifier)"
+            )
+        x = vector_of(features, self.features)
+        if len(x) != len(self.mean):
+            raise ValueError(
+                f"the style classifier takes {len(self.mean)} inputs, its features give "
+                f"{len(x)}; retrain it (rule style_classifier)"
+            )
+        return x
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
@@ -106,6 +125,7 @@ class StyleClassifier:
 
         record = {
             "classes": self.classes,
+            "features": list(self.features),
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "weights": self.weights.tolist(),
@@ -127,6 +147,7 @@ class StyleClassifier:
                 len(record["mean"]), len(record["classes"])
             ),
             bias=np.asarray(record["bias"], dtype=np.float64),
+            features=tuple(record.get("features", STYLE_FEATURES)),
         )
 
 

@@ -289,7 +289,9 @@ def run_evaluate(
         set_metrics, per_sample = evaluate_set(
             tokenizer, samples, prompt, reference, copy_n, new_scores if prompt == 0 else None
         )
-        music, per_feature, styles = music_measures(new_scores, ref_features, model, corpus)
+        music, per_feature, styles = music_measures(
+            new_scores, ref_features, model, corpus, overlap=method != "test_pieces"
+        )
         if method == "test_pieces":  # the reference itself: its divergences say nothing
             set_metrics = dict.fromkeys(SET_METRICS, math.nan)
             music.update(dict.fromkeys((*FIDELITY_COLUMNS, *OA_COLUMNS), math.nan))
