@@ -6,6 +6,7 @@ The workflow itself runs with ``snakemake``; this command is for looking at what
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -109,16 +110,16 @@ def _check_out(out: Path) -> None:
         )
 
 
-def _check_prompt(prompt: Path) -> None:
+def _check_prompt(prompt: Path, flag: str = "--prompt") -> None:
     from .corpus import Limits, check_midi
 
     if not prompt.exists():
-        raise UsageError(f"--prompt {prompt}: no such file")
+        raise UsageError(f"{flag} {prompt}: no such file")
     if not prompt.is_file():
-        raise UsageError(f"--prompt {prompt}: not a file")
+        raise UsageError(f"{flag} {prompt}: not a file")
     reason = check_midi(prompt.read_bytes(), Limits(max_file_mb=1024, max_hours=1e9))
     if reason is not None:
-        raise UsageError(f"--prompt {prompt}: {reason}")
+        raise UsageError(f"{flag} {prompt}: {reason}")
 
 
 def _publish(tmp: Path, out: Path) -> None:
@@ -133,82 +134,306 @@ def _publish(tmp: Path, out: Path) -> None:
     shutil.rmtree(old)
 
 
+class _Given(argparse.Action):
+    """Store the value and remember that the flag was given (``args.given``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = set(getattr(namespace, "given", ())) | {self.dest}
+
+
+def _given(args: argparse.Namespace, name: str) -> bool:
+    return name in getattr(args, "given", ())
+
+
+def _fail(command: str, exc: Exception) -> int:
+    print(f"tokentransfer {command}: {exc}", file=sys.stderr)
+    return 2
+
+
+def _prompt_ids(run, prompt: str, flag: str = "--prompt"):
+    """The prompt's token ids, or a UsageError naming the file."""
+    from .tokenize import tokenize_file
+
+    try:
+        return tokenize_file(run.tokenizer, prompt)
+    except Exception as exc:  # miditok and symusic raise many kinds on odd files
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{flag} {prompt}: cannot be tokenized: {first}") from None
+
+
+def _method_settings(args: argparse.Namespace, run, method):
+    """The ``generate`` and ``evaluate`` settings ``method`` is fitted and sampled with: the
+    run's config, with the flags given on the command line (temperature and top-k go to the
+    section the method samples with; refused for a method that has neither)."""
+    from .runs import sampling_keys, walk_section
+
+    section = sampling_keys(method)
+    for flag in ("temperature", "top_k"):
+        if _given(args, flag) and section is None:
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: {method.name} has no sampling "
+                f"{flag.replace('_', '-')}"
+            )
+    walk_flags = ("beta", "restart", "similarity", "context")
+    overrides = {k: getattr(args, k, None) for k in walk_flags if _given(args, k)}
+    sampling = {k: getattr(args, k) for k in ("temperature", "top_k") if _given(args, k)}
+    if section == "generate":
+        overrides.update(sampling)
+    gen = walk_section(run.config, overrides)
+    eval_cfg = dict(run.config["evaluate"])
+    if section == "evaluate":
+        eval_cfg.update(sampling)
+    return gen, eval_cfg
+
+
+def _open_run(args: argparse.Namespace, corpus: str, name: str):
+    """The run of ``--results`` and the method ``name`` it has for ``corpus``."""
+    from .runs import Run
+
+    run = Run.open(args.results, args.config, args.model)
+    context = args.context if _given(args, "context") else None
+    return run, run.method(name, corpus, context)
+
+
+def _check_audio(args: argparse.Namespace, run) -> str | None:
+    """The soundfont ``--audio`` renders with, or a UsageError saying what is missing."""
+    if not args.audio:
+        return None
+    soundfont = args.soundfont or run.config["report"]["soundfont"]
+    if shutil.which("fluidsynth") is None:
+        raise UsageError(
+            "--audio: the fluidsynth program is not installed (Debian/Ubuntu: apt-get install "
+            "fluidsynth fluid-soundfont-gm); leave out --audio for MIDI alone"
+        )
+    if not Path(soundfont).is_file():
+        raise UsageError(
+            f"--audio: soundfont {soundfont} not found (apt-get install fluid-soundfont-gm, or "
+            "give --soundfont)"
+        )
+    return soundfont
+
+
+def _render(run, midis: list[Path], soundfont: str) -> None:
+    from .audio import render
+
+    report = run.config["report"]
+    for midi in midis:
+        render(
+            midi,
+            midi.with_suffix(".flac"),
+            soundfont,
+            sample_rate=report["sample_rate"],
+            max_seconds=report["max_seconds"],
+        )
+
+
 def _generate(args: argparse.Namespace) -> int:
+    from .runs import RunError
+
     try:
         _check_walk_flags(args)
+        if args.bars is not None and args.bars < 1:
+            raise UsageError(f"--bars: need at least one bar, got {args.bars}")
         out = Path(args.out).resolve()
         _check_out(out)
         if args.prompt:
             _check_prompt(Path(args.prompt))
-    except UsageError as exc:
-        print(f"tokentransfer generate: {exc}", file=sys.stderr)
-        return 2
-    from .jobs.generate import run_generate
+        name = args.method or ("counts" if args.counts_only else args.variant)
+        run, method = _open_run(args, args.corpus, name)
+        soundfont = _check_audio(args, run)
+        prompt = _prompt_ids(run, args.prompt) if args.prompt else None
+        gen, eval_cfg = _method_settings(args, run, method)
+        bars = args.bars
+        if bars is None and not _given(args, "length"):
+            bars = run.config["generate"].get("bars")
+        info = _sample_to(run, method, args, out, prompt, gen, eval_cfg, bars)
+    except (UsageError, RunError) as exc:
+        return _fail("generate", exc)
+    if soundfont:
+        _render(run, sorted(out.glob("sample_*.mid")), soundfont)
+    size = f"{bars} bars" if bars else f"{args.length} tokens"
+    print(
+        f"{name}: {info['samples']} samples of {size} after the prompt, "
+        f"{info['tokens_generated']} tokens in {info['seconds']:.3f} s "
+        f"({info['tokens_per_second']:.0f} tokens/s); notes per sample {info['notes']}; "
+        f"written to {args.out}" + (" (with FLAC)" if soundfont else "")
+    )
+    return 0
 
-    results = Path(args.results)
-    nodes = None
-    if not args.counts_only:
-        nodes = results / "linkpred" / args.model / args.corpus / args.variant / "nodes.h5"
-    paths = [
-        results / "tokenizer" / "tokenizer.json",
-        results / "graphs" / args.corpus / "successors.npz",
-        *([nodes] if nodes else []),
-    ]
-    if args.context != "none":
-        paths.append(results / "graphs" / args.corpus / "context_successors.npz")
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        print(
-            f"tokentransfer generate: missing {', '.join(missing)} (run the workflow first, "
-            "or point --results at its results folder)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.prompt:
-        from .tokenize import load_tokenizer, tokenize_file
 
-        try:
-            tokenize_file(load_tokenizer(paths[0]), args.prompt)
-        except Exception as exc:  # miditok and symusic raise many kinds on odd files
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(
-                f"tokentransfer generate: --prompt {args.prompt}: cannot be tokenized: {first}",
-                file=sys.stderr,
-            )
-            return 2
-    cfg = {
-        "samples": args.n,
-        "length": args.length,
-        "beta": args.beta,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "restart": args.restart,
-        "similarity": args.similarity,
-        "context": args.context,
-        "seed": args.seed,
+def _sample_to(run, method, args, out: Path, prompt, gen, eval_cfg, bars) -> dict:
+    """Fit ``method``, draw ``args.n`` samples (``bars`` bars, or ``args.length`` tokens) after
+    the prompt and publish them as a sample set at ``out``; with a prompt, each MIDI holds the
+    prompt file's notes as they are, then the generated ones."""
+    import time
+
+    import symusic
+
+    from .fileio import write_json
+    from .infill import continue_score
+    from .runs import check_memory, max_tokens, sample_length_or_bars
+    from .rwr import write_midi
+    from .samples import write_samples
+
+    start = 0 if prompt is None else len(prompt)
+    if bars is None:
+        check_memory(args.n, start + args.length, f"--length {args.length}")
+    else:
+        per_bar = run.tokens_per_bar(args.corpus)
+        check_memory(args.n, start + int(bars * per_bar), f"--bars {bars}")
+    t_setup = time.perf_counter()
+    fitted = run.fit(method, args.corpus, gen, eval_cfg)
+    setup_seconds = time.perf_counter() - t_setup
+    if prompt is not None and not fitted.takes_prompt:
+        raise UsageError(f"--prompt: {method.name} takes no prompt (it samples real excerpts)")
+    t0 = time.perf_counter()
+    samples, drawn = sample_length_or_bars(
+        fitted,
+        args.n,
+        args.seed,
+        prompt,
+        length=args.length,
+        bars=bars,
+        per_bar=lambda: run.tokens_per_bar(args.corpus),
+        bar_id=run.bar_id,
+        limit_tokens=max_tokens(args.n),
+    )
+    seconds = time.perf_counter() - t0
+    extra = {
+        "method": method.name,
+        "corpus": args.corpus,
+        "results": str(run.results),
+        "samples_seed": args.seed,
+        "prompt": args.prompt,
+        **fitted.record,
+        **drawn,
+        "adapt_seconds": round(fitted.adapt_seconds, 4),
     }
-    # written into a temporary folder beside --out, which takes its place only when complete
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}.", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise become --out's mode
     try:
-        info = run_generate(
-            tokenizer_json=str(paths[0]),
-            successors_npz=str(paths[1]),
-            nodes_h5=str(nodes) if nodes else None,
-            out_dir=str(tmp),
-            cfg=cfg,
-            prompt_midi=args.prompt,
+        info = write_samples(
+            run.tokenizer,
+            str(run.tokenizer_json),
+            samples,
+            tmp,
+            prompt,
+            seconds,
+            extra,
+            setup_seconds,
         )
+        if prompt is not None:
+            score = symusic.Score(str(args.prompt))
+            for i, ids in enumerate(samples):
+                merged = continue_score(score, run.tokenizer, prompt, ids)
+                write_midi(merged, tmp / f"sample_{i:03d}.mid")
+                info["notes"][i] = int(merged.note_num())
+            info["prompt_notes_kept"] = True
+            write_json(info, tmp / "generation.json")
         _publish(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def _check_infill_out(out: Path) -> None:
+    """``--out`` of infill: a new MIDI file, or one an earlier infill wrote (its record
+    ``<out>.json`` beside it says so)."""
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise UsageError(f"--out {out}: give a .mid file")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a .mid file")
+    if out.exists():
+        record = out.with_suffix(".json")
+        try:
+            earlier = json.loads(record.read_text()).get("command") == "infill"
+        except (OSError, ValueError, AttributeError):
+            earlier = False
+        if not earlier:
+            raise UsageError(
+                f"--out {out}: exists and is not an earlier output of infill (no {record.name} "
+                "beside it); give a new file"
+            )
+
+
+def _parse_bars(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise UsageError(f"--bars {text}: give the first and last bar as A:B, e.g. 5:8") from None
+    return a, b
+
+
+def _infill(args: argparse.Namespace) -> int:
+    import symusic
+
+    from .fileio import write_json
+    from .infill import bar_quarters, check_bars, infill_score, infill_tokens
+    from .runs import RunError, max_tokens
+    from .rwr import token_errors, write_midi
+
+    try:
+        first, last = _parse_bars(args.bars)
+        if args.candidates < 1:
+            raise UsageError(f"--candidates: need at least one, got {args.candidates}")
+        out = Path(args.out).resolve()
+        _check_infill_out(out)
+        midi = Path(args.midi)
+        _check_prompt(midi, "--midi")
+        run, method = _open_run(args, args.corpus, args.method)
+        ids = _prompt_ids(run, args.midi, "--midi")
+        from .bars import count_bars
+
+        try:
+            check_bars(first, last, count_bars(ids, run.bar_id))
+        except ValueError as exc:
+            raise UsageError(f"--bars {args.bars}: {exc}") from None
+        gen, eval_cfg = _method_settings(args, run, method)
+        fitted = run.fit(method, args.corpus, gen, eval_cfg)
+        if not fitted.takes_prompt:
+            raise UsageError(f"--method {method.name}: takes no prompt, so it cannot infill")
+        result = infill_tokens(
+            fitted,
+            run.tokenizer,
+            ids,
+            first,
+            last,
+            args.seed,
+            bar_id=run.bar_id,
+            per_bar=run.tokens_per_bar(args.corpus),
+            candidates=args.candidates,
+            max_tokens=max_tokens(args.candidates),
+        )
+    except (UsageError, RunError) as exc:
+        return _fail("infill", exc)
+    original = symusic.Score(str(midi))
+    score = infill_score(original, run.tokenizer, result.ids, result.window)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_midi(score, out)
+    record = {
+        "command": "infill",
+        "method": method.name,
+        "corpus": args.corpus,
+        "midi": str(midi),
+        "bars": [first, last],
+        "window_quarters": list(result.window),
+        "seed": args.seed,
+        "selection": result.selection,
+        "candidate_scores_bits": result.scores,
+        "candidate_bar_lengths_match": result.fits,
+        "chosen": result.chosen,
+        "token_errors": token_errors(run.tokenizer, result.ids),
+        "bars_in_file": len(bar_quarters(run.tokenizer, ids, run.bar_id)) - 1,
+        **result.record,
+    }
+    write_json(record, out.with_suffix(".json"))
     print(
-        f"{info['samples']} samples, {info['tokens_generated']} tokens in {info['seconds']:.3f} s "
-        f"({info['tokens_per_second']:.0f} tokens/s); notes per sample {info['notes']}; "
-        f"written to {args.out}"
+        f"{method.name}: bars {first}-{last} of {midi.name} drawn anew (candidate {result.chosen} "
+        f"of {len(result.scores)}, by {result.selection}); written to {args.out}"
     )
     return 0
 
@@ -221,6 +446,43 @@ def _results(args: argparse.Namespace) -> int:
         return 2
     print(results_markdown(args.results, tuple(args.metric)), end="")
     return 0
+
+
+def _methods_help() -> str:
+    """How a run gives each registered method, from the registry (for --help)."""
+    from .methods import REGISTRY
+    from .runs import loads
+
+    groups: dict[str, list[str]] = {}
+    for name, m in REGISTRY.items():
+        groups.setdefault(loads(m), []).append(name)
+    what = {
+        "graph": "load the run's graphs (and graph networks)",
+        "model": "load the run's transformer (pretrained, or fine-tuned on the target)",
+        "fits": "are fitted on the fly from the run's token shards and split (and its "
+        "transformer, where they use one; seconds)",
+        "trains": "are trained on the fly on the target's training pieces for the config's "
+        "fewshot.finetune_steps steps (minutes)",
+    }
+    return (
+        "Methods: "
+        + "; ".join(f"{', '.join(names)} {what[kind]}" for kind, names in groups.items())
+        + ". A method the run lacks is refused, naming those it has."
+    )
+
+
+def _run_flags(p: argparse.ArgumentParser, method_required: bool = False) -> None:
+    """The flags naming a finished run, its method and its target corpus."""
+    p.add_argument("--corpus", required=True, help="target corpus name, e.g. bach")
+    p.add_argument("--results", default="results", help="the workflow's results folder")
+    p.add_argument(
+        "--config",
+        help="the run's config file (default: the schema's defaults), for the methods' settings",
+    )
+    p.add_argument("--model", help="model name (default: the run's only model folder)")
+    p.add_argument(
+        "--method", required=method_required, help="a method of the registry the run has (above)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,49 +508,101 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_divergence)
     p = sub.add_parser(
         "generate",
-        help="generate MIDI by a biased random walk with restart over a target's token graph",
-        description="Walk the target corpus's successor graph: from token u to v with "
-        "probability proportional to count(u->v)^beta * exp(sim(h_u, h_v) / temperature) among "
-        "the top-k successors the REMI grammar allows; restart to the start state with "
-        "probability --restart. Needs the outputs of a workflow run under --results.",
+        help="sample any method of a finished run (walks, chains, transformers, fused) to MIDI",
+        description="Sample a method of a finished workflow run (--results) for a target corpus: "
+        "N samples of --bars bars (or --length tokens), each after the --prompt's notes, which "
+        "are kept as they are. " + _methods_help(),
     )
-    p.add_argument("--corpus", required=True, help="target corpus name, e.g. bach")
-    p.add_argument("--results", default="results", help="the workflow's results folder")
-    p.add_argument("--model", default="small", help="model name (config model.name)")
+    _run_flags(p)
     p.add_argument(
         "--variant",
         default="emb_neighbours",
-        help="graph-model variant whose node embeddings bias the walk",
+        help="without --method: the walk variant (graph network) whose node embeddings bias "
+        "the walk",
     )
     p.add_argument(
-        "--counts-only", action="store_true", help="no bias: a first-order Markov walk on counts"
+        "--counts-only",
+        action="store_true",
+        help="without --method: the walk on counts alone (same as --method counts)",
     )
-    p.add_argument("--prompt", help="a seed MIDI file: its tokens start every sample")
+    p.add_argument("--prompt", help="a MIDI file: its notes start every sample, as they are")
     from .rwr import WalkConfig
 
     # the walk's defaults are WalkConfig's (the schema's generate defaults, a test checks)
     walk = WalkConfig()
     p.add_argument("--n", type=int, default=walk.samples, help="number of samples")
-    p.add_argument("--length", type=int, default=walk.length, help="tokens per sample")
-    p.add_argument("--beta", type=float, default=walk.beta, help="exponent of transition counts")
+    p.add_argument(
+        "--bars",
+        type=int,
+        default=None,
+        help="bars per sample after the prompt (default: the config's generate.bars where it "
+        "has one, else --length tokens)",
+    )
+    p.add_argument(
+        "--length", type=int, default=walk.length, action=_Given, help="tokens per sample"
+    )
+    p.add_argument(
+        "--beta", type=float, default=walk.beta, action=_Given, help="walks: exponent of counts"
+    )
     p.add_argument(
         "--temperature",
         type=float,
         default=walk.temperature,
-        help="similarity temperature: lower = more bias",
+        action=_Given,
+        help="sampling temperature (walks: of the similarity bias; transformers and fused: of "
+        "the logits; default: the run config's)",
     )
-    p.add_argument("--top-k", type=int, default=walk.top_k, help="candidates per step (0 = all)")
-    p.add_argument("--restart", type=float, default=walk.restart, help="restart probability")
-    p.add_argument("--similarity", choices=["cosine", "dot"], default=walk.similarity)
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=walk.top_k,
+        action=_Given,
+        help="candidates per step (0 = all; default: the run config's)",
+    )
+    p.add_argument(
+        "--restart", type=float, default=walk.restart, action=_Given, help="walks: restart"
+    )
+    p.add_argument(
+        "--similarity", choices=["cosine", "dot"], default=walk.similarity, action=_Given
+    )
     p.add_argument(
         "--context",
         choices=["onset", "position", "none"],
         default=walk.context,
-        help="what transitions are conditioned on besides the token (config generate.context)",
+        action=_Given,
+        help="walks: what transitions are conditioned on besides the token (generate.context)",
     )
     p.add_argument("--seed", type=int, default=walk.seed, help="same seed, same files")
     p.add_argument("--out", required=True, help="output folder for sample_NNN.mid and records")
-    p.set_defaults(func=_generate)
+    p.add_argument(
+        "--audio",
+        action="store_true",
+        help="also render sample_NNN.flac beside each MIDI (needs fluidsynth and a soundfont)",
+    )
+    p.add_argument(
+        "--soundfont", help="the .sf2 soundfont (default: the config's report.soundfont)"
+    )
+    p.set_defaults(func=_generate, given=frozenset())
+    p = sub.add_parser(
+        "infill",
+        help="draw bars A..B of a MIDI file anew with a method of a finished run",
+        description="Bars A..B (counted from 1 at the file's start, as the tokenizer's bars) "
+        "are drawn anew; every note outside them is kept as it is. The method draws "
+        "--candidates continuations of bars 1..A-1 holding B-A+1 bars and keeps the one under "
+        "which it gives the following bars' tokens the highest log-probability (the walks, "
+        "chains, transformers and fused methods have one; a method without one keeps the "
+        "first candidate). The record <out>.json beside the MIDI holds every candidate's "
+        "score. " + _methods_help(),
+    )
+    _run_flags(p, method_required=True)
+    p.add_argument("--midi", required=True, help="the MIDI file to infill")
+    p.add_argument("--bars", required=True, help="first and last bar to draw anew, A:B")
+    p.add_argument("--candidates", type=int, default=8, help="candidates drawn (default 8)")
+    p.add_argument("--temperature", type=float, action=_Given, help="sampling temperature")
+    p.add_argument("--top-k", type=int, action=_Given, help="candidates per step (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same file")
+    p.add_argument("--out", required=True, help="the output MIDI file (and <out>.json)")
+    p.set_defaults(func=_infill, given=frozenset())
     p = sub.add_parser(
         "results",
         help="print a run's evaluation summary and few-shot numbers as markdown tables",
