@@ -268,7 +268,7 @@ def _writer_cases(root: Path):
     def save_model(path, dim):
         from tokentransfer import model
 
-        tokenizer = tokenize.build_tokenizer({"kind": "TSD"})
+        tokenizer = tokenize.build_tokenizer({"kind": "REMI"})
         tokenizer_json = root / "tokenizer.json"
         if not tokenizer_json.exists():
             tokenize.save_tokenizer(tokenizer, tokenizer_json)

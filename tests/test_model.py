@@ -155,7 +155,7 @@ def test_local_model_round_trip_and_named_errors(saved_tok, tmp_path):
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     other = tmp_path / "other.json"
-    save_tokenizer(build_tokenizer({"kind": "TSD"}), other)
+    save_tokenizer(build_tokenizer({"kind": "REMI"}), other)  # no program tokens: fewer
     with pytest.raises(ModelError, match=r"vocab mismatch: model .* vocab_size \d+ .*other.json"):
         load_model(tmp_path / "m", other)
     (tmp_path / "m" / "model.safetensors").unlink()

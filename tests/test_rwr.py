@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import miditok
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -385,7 +386,7 @@ def test_transition_frequencies_match_the_defined_probabilities(
 
 # ---------------------------------------------------------------------------- contract
 def test_unsupported_tokenizers_and_bad_inputs(tok, graphs, ctxs, tabs):
-    tsd = build_tokenizer({"kind": "TSD", "use_programs": True})
+    tsd = miditok.TSD(miditok.TokenizerConfig(use_programs=True))  # not a kind the config takes
     with pytest.raises(NotImplementedError, match="TSD"):
         Walker(sp.csr_matrix((len(tsd), len(tsd))), tsd)
     rests = build_tokenizer({"kind": "REMI", "use_rests": True})

@@ -13,6 +13,7 @@ from miditok import REMI, TokenizerConfig
 
 from tokentransfer.fileio import sha256_file
 from tokentransfer.tokenize import (
+    TOKENIZER_KINDS,
     TokenizeError,
     build_tokenizer,
     load_tokenizer,
@@ -44,10 +45,26 @@ def tok_path(tmp_path_factory):
 
 
 def test_build_tokenizer_from_config():
-    tok = build_tokenizer({"kind": "TSD", "use_programs": True, "beat_res": {"0-4": 8}})
-    assert type(tok).__name__ == "TSD"
+    tok = build_tokenizer({"kind": "REMI", "use_programs": True, "beat_res": {"0-4": 8}})
+    assert type(tok).__name__ == "REMI"
     assert tok.config.use_programs
     assert tok.config.beat_res == {(0, 4): 8}
+
+
+def test_every_listed_kind_works_and_no_other_is_built():
+    """Each kind of TOKENIZER_KINDS (the schema's enum lists the same) builds a tokenizer whose
+    token stream the grammar models; a miditok class the grammar does not model is refused
+    when the tokenizer is built, naming the config key."""
+    from tokentransfer.config import SCHEMA_PATH, load_yaml
+    from tokentransfer.grammar import unsupported
+
+    schema = load_yaml(SCHEMA_PATH)["properties"]["tokenizer"]["properties"]["kind"]
+    assert tuple(schema["enum"]) == TOKENIZER_KINDS and schema["default"] in TOKENIZER_KINDS
+    for kind in TOKENIZER_KINDS:
+        assert unsupported(build_tokenizer({"kind": kind, "use_programs": True})) is None, kind
+    for kind in ("TSD", "MIDILike", "Structured", "CPWord", "Octuple", "MuMIDI", "MMM"):
+        with pytest.raises(TokenizeError, match=f"tokenizer.kind: '{kind}' is not one of"):
+            build_tokenizer({"kind": kind})
 
 
 def test_build_tokenizer_refuses_unknown_field():
@@ -153,7 +170,7 @@ def test_index_aggregates_and_refuses_mixed_tokenizers(tmp_path, store, tok_path
     assert {line.split("\t")[0]: int(line.split("\t")[2]) for line in lines[1:]} == counts
     assert totals["tokens"] == sum(counts.values())
     other = tmp_path / "other.json"
-    save_tokenizer(build_tokenizer({"kind": "TSD"}), other)
+    save_tokenizer(build_tokenizer({"kind": "REMI"}), other)  # no program tokens
     tokenize_shard(other, paths[6:7], tmp_path / "0002.h5", corpus="c", shard="0002")
     with pytest.raises(TokenizeError, match="different tokenizers"):
         write_index([str(tmp_path / f"000{i}.h5") for i in range(3)], tmp_path / "j.tsv")

@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 
 #: version of the shard layout and token arrays; a cache of another version is not reused
 TOKENS_FORMAT = 1
-TOKENIZER_KINDS = ("REMI", "TSD", "MIDILike", "Structured", "CPWord", "Octuple", "MuMIDI", "MMM")
+#: the miditok tokenizer classes config key ``tokenizer.kind`` accepts (the schema's enum lists
+#: the same): REMI only, the one token stream that the grammar every sampler follows models
+#: (:func:`tokentransfer.grammar.unsupported`)
+TOKENIZER_KINDS = ("REMI",)
 
 
 class TokenizeError(RuntimeError):
