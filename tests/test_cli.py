@@ -90,7 +90,8 @@ def test_results_prints_the_tables(tmp_path, capsys):
     curve.write_text(to_tsv(rows))
     assert main(["results", "--results", str(tmp_path), "--metric", "js_trigram"]) == 0
     out = capsys.readouterr().out
-    assert "| bach | counts | – | – | – | 0.500 |" in out  # fidelity, style share, JS bigram
+    # feature fidelity (all, texture, melody and form), style share, JS bigram: empty
+    assert "| bach | counts | – | – | – | – | – | 0.500 |" in out
     assert "10,000" in out
     assert "| counts | 0.700 ± 0.100 | 0.400 |" in out  # one draw at all pieces: no spread
     assert "| transformer (unadapted) | 0.900 | 0.900 |" in out
