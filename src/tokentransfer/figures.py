@@ -81,7 +81,7 @@ def metrics_chart(rows: list[dict[str, str]], path: str | os.PathLike, title: st
     for ax in axes.ravel()[len(CHART_METRICS) :]:
         ax.axis("off")
     fig.suptitle(f"{title}: methods against the held-out test pieces", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (nrows * height)))  # room for the title
     save_png(fig, path)
     plt.close(fig)
 
