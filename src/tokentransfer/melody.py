@@ -43,7 +43,8 @@ starting in it, all tracks pooled. Two bars' similarity is the Jaccard index of 
   with fewer than 4 bars.
 
 Each family is computed at once by :func:`melody_features` and :func:`form_features` (one pass
-over the notes); the single-feature functions call them.
+over the notes; :func:`tokentransfer.features.score_features` calls each once per score); the
+single-feature functions compute their family, or the bar-similarity matrix, for one value.
 """
 
 from __future__ import annotations
