@@ -7,6 +7,7 @@ pretrained and fine-tuned by the workflow's jobs), made once for this module.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -252,6 +253,13 @@ def test_errors_are_one_line(run_results, midi_corpora, tmp_path, capsys):
             "tokentransfer generate: --audio: ",
         ),
     ]
+    cases.append(
+        (
+            [*gen, "--method", "real_target", "--prompt", str(tune), *out],
+            "tokentransfer generate: --prompt: real_target takes no prompt (it samples real "
+            "excerpts)",
+        )
+    )
     infill = ["infill", "--method", "counts", "--corpus", "fiddle", "--results", str(run_results)]
     cases += [
         (
@@ -276,3 +284,23 @@ def test_errors_are_one_line(run_results, midi_corpora, tmp_path, capsys):
         err = _err(capsys)
         assert err.startswith(expected) or expected in err, (expected, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_generate_replaces_only_its_own_output(run_results, tmp_path, capsys):
+    argv = ["generate", "--method", "markov2", "--corpus", "fiddle", "--results", str(run_results)]
+    argv += ["--bars", "2", "--n", "1"]
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 0
+    assert json.loads((out / "generation.json").read_text())["command"] == "generate"
+    assert main([*argv, "--out", str(out), "--seed", "1"]) == 0  # an earlier output: replaced
+    # a workflow's sample set (its generation.json names no command) is not replaced
+    workflow_set = tmp_path / "baselines"
+    workflow_set.mkdir()
+    (workflow_set / "generation.json").write_text('{"method": "markov2"}')
+    capsys.readouterr()
+    assert main([*argv, "--out", str(workflow_set)]) == 2
+    assert _err(capsys) == (
+        f"tokentransfer generate: --out {workflow_set}: the folder holds other files (no "
+        "generation.json of an earlier tokentransfer generate); give a new or empty folder\n"
+    )
+    assert os.listdir(workflow_set) == ["generation.json"]

@@ -95,18 +95,31 @@ def _check_walk_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--restart: a probability, in [0, 1], got {args.restart}")
 
 
+def _earlier_output(record: Path, command: str) -> bool:
+    """Whether the JSON record ``record`` says that ``tokentransfer <command>`` wrote it."""
+    try:
+        return json.loads(record.read_text()).get("command") == command
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _check_out(out: Path) -> None:
-    """``--out`` must be a new folder, an empty one, or the output of an earlier generate."""
+    """``--out`` must be a new folder, an empty one, or the output of an earlier generate (its
+    generation.json says ``"command": "generate"``; a workflow's sample set does not)."""
     ancestor = out
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         what = "is a file" if ancestor == out else f"lies under {ancestor}, which is a file"
         raise UsageError(f"--out {out}: {what}; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "generation.json").is_file():
+    if (
+        out.is_dir()
+        and any(out.iterdir())
+        and not _earlier_output(out / "generation.json", "generate")
+    ):
         raise UsageError(
             f"--out {out}: the folder holds other files (no generation.json of an earlier "
-            "generate); give a new or empty folder"
+            "tokentransfer generate); give a new or empty folder"
         )
 
 
@@ -254,7 +267,7 @@ def _generate(args: argparse.Namespace) -> int:
         _render(run, sorted(out.glob("sample_*.mid")), soundfont)
     size = f"{bars} bars" if bars else f"{args.length} tokens"
     print(
-        f"{name}: {info['samples']} samples of {size} after the prompt, "
+        f"{name}: {info['samples']} samples of {size}{' after the prompt' if args.prompt else ''}, "
         f"{info['tokens_generated']} tokens in {info['seconds']:.3f} s "
         f"({info['tokens_per_second']:.0f} tokens/s); notes per sample {info['notes']}; "
         f"written to {args.out}" + (" (with FLAC)" if soundfont else "")
@@ -282,6 +295,8 @@ def _sample_to(run, method, args, out: Path, prompt, gen, eval_cfg, bars) -> dic
     else:
         per_bar = run.tokens_per_bar(args.corpus)
         check_memory(args.n, start + int(bars * per_bar), f"--bars {bars}")
+    if prompt is not None and method.kind == "reference":
+        raise UsageError(f"--prompt: {method.name} takes no prompt (it samples real excerpts)")
     t_setup = time.perf_counter()
     fitted = run.fit(method, args.corpus, gen, eval_cfg)
     setup_seconds = time.perf_counter() - t_setup
@@ -301,6 +316,7 @@ def _sample_to(run, method, args, out: Path, prompt, gen, eval_cfg, bars) -> dic
     )
     seconds = time.perf_counter() - t0
     extra = {
+        "command": "generate",
         "method": method.name,
         "corpus": args.corpus,
         "results": str(run.results),
@@ -349,11 +365,7 @@ def _check_infill_out(out: Path) -> None:
         raise UsageError(f"--out {out}: is a folder; give a .mid file")
     if out.exists():
         record = out.with_suffix(".json")
-        try:
-            earlier = json.loads(record.read_text()).get("command") == "infill"
-        except (OSError, ValueError, AttributeError):
-            earlier = False
-        if not earlier:
+        if not _earlier_output(record, "infill"):
             raise UsageError(
                 f"--out {out}: exists and is not an earlier output of infill (no {record.name} "
                 "beside it); give a new file"
@@ -393,6 +405,8 @@ def _infill(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--bars {args.bars}: {exc}") from None
         gen, eval_cfg = _method_settings(args, run, method)
+        if method.kind == "reference":
+            raise UsageError(f"--method {method.name}: takes no prompt, so it cannot infill")
         fitted = run.fit(method, args.corpus, gen, eval_cfg)
         if not fitted.takes_prompt:
             raise UsageError(f"--method {method.name}: takes no prompt, so it cannot infill")
