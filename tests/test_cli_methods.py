@@ -173,7 +173,7 @@ def test_infill_keeps_the_candidate_scored_highest_on_the_following_bars(run_res
         head, tail = ids[: res.span[0]], np.asarray(res.ids)[res.span[1] :]
         scores = []
         for s in drawn[0]:  # each candidate's bars 3..4, cut as infill_tokens cuts them
-            mid = cut_bars(np.asarray(s), 1, run.bar_id, start=len(head) + 1)[len(head) :]
+            mid = cut_bars(np.asarray(s), 1, run.bar_id, start=res.prompt_tokens)[len(head) :]
             lp = fitted.log_probs(np.concatenate([head, mid, tail]))
             scores.append(float(lp[len(head) + len(mid) - 1 :].sum()))
         assert scores == pytest.approx(res.scores)

@@ -13,8 +13,9 @@ Bars are the tokens' bars (:mod:`tokentransfer.bars`): bar ``k`` starts at the `
 (:func:`bar_quarters`).
 
 Infilling bars ``A..B`` (:func:`infill_tokens`) draws candidates for those bars continuing
-bars ``1..A-1`` (the prompt ends with the ``Bar`` token of bar ``A``, so every new note lies
-in bar ``A`` or later) and keeps the candidate under which the method gives the tokens of bars
+bars ``1..A-1`` (the prompt ends with the ``Bar`` token of bar ``A`` and the file's
+``TimeSig`` token after it, so every new note lies in bar ``A`` or later, in the file's time
+signature) and keeps the candidate under which the method gives the tokens of bars
 ``B+1..`` the highest log-probability (the method's ``log_probs``: the walks, the chains and
 the transformers have one); a method without one keeps the first candidate. Candidates whose
 bars differ in length from the file's (another time signature) are kept only when every
@@ -136,10 +137,15 @@ def infill_score(original, tokenizer, new_ids: np.ndarray, window: tuple[float, 
 
 @dataclass
 class InfillResult:
-    """The chosen token sequence, where its new bars lie, and how it was chosen."""
+    """The chosen token sequence ``ids``; ``span``: the token indices of its new bars;
+    ``prompt_tokens``: the prompt the candidates continued (bars before A, then bar A's
+    ``Bar`` and ``TimeSig``); ``window``: the new bars in quarter notes; each candidate's
+    ``scores`` (bits of the following bars' tokens) and whether its bar lengths ``fits`` the
+    file's; the ``chosen`` candidate, the ``selection`` rule and a ``record`` of the draw."""
 
     ids: np.ndarray
     span: tuple[int, int]
+    prompt_tokens: int
     window: tuple[float, float]
     scores: list[float]
     fits: list[bool]
@@ -180,8 +186,12 @@ def infill_tokens(
     ids = np.asarray(ids, dtype=np.int64).ravel()
     spans = bar_spans(ids, bar_id)
     check_bars(first, last, len(spans))
-    prefix, suffix = ids[: spans[first - 1][0]], ids[spans[last - 1][1] :]
-    prompt = np.append(prefix, bar_id)
+    start = spans[first - 1][0]
+    prefix, suffix = ids[:start], ids[spans[last - 1][1] :]
+    # the prompt ends with bar A's Bar token and, where the file has one there, its TimeSig
+    # token: the new bars keep the file's time signature
+    head = 2 if start + 1 < len(ids) and int(ids[start + 1]) in time_signatures(tokenizer) else 1
+    prompt = ids[: start + head]
     more = last - first
     draw = sample_bars or default_sample_bars
     samples, drawn = draw(
@@ -220,10 +230,11 @@ def infill_tokens(
     return InfillResult(
         seq,
         (len(prefix), len(prefix) + len(mid)),
+        len(prompt),
         (float(old[first - 1]), float(old[last])),
         scores,
         fits,
         chosen,
         "log_probs of the following bars" if scored else "first candidate",
-        {**drawn, "candidates": candidates},
+        {"draw": drawn, "candidates": candidates},
     )
