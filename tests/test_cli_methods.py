@@ -275,6 +275,11 @@ def test_errors_are_one_line(run_results, midi_corpora, tmp_path, capsys):
             "tokentransfer infill: --bars 5: give the first and last bar as A:B",
         ),
         (
+            [*infill, "--midi", str(tune), "--bars", "1:2", "--temperature", "0"]
+            + ["--out", str(tmp_path / "x.mid")],
+            "tokentransfer infill: --temperature: must be > 0, got 0.0",
+        ),
+        (
             [*infill, "--midi", str(text), "--bars", "1:2", "--out", str(tmp_path / "x.mid")],
             f"tokentransfer infill: --midi {text}: not a MIDI file",
         ),

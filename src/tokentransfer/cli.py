@@ -1,4 +1,5 @@
-"""The ``tokentransfer`` command: check a config, inspect outputs, generate, print results.
+"""The ``tokentransfer`` command: check a config, inspect outputs, generate with any method of
+a finished run, infill bars of a MIDI file, print results.
 
 The workflow itself runs with ``snakemake``; this command is for looking at what it made.
 """
@@ -188,6 +189,10 @@ def _method_settings(args: argparse.Namespace, run, method):
                 f"--{flag.replace('_', '-')}: {method.name} has no sampling "
                 f"{flag.replace('_', '-')}"
             )
+    if _given(args, "temperature") and not args.temperature > 0:
+        raise UsageError(f"--temperature: must be > 0, got {args.temperature}")
+    if _given(args, "top_k") and args.top_k < 0:
+        raise UsageError(f"--top-k: must be >= 0 (0: all), got {args.top_k}")
     walk_flags = ("beta", "restart", "similarity", "context")
     overrides = {k: getattr(args, k, None) for k in walk_flags if _given(args, k)}
     sampling = {k: getattr(args, k) for k in ("temperature", "top_k") if _given(args, k)}
