@@ -4,8 +4,10 @@ On the successor graph of the bach fixture corpus (V = the tokenizer's vocabular
 ``--samples`` x ``--length`` tokens:
 
 - ``walk`` (:class:`tokentransfer.rwr.Walker`, biased by random 128-d node embeddings: the
-  speed does not depend on their values) with ``context: onset`` (the default) and ``none``,
-  each with the compiled loop (``numba``, the default) and the vectorised numpy loop;
+  speed does not depend on their values; the compiled kernel) with the defaults (``context:
+  onset``, ``melody: interval``, ``form: return``), with ``context: none``, and with ``melody:
+  none`` and ``form: none`` (the walk without pitch memory and returns), on the melody and
+  form tables of the same pieces;
 - ``numpy_first_order``: a plain vectorised first-order sampler on the same counts (all samples
   advanced together, one draw per sample and step, no grammar): the floor of what numpy does;
 - ``dgl_random_walk``: DGL's ``random_walk`` with ``prob=`` (the counts) and
@@ -48,6 +50,7 @@ from tokentransfer.graph import context_successors, successors  # noqa: E402
 from tokentransfer.model import build_model, model_spec, special_ids  # noqa: E402
 from tokentransfer.rwr import WalkConfig, Walker  # noqa: E402
 from tokentransfer.tokenize import build_tokenizer, tokenize_file  # noqa: E402
+from tokentransfer.walkform import count_tables  # noqa: E402
 
 SHARED = Path(os.environ.get("TOKENTRANSFER_SHARED", REPO.parent / "shared"))
 
@@ -123,13 +126,17 @@ def main() -> int:
     n, length = args.samples, args.length
     rows: list[tuple[str, float, str]] = []
 
-    for context in ("onset", "none"):
-        wcfg = WalkConfig(length=length, samples=n, context=context)
-        walker = Walker(succ, tokenizer, h, None, wcfg, ctx)
-        for engine in ("numba", "numpy"):
-            walker.generate(n=2, length=16, engine=engine)  # warm-up (numba: compile or load)
-            _, s = timed(lambda walker=walker, engine=engine: walker.generate(engine=engine), rep)
-            rows.append((f"walk (context {context}, {engine})", n * length / s, f"batch {n}"))
+    tables = count_tables(seqs, tokenizer)
+    for name, kw in (
+        ("defaults", {}),
+        ("context none", {"context": "none"}),
+        ("melody none, form none", {"melody": "none", "form": "none"}),
+    ):
+        wcfg = WalkConfig(length=length, samples=n, **kw)
+        walker = Walker(succ, tokenizer, h, None, wcfg, ctx, tables)
+        walker.generate(n=2, length=16)  # warm-up (numba: compile or load)
+        _, s = timed(lambda walker=walker: walker.generate(), rep)
+        rows.append((f"walk ({name})", n * length / s, f"batch {n}"))
     numpy_first_order(succ, n, 8, 0)
     _, s = timed(lambda: numpy_first_order(succ, n, length, 0), rep)
     rows.append(("numpy_first_order (no grammar)", n * length / s, f"batch {n}"))

@@ -520,3 +520,91 @@ def test_numba_and_python_engines_give_the_same_tokens(tok, corpora, graphs, ctx
         assert sum(s["dead_end_restarts"] + s["backoffs"] + s["returns"] for s in sa) > 0
     with pytest.raises(ValueError, match="engine"):
         w.generate(engine="numpy")
+
+
+# ---------------------------------------------------------------------------- melody and form
+def bar_of(tok, pitches: list[int], step: int = 4) -> list[int]:
+    """One 4/4 bar of notes ``step`` positions apart."""
+    out = ids(tok, "Bar_None", "TimeSig_4/4")
+    for i, p in enumerate(pitches):
+        out += ids(tok, f"Position_{i * step}", "Program_0", f"Pitch_{p}", "Velocity_63")
+        out += ids(tok, "Duration_0.4.8")
+    return out
+
+
+def test_the_interval_model_makes_lines_move_by_step(tok):
+    """Pieces that run up and down the C major scale (each bar position sees many pitches):
+    the plain walk draws each pitch from its row with no memory of the last one and moves by
+    step (1-2 semitones) rarely; with the interval model, which has counted only steps (and
+    the turn at the top), it moves by step nearly always. Fails if the voice state or the
+    factor is removed."""
+    scale = [p for p in range(60, 85) if p % 12 in (0, 2, 4, 5, 7, 9, 11)]
+    run = scale + scale[-2:0:-1]  # up and down: 28 pitches, all steps
+    seqs = [
+        np.array(sum((bar_of(tok, [run[(r + 8 * b + i) % len(run)] for i in range(8)])
+                      for b in range(4)), []))
+        for r in range(0, len(run), 3)
+    ]  # fmt: skip
+    tables = count_tables(seqs, tok)
+    succ, ctx = successors(seqs, len(tok)), context_successors(seqs, tok)
+    pitch = np.array([n.startswith("Pitch_") for n in tok.vocab], dtype=bool)
+    order = np.argsort([tok.vocab[n] for n in tok.vocab])
+    is_pitch = pitch[order]
+    share = {}
+    for melody in ("none", "interval"):
+        cfg = WalkConfig(length=600, samples=8, melody=melody, form="none", scale="none")
+        w = Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables)
+        steps = []
+        for seq in w.generate(seed=4):
+            check_sample(tok, seq)
+            p = np.array([int(tok[int(t)].split("_")[1]) for t in seq if is_pitch[t]])
+            steps.append(np.isin(np.abs(np.diff(p)), (1, 2)).mean())
+        share[melody] = float(np.mean(steps))
+    assert share["interval"] > 0.8 and share["none"] < 0.4, share
+
+
+def bars_of(tok, seq: np.ndarray) -> list[tuple[int, ...]]:
+    bar = tok.vocab["Bar_None"]
+    at = np.flatnonzero(seq == bar).tolist() + [len(seq)]
+    return [tuple(seq[a + 1 : b].tolist()) for a, b in zip(at[:-1], at[1:], strict=True)]
+
+
+def test_the_return_device_repeats_bars_at_the_measured_lag(tok):
+    """Pieces A B A B A B A B (A and B drawn per piece): the training pieces return at lag 2
+    from bar 2 on, so the walk's bars 2-7 replay the bar two back (its tokens exactly) about
+    as often as the form chain's smoothed probability (10.5 / 12.5 = 0.84), and almost never
+    the bar one back; without the return device a bar never equals the one two back. Fails
+    if the return device is removed."""
+    rng = np.random.default_rng(0)
+    seqs = []
+    for _ in range(10):
+        a, b = (rng.choice(np.arange(55, 80), size=8).tolist() for _ in range(2))
+        seqs.append(np.array((bar_of(tok, a) + bar_of(tok, b)) * 4))
+    tables = count_tables(seqs, tok)
+    succ, ctx = successors(seqs, len(tok)), context_successors(seqs, tok)
+    same = {}
+    for form in ("none", "return"):
+        cfg = WalkConfig(length=500, samples=16, form=form)
+        w = Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables)
+        lag1, lag2 = [], []
+        for seq, st in zip(w.generate(seed=2), w.last_stats, strict=True):
+            check_sample(tok, seq)
+            bars = bars_of(tok, seq)[:8]
+            assert len(bars) == 8
+            lag2 += [bars[j] == bars[j - 2] for j in range(2, 8)]
+            lag1 += [bars[j] == bars[j - 1] for j in range(1, 8)]
+            assert (st["returns"] > 0) == (form == "return")
+        same[form] = (float(np.mean(lag2)), float(np.mean(lag1)))
+    assert same["return"][0] > 0.65 and same["return"][1] < 0.2, same
+    assert same["none"][0] < 0.1, same
+
+
+def test_same_seed_same_walk_with_melody_and_form(tok, corpora, graphs, ctxs, tabs):
+    """Two runs with one seed: the same tokens and the same counts, returns included."""
+    cfg = WalkConfig(length=800, samples=3)
+    w = Walker(graphs["tunes"], tok, cfg=cfg, ctx_succ=ctxs["tunes"], tables=tabs["tunes"])
+    a, sa = w.generate(seed=5), w.last_stats
+    w2 = Walker(graphs["tunes"], tok, cfg=cfg, ctx_succ=ctxs["tunes"], tables=tabs["tunes"])
+    b = w2.generate(seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) and sa == w2.last_stats
+    assert sum(s["returns"] for s in sa) > 0

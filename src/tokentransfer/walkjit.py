@@ -119,28 +119,64 @@ def _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit, p
 
 def _masked(ptr, cand, prob, row, gr, st, played, uu, fac):
     """A candidate of ``row`` that the grammar allows, by its probability times its interval
-    factor (``fac``: pitch code, melodic and chord reference, the two factor tables),
-    renormalised; -1: none."""
+    factor (``fac``: pitch code, melodic and chord reference, the two factor tables, a scratch
+    buffer), renormalised; -1: none."""
     a, e = ptr[row], ptr[row + 1]
     if e == a:
         return -1
-    w = np.zeros(e - a)
+    w = fac[5]
+    total = 0.0
     for i in range(e - a):
         t = cand[a + i]
+        x = 0.0
         if _allows(gr[0], gr[1], gr[2], gr[3], gr[4], st[0], st[1], st[2], st[3], st[4], st[5],
                    played, t, gr[5], st[6]):  # fmt: skip
-            w[i] = prob[a + i]
+            x = prob[a + i]
             if fac[1] >= 0 or fac[2] >= 0:
-                w[i] *= _factor(t, gr[1], gr[2], fac[0], fac[1], fac[2], fac[3], fac[4])
-    cs = np.cumsum(w)
-    if cs[-1] <= 0:
+                x *= _factor(t, gr[1], gr[2], fac[0], fac[1], fac[2], fac[3], fac[4])
+        w[i] = x
+        total += x
+    if total <= 0:
         return -1
-    i = np.searchsorted(cs, uu * cs[-1], side="right")
-    if i >= e - a or w[i] <= 0:
-        i = e - a - 1
-        while w[i] <= 0:
-            i -= 1
-    return cand[a + i]
+    target = uu * total
+    acc = 0.0
+    last = -1
+    for i in range(e - a):
+        if w[i] > 0:
+            acc += w[i]
+            last = i
+            if acc > target:
+                return cand[a + i]
+    return cand[a + last]  # rounding at the top end
+
+
+def _factored(ptr, cand, prob, row, g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor,
+              limit, program, onset, played, pcs, act, pitch_code, mel, chord, fm, fc, w,
+              uu):  # fmt: skip
+    """:func:`_masked` on the context row within the scale ``act``, without tuples (the walk's
+    common case for a ``Pitch``); -1: no candidate (the levels then decide)."""
+    a, e = ptr[row], ptr[row + 1]
+    total = 0.0
+    for i in range(e - a):
+        t = cand[a + i]
+        x = 0.0
+        if _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit, program,
+                   onset, played, t, pcs, act):  # fmt: skip
+            x = prob[a + i] * _factor(t, ttype, tval, pitch_code, mel, chord, fm, fc)
+        w[i] = x
+        total += x
+    if total <= 0:
+        return -1
+    target = uu * total
+    acc = 0.0
+    last = -1
+    for i in range(e - a):
+        if w[i] > 0:
+            acc += w[i]
+            last = i
+            if acc > target:
+                return cand[a + i]
+    return cand[a + last]
 
 
 def _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, gr, st, played, uu,
@@ -186,6 +222,7 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
     n_rt = rt.shape[0]
     allowed = np.zeros(v, dtype=np.bool_)
     bar_start = np.zeros(length + 1, dtype=np.int64)
+    wbuf = np.zeros(max(np.max(np.diff(ptr)), np.max(np.diff(fptr)), 1))  # _masked's weights
     for b in range(n):
         prev, pos, floor, limit, ts, program, notes, onset = (
             s0[0],
@@ -250,13 +287,17 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
                 if melody:
                     mel, chord = voice_refs(vprev, vpn, vcur, vcn, vlast, von, program + 1,
                                             onset)  # fmt: skip
-                fac = (pitch_code, mel, chord, fm, fc)
+                fac = (pitch_code, mel, chord, fm, fc, wbuf)
                 factored = (mel >= 0 or chord >= 0) and has_pitch[row]
                 ok = False
                 tok = -1
                 uu = u2
                 if factored:  # a masked draw over the row, weighted by the interval factor
                     uu = u1
+                    tok = _factored(ptr, cand, prob, row, g_allowed, ttype, tval, kind,
+                                    remove_dup, prev, pos, floor, limit, program, onset, played,
+                                    pcs, act, pitch_code, mel, chord, fm, fc, wbuf, u1)  # fmt: skip
+                    ok = tok >= 0
                 elif deg[row] > 0:
                     j = np.searchsorted(key, row + u1, side="right")
                     if j > ptr[row + 1] - 1:
@@ -401,6 +442,7 @@ if numba is not None:
     _factor = njit(_factor)
     _allows = njit(_allows)
     _masked = njit(_masked)
+    _factored = njit(_factored)
     _levels = njit(_levels)
     _return_lag = njit(_return_lag)
     _walk = njit(_walk)
