@@ -63,14 +63,21 @@ def test_read_groups_keeps_only_training_pieces(tmp_path):
 @pytest.mark.e2e
 def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
     """The curve's jobs on a target (the music21 fiddle tunes, one tune in five keys): every
-    method at every k and draw, with the same number of tokens, subsets grouped away from the
-    test pieces; the figure is drawn."""
+    method at every k and draw, its samples kept as MIDI of generate.bars bars, subsets grouped
+    away from the test pieces; the figure is drawn. A target added to the run reruns the
+    points' scoring (the style classifier changed), not their adaptation and sampling."""
+    import copy
+
     from tests.conftest import snakemake, write_config
-    from tests.test_workflow import dag_config
+    from tests.test_workflow import dag_config, job_counts
+    from tokentransfer.bars import count_bars
     from tokentransfer.fewshot import CURVE_METRICS
     from tokentransfer.fileio import read_tsv
+    from tokentransfer.samples import read_samples
+    from tokentransfer.tokenize import load_tokenizer
 
     config = dag_config(music21_corpora)
+    full = copy.deepcopy(config)
     config["corpora"] = {n: config["corpora"][n] for n in ("base", "fiddle")}
     config["finetune"]["targets"] = ["fiddle"]
     config["linkpred"]["variants"] = ["emb_neighbours"]
@@ -96,7 +103,8 @@ def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
     assert (tmp_path / "results/fewshot/small/fiddle/curve.png").stat().st_size > 0
     n_train = len(read_groups(tmp_path / "results/splits/fiddle.tsv"))
     methods = ["markov1", "markov2", "markov3", "counts", "emb_neighbours", "finetuned"]
-    length = config["generate"]["samples"] * config["generate"]["length"]
+    bars, n = config["generate"]["bars"], config["generate"]["samples"]
+    bar = load_tokenizer(tmp_path / "results/tokenizer/tokenizer.json").vocab["Bar_None"]
     for method in methods:
         for k in ("1", "2", "0"):
             for draw in ("0", "1"):
@@ -106,7 +114,13 @@ def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
                     if (r["method"], r["k"], r["draw"]) == (method, k, draw)
                 }
                 assert set(got) >= set(CURVE_METRICS), (method, k, draw)
-                assert float(got["tokens"]) == length, (method, k, draw)
+                # the samples are kept: MIDI and tokens, each of generate.bars bars
+                job = "_finetuned" if method == "finetuned" else ""
+                folder = tmp_path / f"results/fewshot/small/fiddle/samples/k{k}_d{draw}{job}"
+                samples, _ = read_samples(folder / method / "tokens.h5")
+                assert len(list((folder / method).glob("sample_*.mid"))) == n
+                assert [count_bars(x, bar) for x in samples] == [bars] * n, (method, k, draw)
+                assert float(got["tokens"]) == sum(len(x) for x in samples), (method, k, draw)
                 # the evaluation's music measures, against the test pieces and the classifier
                 assert 0 < float(got["feature_fidelity"]) <= 1, (method, k, draw)
                 assert 0 <= float(got["style_share"]) <= 1, (method, k, draw)
@@ -117,3 +131,13 @@ def test_fewshot_curve_on_fixtures(tmp_path, music21_corpora):
     ref = {r["metric"]: r["value"] for r in reference}
     assert 0 < float(ref["feature_fidelity"]) <= 1 and 0 <= float(ref["style_share"]) <= 1
     assert float(ref["bits_per_token"]) > 0  # from the evaluation's record of its samples
+    # a new target: fiddle's points are scored again against the new classifier, and nothing
+    # of fiddle is adapted or sampled again (4 ks x 2 draws x 2 jobs: point and finetune)
+    config["corpora"]["bach"] = full["corpora"]["bach"]
+    grown = write_config(tmp_path / "grown.yaml", config)
+    curve = "results/fewshot/small/fiddle/curve.tsv"
+    proc = snakemake(tmp_path, "--configfile", str(grown), "-n", "--cores", "2", curve)
+    plan = job_counts(proc.stdout + proc.stderr)
+    assert plan["fewshot_score"] == 16 and plan["style_classifier"] == 1
+    for rule in ("fewshot_point", "fewshot_finetune", "fewshot_transfer", "baseline", "generate"):
+        assert rule not in plan, (rule, plan)

@@ -140,7 +140,11 @@ def test_fewshot_jobs_and_params_come_from_the_registry():
     assert set(point["linkpred"]) == set(LINKPRED_KEYS)
     assert point["linkpred"]["seeds"] == [0, 1]
     assert point["finetune"] == {}
-    assert {"samples", "length", "seed", "temperature"} <= set(point["gen"])
+    assert {"samples", "length", "bars", "seed", "temperature"} <= set(point["gen"])
+    # adaptation and sampling read no scoring key: changing copy_n or the reference excerpts
+    # reruns rule fewshot_score only
+    assert not {"copy_n", "reference_excerpts"} & set(point["eval"])
+    assert "markov_discount" in point["eval"]
     tuned = plan.fewshot_params(config, "finetune")
     assert tuned["cfg"]["methods"] == ["finetuned"] and tuned["cfg"]["variants"] == []
     assert tuned["cfg"]["finetune_steps"] == 7

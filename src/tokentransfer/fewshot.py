@@ -115,21 +115,21 @@ def point_rows(corpus, method, k, draw, pieces, files, values: dict[str, float])
 class MusicReference:
     """What feature fidelity and style share are measured against, as in the evaluation
     (:func:`tokentransfer.jobs.evaluate.run_evaluate`): the musical features of
-    ``evaluate.reference_excerpts`` excerpts of ``length`` tokens of the test pieces (seeded by
-    ``evaluate.seed``), and the style classifier (None: no style share)."""
+    ``evaluate.reference_excerpts`` excerpts of the samples' ``length`` (a
+    :class:`tokentransfer.bars.SampleLength`, or a number of tokens) of the test pieces (seeded
+    by ``evaluate.seed``), and the style classifier (None: no style share)."""
 
-    def __init__(self, tokenizer, test, eval_cfg: dict, length: int, classifier=None) -> None:
-        from .baselines import bar_id, real_excerpts
+    def __init__(self, tokenizer, test, eval_cfg: dict, length, classifier=None) -> None:
+        from .bars import SampleLength
+        from .baselines import bar_id
         from .features import score_features
         from .rwr import decode
         from .style import StyleClassifier
 
-        excerpts = real_excerpts(
-            test,
-            int(eval_cfg["reference_excerpts"]),
-            int(length),
-            int(eval_cfg["seed"]),
-            bar_id=bar_id(tokenizer),
+        if not isinstance(length, SampleLength):
+            length = SampleLength(int(length))
+        excerpts = length.excerpts(
+            test, int(eval_cfg["reference_excerpts"]), int(eval_cfg["seed"]), bar_id(tokenizer)
         )
         self.features = [score_features(decode(tokenizer, s)) for s in excerpts]
         self.classifier = StyleClassifier.load(classifier) if classifier else None

@@ -122,9 +122,10 @@ def fewshot_job_methods(config: dict, job: str) -> list[str]:
 
 
 def fewshot_params(config: dict, job: str) -> dict:
-    """The params of few-shot job ``job``: the fewshot section with its methods only, and of
-    each other section the keys its methods read (plus the sample count, length and seed and
-    the evaluation keys every point reads)."""
+    """The params of few-shot job ``job`` (adaptation and sampling): the fewshot section with
+    its methods only, and of each other section the keys its methods read (plus the sample
+    count, length, bars and seed). The evaluation keys of the scoring (copy_n, the reference
+    excerpts) are rule fewshot_score's, so that changing them does not rerun an adaptation."""
     fs = config["fewshot"]
     methods = fewshot_job_methods(config, job)
     cfg = {
@@ -137,9 +138,7 @@ def fewshot_params(config: dict, job: str) -> dict:
         "job": job,
         "cfg": cfg,
         "gen": method_section(config, "generate", methods, ("samples", "length", "bars", "seed")),
-        "eval": method_section(
-            config, "evaluate", methods, ("copy_n", "reference_excerpts", "seed")
-        ),
+        "eval": method_section(config, "evaluate", methods),
         "graph": method_section(config, "graph", methods),
         "linkpred": method_section(config, "linkpred", methods),
         "finetune": method_section(config, "finetune", methods),

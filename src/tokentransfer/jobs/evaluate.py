@@ -77,16 +77,22 @@ def run_baseline(
     use_gpu: bool = False,
     threads: int = 1,
 ) -> dict:
-    """Produce one method's sample set (``generate.samples`` x ``generate.length`` tokens):
+    """Produce one method's sample set (``generate.samples`` samples of ``generate.bars`` bars,
+    or of ``generate.length`` tokens where ``bars`` is 0: :class:`tokentransfer.bars.SampleLength`):
     the registry's method (:mod:`tokentransfer.methods`) fitted on the target's training
-    pieces and sampled."""
+    pieces and sampled. The record gives ``setup_seconds`` (loading and fitting) and
+    ``sample_seconds`` apart."""
+    from ..bars import SampleLength, tokens_per_bar
+    from ..baselines import bar_id
     from ..methods import Env, get
     from ..model import set_threads
 
+    t_setup = time.perf_counter()
     set_threads(threads)
     m = get(method)
     tokenizer = load_tokenizer(tokenizer_json)
-    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+    n, seed = int(gen_cfg["samples"]), int(gen_cfg["seed"])
+    length = SampleLength.from_section(gen_cfg)
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
     train = corpus_tokens(target_shards, [target_split], "train")
     env = Env(
@@ -101,17 +107,22 @@ def run_baseline(
     fitted = m.fit(train, env)
     if not fitted.takes_prompt:
         prompt = None
+    bar = bar_id(tokenizer)
+    per_bar = tokens_per_bar(train, bar)
+    setup_seconds = time.perf_counter() - t_setup
     t0 = time.perf_counter()
-    samples = fitted.sample(n, length, seed, prompt)
+    samples, drawn = length.draw(fitted.sample, n, seed, prompt, bar_id=bar, per_bar=per_bar)
     seconds = time.perf_counter() - t0
-    extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi}
+    extra: dict = {"method": method, "samples_seed": seed, "prompt": prompt_midi, "length": drawn}
     extra.update(fitted.record)
     extra["adapt_seconds"] = round(fitted.adapt_seconds, 4)
     if fitted.log_probs is not None:
         test = corpus_tokens(target_shards, [target_split], "test")
         extra.update(heldout_bits(fitted.log_probs, test, eval_cfg.get("bits_tokens")))
-    info = write_samples(tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra)
-    log.info("%s: %d samples x %d tokens in %.2f s", method, n, length, seconds)
+    info = write_samples(
+        tokenizer, tokenizer_json, samples, out_dir, prompt, seconds, extra, setup_seconds
+    )
+    log.info("%s: %d samples (%s) in %.2f s", method, n, drawn, seconds)
     return info
 
 
@@ -133,8 +144,10 @@ def run_style_classifier(
     heldout_windows: int,
     l2: float,
     seed: int,
+    bars: int = 0,
 ) -> dict:
-    """Train on ``windows`` training windows of ``length`` tokens per corpus (``corpora``:
+    """Train on ``windows`` training windows of ``length`` tokens (of ``bars`` bars where
+    ``bars > 0``, as the samples are) per corpus (``corpora``:
     name -> (shards, split file)), measure on ``heldout_windows`` windows of each corpus's
     held-out pieces, and write the model (JSON) and the held-out table (TSV: one row per
     corpus with its windows, pieces, recall and the share predicted as each class, then a row
@@ -158,14 +171,16 @@ def run_style_classifier(
         if not train:
             log.warning("%s: no training pieces; left out of the classifier", name)
             continue
-        picks = real_excerpts(train, windows, length, _int_seed(ss_train), bar_id=bar)
+        picks = real_excerpts(train, windows, length, _int_seed(ss_train), bar, bars)
         xs.append(style_vectors(tokenizer, picks))
         ys.append(np.full(len(picks), c))
         held_pieces = [
             s for part in heldout_parts(split) for s in corpus_tokens(shards, [split], part)
         ]
         if held_pieces:
-            picks = real_excerpts(held_pieces, heldout_windows, length, _int_seed(ss_test), bar)
+            picks = real_excerpts(
+                held_pieces, heldout_windows, length, _int_seed(ss_test), bar, bars
+            )
             held[name] = (style_vectors(tokenizer, picks), c, len(held_pieces))
         else:
             log.warning("%s: no held-out pieces; not in the held-out accuracy", name)
@@ -198,6 +213,7 @@ def run_style_classifier(
         out_model,
         features=list(STYLE_FEATURES),
         length=int(length),
+        bars=int(bars),
         windows=int(windows),
         l2=float(l2),
         seed=int(seed),
@@ -252,9 +268,11 @@ def run_evaluate(
     classifier's recall on the target's test pieces).
 
     Reads ``eval_cfg`` keys ``copy_n``, ``reference_excerpts`` and ``seed``, and ``gen_cfg``
-    keys ``samples``, ``length`` and ``seed``.
+    keys ``samples``, ``length``, ``bars`` and ``seed`` (the reference excerpts and the test
+    pieces' row have the samples' length: ``bars`` bars, or ``length`` tokens).
     """
-    from ..baselines import bar_id, real_excerpts
+    from ..bars import SampleLength
+    from ..baselines import bar_id
     from ..features import score_features
     from ..metrics import describe
     from ..rwr import decode
@@ -269,14 +287,13 @@ def run_evaluate(
     if model is not None and corpus not in model.classes:
         log.warning("%s is not a class of the style classifier %s", corpus, classifier)
     rows, sample_rows, feature_rows = [], [], []
-    n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+    n, seed = int(gen_cfg["samples"]), int(gen_cfg["seed"])
+    length = SampleLength.from_section(gen_cfg)
     bar = bar_id(tokenizer)
-    ref_excerpts = real_excerpts(
-        test, int(eval_cfg["reference_excerpts"]), length, int(eval_cfg["seed"]), bar_id=bar
-    )
+    ref_excerpts = length.excerpts(test, int(eval_cfg["reference_excerpts"]), eval_cfg["seed"], bar)
     ref_features = [score_features(decode(tokenizer, s)) for s in ref_excerpts]
     log.info("reference: %d excerpts of %d test pieces", len(ref_excerpts), len(test))
-    test_excerpts = real_excerpts(test, n, length, seed, bar_id=bar)
+    test_excerpts = length.excerpts(test, n, seed, bar)
     entries = [("test_pieces", test_excerpts, 0, {})]
     for method, tokens_h5 in sets.items():
         samples, prompt = read_samples(tokens_h5)

@@ -1,7 +1,10 @@
 """The jobs of ``rules/fewshot.smk`` (the few-shot curve): ``fewshot_point``,
 ``fewshot_finetune`` and ``fewshot_transfer`` (one point: the registry's methods of one job
-adapted on one subset of a target; :func:`run_fewshot_point`) and ``fewshot_curve`` (a
-target's points gathered into ``curve.tsv`` and ``curve.png``).
+adapted on one subset of a target and sampled, their sample sets kept as MIDI;
+:func:`run_fewshot_adapt`), ``fewshot_score`` (a point's sample sets measured against the test
+pieces and the style classifier; :func:`run_fewshot_score`) and ``fewshot_curve`` (a target's
+points gathered into ``curve.tsv`` and ``curve.png``). Adaptation and sampling never read the
+classifier, so that a corpus added to a run reruns only the other targets' scoring.
 
 The subsets, measures, rows and figure are :mod:`tokentransfer.fewshot`'s; these functions
 read the inputs, call them and write the outputs.
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bars import SampleLength, tokens_per_bar
 from ..evaluate import build_reference, heldout_bits
 from ..fewshot import (
     COLUMNS,
@@ -31,42 +35,38 @@ from ..fewshot import (
     read_groups,
     subset,
 )
-from ..fileio import read_tsv, to_tsv, write_text_atomic
-from ..samples import read_samples
+from ..fileio import read_tsv, to_tsv, write_json, write_text_atomic
+from ..samples import read_samples, write_samples
 from ..tokenize import corpus_tokens, load_tokenizer, read_shard
 
 log = logging.getLogger(__name__)
 
 
 class _Point:
-    """What every method of one (corpus, k, draw) shares: data, reference and the output."""
+    """What every method of one (corpus, k, draw) shares when it is adapted and sampled: the
+    subset's pieces, the test pieces (bits per token) and the sample sets written."""
 
-    def __init__(
-        self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg, length, classifier
-    ):
+    def __init__(self, *, tokenizer_json, shards, split, corpus, k, draw, cfg, eval_cfg, out_dir):
         self.tokenizer_json = tokenizer_json
         self.tokenizer = load_tokenizer(tokenizer_json)
         self.corpus, self.k, self.draw = corpus, k, draw
-        self.copy_n = int(eval_cfg["copy_n"])
         self.bits_tokens = eval_cfg.get("bits_tokens")
+        self.out = Path(out_dir)
         groups = read_groups(split)
         ids = subset(groups, k, cfg["seed"], draw)
         self.skipped = ids is None
         self.pieces = len(groups) if k == 0 else k
-        self.rows: list[dict] = []
+        self.record: dict = {"corpus": corpus, "k": k, "draw": draw, "pieces": self.pieces}
+        self.record.update(skipped=self.skipped, file_ids=[], methods={})
         if self.skipped:
             log.info("%s: %d training pieces, fewer than k=%d: skipped", corpus, len(groups), k)
             return
         by_id = _tokens_by_id(shards, set(ids))
-        self.train = [by_id[f] for f in ids if f in by_id]
+        self.record["file_ids"] = [f for f in ids if f in by_id]
+        self.train = [by_id[f] for f in self.record["file_ids"]]
         group_of = {f: g for g, fs in groups.items() for f in fs}
-        self.train_groups = [group_of[f] for f in ids if f in by_id]
-        self.files = len(self.train)
+        self.train_groups = [group_of[f] for f in self.record["file_ids"]]
         self.test = corpus_tokens(shards, [split], "test")
-        self.reference = build_reference(self.tokenizer, self.test, self.train, self.copy_n, (3, 4))
-        self.music = None
-        if "reference_excerpts" in eval_cfg:
-            self.music = MusicReference(self.tokenizer, self.test, eval_cfg, length, classifier)
 
     def bits(self, log_probs_fn) -> float:
         """Bits per token of ``log_probs_fn(piece)`` over the test pieces (at most
@@ -75,51 +75,100 @@ class _Point:
             "bits_per_token", math.nan
         )
 
-    def run(self, method, env, n: int, length: int, seed: int) -> None:
-        """Adapt ``method`` (of the registry) on the subset, sample and measure it; a method
-        that cannot be fitted on so few pieces gets its rows without values."""
+    def run(self, method, env, n: int, length: SampleLength, seed: int) -> None:
+        """Adapt ``method`` (of the registry) on the subset and write ``n`` samples of
+        ``length`` as a sample set ``<out_dir>/<method>/`` (its record: adaptation and sampling
+        seconds, bits per token); a method that cannot be fitted on so few pieces is recorded
+        without a sample set."""
+        from ..baselines import bar_id
         from ..methods import CannotFit
 
         try:
             fitted = method.fit(self.train, env)
         except CannotFit as exc:
             log.warning("k=%d draw %d %s: %s", self.k, self.draw, method.name, exc)
-            self.rows += point_rows(
-                self.corpus, method.name, self.k, self.draw, self.pieces, self.files, {}
-            )
+            self.record["methods"][method.name] = {"fitted": False, "reason": str(exc)}
             return
+        bar = bar_id(self.tokenizer)
+        per_bar = tokens_per_bar(self.train, bar)
         t1 = time.perf_counter()
-        samples = fitted.sample(n, length, seed)
-        t2 = time.perf_counter()
+        samples, drawn = length.draw(fitted.sample, n, seed, bar_id=bar, per_bar=per_bar)
+        gen_s = time.perf_counter() - t1
         bits = math.nan if fitted.log_probs is None else self.bits(fitted.log_probs)
-        self.add(method.name, samples, fitted.adapt_seconds, t2 - t1, bits)
-
-    def add(
-        self, method: str, samples, adapt_s: float, gen_s: float, bits: float = math.nan
-    ) -> None:
-        values = measure(
-            self.tokenizer, samples, self.reference, self.copy_n, self.music, self.corpus
+        extra = {"method": method.name, "k": self.k, "draw": self.draw, "length": drawn}
+        extra.update(adapt_seconds=round(fitted.adapt_seconds, 4), bits_per_token=bits)
+        info = write_samples(
+            self.tokenizer,
+            self.tokenizer_json,
+            samples,
+            self.out / method.name,
+            None,
+            gen_s,
+            extra,
+            fitted.adapt_seconds,
         )
-        tokens = sum(len(s) for s in samples)
-        values["bits_per_token"] = bits
-        values["adapt_seconds"] = adapt_s
-        values["gen_tokens_per_second"] = tokens / max(gen_s, 1e-9)
-        values["tokens"] = tokens
-        self.rows += point_rows(
-            self.corpus, method, self.k, self.draw, self.pieces, self.files, values
-        )
+        self.record["methods"][method.name] = {"fitted": True, "tokens": info["tokens_generated"]}
         log.info(
-            "k=%d draw %d %s: js_trigram %.3f, adapt %.2f s",
-            self.k,
-            self.draw,
-            method,
-            values["js_trigram"],
-            adapt_s,
+            "k=%d draw %d %s: adapt %.2f s", self.k, self.draw, method.name, extra["adapt_seconds"]
         )
 
-    def write(self, out_tsv: str) -> None:
-        text = to_tsv(self.rows) if self.rows else "\t".join(COLUMNS) + "\n"
-        write_text_atomic(out_tsv, text)
+    def write(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.record, self.out / POINT_RECORD)
+
+
+#: the record of a point's sample sets (in its folder, beside one folder per method)
+POINT_RECORD = "point.json"
+
+
+def run_fewshot_score(
+    *,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    samples_dir: str,
+    eval_cfg: dict,
+    gen_cfg: dict,
+    out_tsv: str,
+    classifier: str | None = None,
+) -> list[dict]:
+    """Measure one point's sample sets (written by :func:`run_fewshot_adapt`) against the
+    target's test pieces and the subset it was adapted on: the curve's rows to ``out_tsv``.
+
+    The only job of a point that reads the style ``classifier``: adding a corpus to a run
+    changes the classifier and so reruns this scoring, not the adaptation and sampling. Reads
+    ``eval_cfg`` keys ``copy_n`` and, for feature fidelity and style share,
+    ``reference_excerpts`` and ``seed``; ``gen_cfg`` keys ``length`` and ``bars`` (the
+    reference excerpts' length).
+    """
+    record = json.loads((Path(samples_dir) / POINT_RECORD).read_text())
+    corpus, k, draw, pieces = record["corpus"], record["k"], record["draw"], record["pieces"]
+    rows: list[dict] = []
+    if not record["skipped"]:
+        tokenizer = load_tokenizer(tokenizer_json)
+        copy_n = int(eval_cfg["copy_n"])
+        by_id = _tokens_by_id(shards, set(record["file_ids"]))
+        train = [by_id[f] for f in record["file_ids"]]
+        test = corpus_tokens(shards, [split], "test")
+        reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
+        music = None
+        if "reference_excerpts" in eval_cfg:
+            length = SampleLength.from_section(gen_cfg)
+            music = MusicReference(tokenizer, test, eval_cfg, length, classifier)
+        for name, rec in record["methods"].items():
+            values: dict = {}
+            if rec["fitted"]:
+                folder = Path(samples_dir) / name
+                samples, _ = read_samples(folder / "tokens.h5")
+                info = json.loads((folder / "generation.json").read_text())
+                values = measure(tokenizer, samples, reference, copy_n, music, corpus)
+                values["bits_per_token"] = info["bits_per_token"]
+                values["adapt_seconds"] = info["adapt_seconds"]
+                values["gen_tokens_per_second"] = info["tokens_per_second"]
+                values["tokens"] = info["tokens_generated"]
+            rows += point_rows(corpus, name, k, draw, pieces, len(train), values)
+    write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
+    return rows
 
 
 def _tokens_by_id(shards: list[str], ids: set[str]) -> dict[str, np.ndarray]:
@@ -133,7 +182,7 @@ def _tokens_by_id(shards: list[str], ids: set[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def run_fewshot_point(
+def run_fewshot_adapt(
     *,
     tokenizer_json: str,
     shards: list[str],
@@ -144,7 +193,7 @@ def run_fewshot_point(
     cfg: dict,
     gen_cfg: dict,
     eval_cfg: dict,
-    out_tsv: str,
+    out_dir: str,
     job: str = "point",
     embeddings: str | None = None,
     graph_cfg: dict | None = None,
@@ -156,10 +205,11 @@ def run_fewshot_point(
     threads: int = 1,
     base_shards: list[str] | None = None,
     base_splits: list[str] | None = None,
-    classifier: str | None = None,
-) -> list[dict]:
-    """Adapt the methods of few-shot job ``job`` on the k-piece subset of draw ``draw``;
-    measured rows to ``out_tsv``.
+) -> dict:
+    """Adapt the methods of few-shot job ``job`` on the k-piece subset of draw ``draw`` and
+    sample them: one sample set per method in ``out_dir`` (MIDI, tokens, record), and the
+    point's record ``out_dir/point.json`` (the subset's files, which methods could be fitted),
+    which :func:`run_fewshot_score` measures.
 
     The methods are those of the registry (:func:`tokentransfer.methods.fewshot_methods`)
     whose job is ``job`` among ``cfg["methods"]`` and the walks of ``cfg["variants"]``, in
@@ -171,9 +221,9 @@ def run_fewshot_point(
     ``cfg["finetune_steps"]`` steps with ``finetune_cfg``'s batch, learning rate and warm-up,
     resumable from checkpoints in the folder ``checkpoints``. Reads ``cfg`` keys ``seed``,
     ``methods``, ``variants`` and ``finetune_steps``; ``gen_cfg`` keys ``samples``, ``length``,
-    ``seed`` (and the walk's); ``eval_cfg`` keys ``copy_n``, ``markov_discount``,
-    ``temperature``, ``top_k``, ``bits_tokens`` and, for feature fidelity and style share
-    (with the style ``classifier``'s JSON), ``reference_excerpts`` and ``seed``.
+    ``bars``, ``seed`` (and the walk's); ``eval_cfg`` keys ``copy_n``, ``markov_discount``,
+    ``temperature``, ``top_k`` and ``bits_tokens``. Never reads the style classifier or
+    another corpus: adding a target to a run does not rerun it.
     """
     from ..methods import Env, fewshot_methods
     from ..model import set_threads
@@ -187,8 +237,7 @@ def run_fewshot_point(
         draw=draw,
         cfg=cfg,
         eval_cfg=eval_cfg,
-        length=int(gen_cfg["length"]),
-        classifier=classifier,
+        out_dir=out_dir,
     )
     methods = fewshot_methods(cfg["methods"], cfg.get("variants", ()), job)
     if not p.skipped and methods:
@@ -211,11 +260,30 @@ def run_fewshot_point(
             linkpred=linkpred_cfg or {},
             embeddings=embeddings,
         )
-        n, length, seed = int(gen_cfg["samples"]), int(gen_cfg["length"]), int(gen_cfg["seed"])
+        n, seed = int(gen_cfg["samples"]), int(gen_cfg["seed"])
         for method in methods:
-            p.run(method, env, n, length, seed)
-    p.write(out_tsv)
-    return p.rows
+            p.run(method, env, n, SampleLength.from_section(gen_cfg), seed)
+    p.write()
+    return p.record
+
+
+def run_fewshot_point(
+    *, out_tsv: str, classifier: str | None = None, samples_dir: str | None = None, **adapt
+) -> list[dict]:
+    """One point adapted, sampled and measured in one call (:func:`run_fewshot_adapt` into
+    ``samples_dir``, default ``out_tsv`` without its suffix, then :func:`run_fewshot_score`);
+    ``adapt``: the keywords of :func:`run_fewshot_adapt`."""
+    folder = samples_dir or str(Path(out_tsv).with_suffix(""))
+    run_fewshot_adapt(out_dir=folder, **adapt)
+    keep = ("tokenizer_json", "shards", "split")
+    return run_fewshot_score(
+        **{key: adapt[key] for key in keep},
+        samples_dir=folder,
+        eval_cfg=adapt["eval_cfg"],
+        gen_cfg=adapt["gen_cfg"],
+        out_tsv=out_tsv,
+        classifier=classifier,
+    )
 
 
 def _finetune_spec(cfg: dict, ft: dict, draw: int):
@@ -267,10 +335,12 @@ def reference_rows(
     eval_cfg: dict | None = None,
     length: int | None = None,
     classifier: str | None = None,
+    bars: int = 0,
 ) -> list[dict]:
     """The unadapted transformer's samples measured like the points (copying against all
-    training pieces; with ``eval_cfg``'s ``reference_excerpts`` and ``seed``, ``length`` and the
-    style ``classifier``, feature fidelity and style share), as rows with k = -1 (a reference
+    training pieces; with ``eval_cfg``'s ``reference_excerpts`` and ``seed``, ``length`` (and
+    ``bars``: :class:`tokentransfer.bars.SampleLength`) and the style ``classifier``, feature
+    fidelity and style share), as rows with k = -1 (a reference
     line, not a point of the curve)."""
     tokenizer = load_tokenizer(tokenizer_json)
     test = corpus_tokens(shards, [split], "test")
@@ -279,7 +349,7 @@ def reference_rows(
     reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
     music = None
     if eval_cfg and "reference_excerpts" in eval_cfg and length:
-        music = MusicReference(tokenizer, test, eval_cfg, length, classifier)
+        music = MusicReference(tokenizer, test, eval_cfg, SampleLength(length, bars), classifier)
     values = measure(tokenizer, samples, reference, copy_n, music, corpus)
     info = Path(tokens_h5).with_name("generation.json")
     if info.is_file():  # the evaluation's bits per token of the unadapted transformer
