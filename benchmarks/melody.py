@@ -2,12 +2,13 @@
 
 For each target, over the first ``--bars`` bars (default 16) of every test piece and of
 ``--samples`` walks (no graph bias; each generated long enough and cut before its
-``bars + 1``-th ``Bar`` token): the top line's step share (|interval| of 1-2 semitones) and
-leap share (5 or more), the top line being the highest ``Pitch`` of each onset (every program,
-drums left out) and its intervals those between consecutive onsets; and the bar-return share
-(bars whose set of (position, pitch) has a Jaccard index >= 0.6 with an earlier bar,
-:func:`tokentransfer.walkform.return_share`, over all bars). Mean ± std over pieces / samples,
-for the walk with ``melody`` none / interval (plain product ``q`` or corrected ``q / r``) and
+``bars + 1``-th ``Bar`` token), decoded, as the evaluation measures them
+(:mod:`tokentransfer.melody`): the top line's step share (|interval| of 1-2 semitones) and
+leap share (5 or more), the top line being each track's highest pitch per onset; and the
+bar-return share (bars after the first whose set of (onset, pitch) has a Jaccard index >= 0.6
+with an earlier bar). Mean ± std over pieces / samples,
+for the walk with ``melody`` none / interval (the plain product ``q``, the walk's, or the
+corrected ``q / r``) and
 ``form`` none / return. Reads ``results/`` of a run (tokens, splits, graphs, tokenizer); the
 tables are counted from the training pieces as rule ``adjacency`` does.
 
@@ -29,11 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from tokentransfer.grammar import BAR, POSITION, Grammar  # noqa: E402
+from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.graph import load_coo, load_matrix  # noqa: E402
-from tokentransfer.rwr import WalkConfig, Walker, token_errors  # noqa: E402
+from tokentransfer.melody import form_features, melody_features  # noqa: E402
+from tokentransfer.rwr import WalkConfig, Walker, decode, token_errors  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens, load_tokenizer  # noqa: E402
-from tokentransfer.walkform import bar_sets, count_tables, return_share  # noqa: E402
+from tokentransfer.walkform import bar_sets, count_tables  # noqa: E402
 
 
 def first_bars(seq: np.ndarray, g: Grammar, bars: int) -> np.ndarray:
@@ -45,36 +47,20 @@ def first_bars(seq: np.ndarray, g: Grammar, bars: int) -> np.ndarray:
     return seq[at[0] : end]
 
 
-def top_line(seq: np.ndarray, g: Grammar) -> np.ndarray:
-    """The highest pitch of each onset, in order."""
-    line: list[int] = []
-    onset = -1
-    cur = -1
-    for t in np.asarray(seq).tolist():
-        k = g.kind[t]
-        if k in (BAR, POSITION):
-            onset += 1
-        elif g.ttype[t] == g.pitch_code:
-            if onset != cur:
-                line.append(int(g.tval[t]))
-                cur = onset
-            else:
-                line[-1] = max(line[-1], int(g.tval[t]))
-    return np.array(line)
-
-
-def measures(seq: np.ndarray, g: Grammar, bars: int) -> tuple[float, float, float, int]:
+def measures(seq: np.ndarray, g: Grammar, bars: int, tok) -> tuple[float, float, float, int]:
+    """Step share, leap share and bar-return share of ``seq``'s first ``bars`` bars as the
+    evaluation measures them (:mod:`tokentransfer.melody`, on the decoded score), and the
+    number of bars (of tokens)."""
     s = first_bars(seq, g, bars)
-    d = np.abs(np.diff(top_line(s, g)))
-    step = float(((d >= 1) & (d <= 2)).mean()) if len(d) else 0.0
-    leap = float((d >= 5).mean()) if len(d) else 0.0
-    sets = bar_sets(s, g)
-    return step, leap, return_share(sets), len(sets)
+    score = decode(tok, s)
+    mel = melody_features(score)
+    form = form_features(score, bars)
+    return mel["step_share"], mel["leap_share"], form["bar_return_share"], len(bar_sets(s, g))
 
 
 def summary(rows) -> str:
-    a = np.array([r[:3] for r in rows])
-    m, sd = a.mean(0), a.std(0)
+    a = np.array([r[:3] for r in rows], dtype=np.float64)
+    m, sd = np.nanmean(a, 0), np.nanstd(a, 0)
     nb = np.mean([r[3] for r in rows])
     return f"{m[0]:.3f} ± {sd[0]:.3f}\t{m[1]:.3f} ± {sd[1]:.3f}\t{m[2]:.3f} ± {sd[2]:.3f}\t{nb:.1f}"
 
@@ -97,30 +83,30 @@ def main() -> int:
         split = d / "splits" / f"{corpus}.tsv"
         train = corpus_tokens(shards, [split], "train")
         test = corpus_tokens(shards, [split], "test")
-        real = summary([measures(s, g, args.bars) for s in test])
+        real = summary([measures(s, g, args.bars, tok) for s in test])
         print(f"{corpus}\ttest pieces ({len(test)})\t{real}")
         tables = count_tables(train, tok)
         succ = load_matrix(d / "graphs" / corpus / "successors.npz")
         ctx = load_coo(d / "graphs" / corpus / "context_successors.npz")
         for melody, corrected, form in (
-            ("none", True, "none"),
+            ("none", False, "none"),
             ("interval", False, "none"),
             ("interval", True, "none"),
-            ("none", True, "return"),
+            ("none", False, "return"),
             ("interval", False, "return"),
             ("interval", True, "return"),
         ):
             cfg = WalkConfig(length=args.length, samples=args.samples, melody=melody, form=form,
                              seed=args.seed)  # fmt: skip
             w = Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables)
-            if not corrected:
-                w._interval_factors = lambda t=tables: t.factors(corrected=False)
+            if corrected:
+                w._interval_factors = lambda t=tables: t.factors(corrected=True)
             samples = w.generate()
             errors = max(token_errors(tok, s) for s in samples)
             returns = np.mean([s["returns"] for s in w.last_stats])
-            plain = "" if corrected or melody == "none" else " (plain q)"
-            name = f"walk melody={melody}{plain} form={form}"
-            rows = [measures(s, g, args.bars) for s in samples]
+            alt = " (corrected q / r)" if corrected and melody != "none" else ""
+            name = f"walk melody={melody}{alt} form={form}"
+            rows = [measures(s, g, args.bars, tok) for s in samples]
             print(f"{corpus}\t{name}\t{summary(rows)}\t{errors:.4f}\t{returns:.1f}")
     return 0
 

@@ -119,9 +119,9 @@ def test_factors_and_the_independent_intervals(tok, tmp_path):
     assert r[TAIL] > r[TAIL + 2] > r[TAIL + 4] > r[TAIL + 1] and np.isclose(
         r[TAIL + 2], r[TAIL - 2]
     )
-    q_mel, q_chord = t.factors(corrected=False)
+    q_mel, q_chord = t.factors()  # the walk's: the plain interval distributions
     assert np.isclose(q_mel.sum(), 1.0) and q_mel.argmax() == TAIL + 2
-    c_mel, _ = t.factors()
+    c_mel, _ = t.factors(corrected=True)
     assert np.allclose(c_mel, q_mel / r)
     save_tables(t, tmp_path / "walk_tables.npz")
     back = load_tables(tmp_path / "walk_tables.npz")

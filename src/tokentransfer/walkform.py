@@ -8,10 +8,13 @@ later notes of an onset a chord reference, the pitch just played. :func:`count_t
 on the training pieces the intervals ``pitch - reference`` of both kinds, clipped to
 +-:data:`~tokentransfer.walkjit.TAIL` (the outer bins gather the tails), and the pitches'
 marginal. The walk multiplies a ``Pitch`` candidate's weight by :meth:`WalkTables.factors`:
-``q_mel(d) / r(d)`` and ``q_chord(d) / r(d)``, ``q`` the smoothed interval distributions and
-``r`` the distribution of ``x - y`` for ``x``, ``y`` drawn independently from the pitch
-marginal (the intervals a walk without memory already plays, which the row's pitch
-probabilities carry; see the README for the plain ``q`` against this corrected form).
+``q_mel(d)`` and ``q_chord(d)``, the smoothed interval distributions (the plain product
+``p_row(x) * q(d)``). The corrected form ``q(d) / r(d)``, ``r`` the distribution of ``x - y``
+for ``x``, ``y`` drawn independently from the pitch marginal (the intervals a walk without
+memory already plays), matched the test pieces' step and leap shares less well on the default
+run (fiddle: steps 0.46 / leaps 0.18 against the plain product's 0.48 / 0.17 and the test
+pieces' 0.48 / 0.15; bach: 0.21 / 0.68 against 0.20 / 0.67 and 0.26 / 0.58;
+``benchmarks/melody.py``), so the walk uses the plain product.
 
 Form (``generate.form: return``). A bar *returns at lag L* when its set of (position in the bar,
 pitch) has a Jaccard index of at least :data:`RETURN_JACCARD` with the bar ``L`` bars earlier
@@ -60,8 +63,9 @@ class WalkTables:
     ret: np.ndarray
     lags: np.ndarray
 
-    def factors(self, corrected: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """``(melodic, chord)`` interval factors per bin: ``q / r`` (``corrected``) or ``q``."""
+    def factors(self, corrected: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(melodic, chord)`` interval factors per bin: ``q`` (the walk's), or ``q / r``
+        (``corrected``, see the module doc)."""
         q_mel, q_chord = _normalise(self.mel), _normalise(self.chord)
         if not corrected:
             return q_mel, q_chord
