@@ -69,7 +69,12 @@ TIMING_KEYS = {
     "adapt_seconds",
 }
 #: columns of the evaluation tables that hold wall times
-TIMING_COLUMNS = {"gen_tokens_per_second", "gen_seconds", "adapt_seconds"}
+TIMING_COLUMNS = {
+    "gen_tokens_per_second",
+    "sample_seconds",
+    "setup_seconds",
+    "adapt_seconds",
+}
 
 
 #: the target corpora of dag_config; the fine-tuned baseline is trained on the first
