@@ -308,3 +308,53 @@ def test_the_registry_method_fits_samples_and_scores(tok, grammar, tunes, tmp_pa
     assert "knn" in methods.schema_enums()["fewshot.methods"]
     assert methods.reads(["knn"], "evaluate") == ["bits_tokens", "knn", "temperature", "top_k"]
     assert grammar_masks(grammar, tunes[12][:50])[1:][np.arange(49), tunes[12][1:50]].all()
+
+
+def test_the_evaluation_job_samples_knn_and_fused_markov(tok, tmp_path, midi_corpora):
+    """evaluate.methods takes knn and fused_markov: rule baseline's job adapts them on the
+    target's training pieces, keeps their samples and records bits, lambda and the datastore."""
+    from tokentransfer import methods
+    from tokentransfer.jobs.evaluate import run_baseline
+    from tokentransfer.samples import read_samples
+    from tokentransfer.tokenize import ShardResult, write_shard
+
+    tok_json = tmp_path / "tokenizer.json"
+    save_tokenizer(tok, tok_json)
+    save_model(_model(tok), tok_json, tmp_path / "hf")
+    paths = sorted((midi_corpora / "tunes").glob("*.mid"))
+    ids = [f"t{i:02d}" for i in range(len(paths))]
+    write_shard(
+        ShardResult(ids, [tokenize_file(tok, p) for p in paths], [], 0.0),
+        tmp_path / "t.h5",
+        tokenizer_hash="x",
+        corpus="t",
+        shard="0",
+    )
+    rows = [f"{f}\t{f}\t{'test' if i >= 12 else 'train'}" for i, f in enumerate(ids)]
+    (tmp_path / "t.tsv").write_text("file_id\tgroup\tsplit\n" + "\n".join(rows) + "\n")
+    ev = {"temperature": 1.0, "top_k": 0, "bits_tokens": 300, "markov_discount": 0.75}
+    ev["knn"] = {"neighbours": 16, "lambdas": [0.0, 0.5, 0.9], "temperatures": [0.3, 3.0]}
+    assert {"fused_markov", "knn"} <= set(methods.schema_enums()["evaluate.methods"])
+    infos = {}
+    for name in ("knn", "fused_markov"):
+        infos[name] = run_baseline(
+            name,
+            tokenizer_json=str(tok_json),
+            target_shards=[str(tmp_path / "t.h5")],
+            target_split=str(tmp_path / "t.tsv"),
+            base_shards=[],
+            model_dir=str(tmp_path / "hf"),
+            out_dir=str(tmp_path / name),
+            gen_cfg={"samples": 2, "length": 40, "seed": 1},
+            eval_cfg={k: v for k, v in ev.items() if k in methods.reads([name], "evaluate")},
+        )
+        samples, _ = read_samples(tmp_path / name / "tokens.h5")
+        assert [len(s) for s in samples] == [40, 40]
+        assert all(token_errors(tok, s) == 0 for s in samples)
+    info = infos["knn"]
+    assert info["datastore_keys"] == sum(len(tokenize_file(tok, p)) - 1 for p in paths[:12])
+    assert info["datastore_mb"] > 0 and info["adapt_seconds"] > 0
+    # the untrained transformer gains from the memory of the tunes: lambda > 0, and its bits
+    # are finite and near the chain-steered transformer's
+    assert info["lambda"] > 0 and info["bits_per_token"] > 0
+    assert info["bits_per_token"] < infos["fused_markov"]["bits_per_token"] + 1

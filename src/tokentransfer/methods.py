@@ -499,6 +499,9 @@ class Fused(Method):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        # in the evaluation (rule baseline) as well; not fused_walk, whose walk keys of the
+        # generate section that rule does not pass
+        self.folder = "baselines" if name == "fused_markov" else None
         own = (
             {"evaluate": ("markov_discount",)}
             if name == "fused_markov"
@@ -570,7 +573,6 @@ class Knn(Method):
 
     name = "knn"
     model = "pretrained"
-    folder = None
     fewshot = "transfer"
     reads = {"evaluate": (*SAMPLING["evaluate"], "knn")}
 
