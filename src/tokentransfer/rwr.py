@@ -268,6 +268,7 @@ class Walker:
                 "melody: none and form: none walk without them"
             )
         self.tables = tables
+        self._factors: tuple[np.ndarray, np.ndarray] | None = None
         from .tonality import key_tables
 
         # pitch class of each Pitch token (-1: any other token, PitchDrum included)
@@ -390,12 +391,15 @@ class Walker:
 
     def _interval_factors(self) -> tuple[np.ndarray, np.ndarray]:
         """The (melodic, chord) interval factors the walk multiplies a Pitch's weight by
-        (all ones with ``melody: none``)."""
+        (all ones with ``melody: none``), computed once."""
         from .walkjit import TAIL
 
-        if self.cfg.melody == "none" or self.tables is None:
-            return np.ones(2 * TAIL + 1), np.ones(2 * TAIL + 1)
-        return self.tables.factors()
+        if self._factors is None:
+            if self.cfg.melody == "none" or self.tables is None:
+                self._factors = np.ones(2 * TAIL + 1), np.ones(2 * TAIL + 1)
+            else:
+                self._factors = self.tables.factors()
+        return self._factors
 
     # ------------------------------------------------------------------ queries
     def transition_probabilities(
