@@ -345,7 +345,8 @@ class Run:
     def walk(self, method: Method, corpus: str, gen: dict) -> Fitted:
         """The walk ``method`` of ``corpus`` from the run's graph files, with the walk
         settings of ``gen``; the melody and form tables where the settings use them: the
-        run's ``graphs/<corpus>/walk_tables.npz``, else counted on the training pieces."""
+        run's ``graphs/<corpus>/walk_tables.npz``, else (a run older than those tables)
+        counted on the training pieces."""
         import time
 
         from .likelihood import walk_log_probs
@@ -356,15 +357,13 @@ class Run:
         files = self.walk_files(method, corpus, cfg.context)
         nodes = files[-1] if method.graph_network else None
         tables = None
-        if getattr(cfg, "melody", "none") != "none" or getattr(cfg, "form", "none") != "none":
-            from .walkform import count_tables, load_tables
+        saved = files[0].with_name("walk_tables.npz")
+        if (cfg.melody != "none" or cfg.form != "none") and not saved.is_file():
+            from .walkform import count_tables
 
-            saved = self.results / "graphs" / corpus / "walk_tables.npz"
-            if saved.is_file():
-                tables = load_tables(saved)
-            else:
-                tables = count_tables(self.train_pieces(corpus), self.tokenizer)
-        walker = load_walker(self.tokenizer, files[0], nodes, cfg, files[1:2], tables)
+            tables = count_tables(self.train_pieces(corpus), self.tokenizer)
+        context = files[1] if cfg.context != "none" else None
+        walker = load_walker(self.tokenizer, files[0], nodes, cfg, context, tables=tables)
 
         def sample(n, length, seed, prompt=None):
             return walker.generate(n, length, prompt=prompt, seed=seed)
@@ -375,11 +374,14 @@ class Run:
         return Fitted(sample, lambda s: walk_log_probs(walker, s), record, setup)
 
 
-def load_walker(tokenizer, successors_npz, nodes_h5, cfg, context_npz=(), tables=None):
+def load_walker(
+    tokenizer, successors_npz, nodes_h5, cfg, context_npz=None, walk_npz=None, tables=None
+):
     """A :class:`tokentransfer.rwr.Walker` from a run's files: the successor counts, the node
     embeddings of ``nodes_h5`` (None: the counts alone), unless ``cfg.context`` is none the
-    context successor counts (``context_npz``: a one-item sequence; empty: the file beside
-    the successors), and the melody and form ``tables`` (None: none)."""
+    context successor counts (``context_npz``; None: ``context_successors.npz`` beside the
+    successors) and, where ``cfg``'s melody or form is not none, the walk tables: ``tables``
+    if given, else those of ``walk_npz`` (None: ``walk_tables.npz`` beside the successors)."""
     from .graph import load_coo, load_matrix
     from .rwr import Walker, load_node_embeddings
 
@@ -388,14 +390,12 @@ def load_walker(tokenizer, successors_npz, nodes_h5, cfg, context_npz=(), tables
         h, vocab_ids = load_node_embeddings(nodes_h5)
     ctx = None
     if cfg.context != "none":
-        path = (
-            context_npz[0]
-            if context_npz
-            else Path(successors_npz).with_name("context_successors.npz")
-        )
-        ctx = load_coo(path)
-    kwargs = {} if tables is None else {"tables": tables}
-    return Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, cfg, ctx, **kwargs)
+        ctx = load_coo(context_npz or Path(successors_npz).with_name("context_successors.npz"))
+    if tables is None and (cfg.melody != "none" or cfg.form != "none"):
+        from .walkform import load_tables
+
+        tables = load_tables(walk_npz or Path(successors_npz).with_name("walk_tables.npz"))
+    return Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, cfg, ctx, tables)
 
 
 def sample_length_or_bars(

@@ -6,7 +6,6 @@ over a target's successor graph (:mod:`tokentransfer.rwr`), its samples written 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from ..bars import DEFAULT_TOKENS_PER_BAR, SampleLength, tokens_per_bar
 from ..samples import write_samples
@@ -43,26 +42,15 @@ def run_generate(
     tokens; see :func:`tokentransfer.evaluate.heldout_bits`).
     """
 
-    from ..graph import load_coo, load_matrix
-    from ..rwr import WalkConfig, Walker, load_node_embeddings
+    from ..runs import load_walker
+    from ..rwr import WalkConfig
     from ..tokenize import tokenize_file
 
     t_setup = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_json)
     walk_cfg = WalkConfig.from_section(cfg)
     length = SampleLength.from_section({"length": walk_cfg.length, **cfg})
-    h = vocab_ids = None
-    if nodes_h5:
-        h, vocab_ids = load_node_embeddings(nodes_h5)
-    ctx = None
-    if walk_cfg.context != "none":
-        ctx = load_coo(context_npz or Path(successors_npz).with_name("context_successors.npz"))
-    tables = None
-    if walk_cfg.melody != "none" or walk_cfg.form != "none":
-        from ..walkform import load_tables
-
-        tables = load_tables(walk_npz or Path(successors_npz).with_name("walk_tables.npz"))
-    walker = Walker(load_matrix(successors_npz), tokenizer, h, vocab_ids, walk_cfg, ctx, tables)
+    walker = load_walker(tokenizer, successors_npz, nodes_h5, walk_cfg, context_npz, walk_npz)
     prompt = tokenize_file(tokenizer, prompt_midi) if prompt_midi else None
     per_bar = DEFAULT_TOKENS_PER_BAR
     if length.bars and test_shards and split_tsv:
