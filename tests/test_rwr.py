@@ -608,3 +608,43 @@ def test_same_seed_same_walk_with_melody_and_form(tok, corpora, graphs, ctxs, ta
     b = w2.generate(seed=5)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) and sa == w2.last_stats
     assert sum(s["returns"] for s in sa) > 0
+
+
+def test_pitch_draws_follow_the_distribution_with_the_interval_factor(tok, graphs, ctxs, tabs):
+    """The kernel's Pitch draws against :meth:`Walker.next_distribution` (which log_probs and
+    the bits per token use): grouped by what the distribution depends on (the row, the voice
+    state's references and which candidates the grammar allows), each candidate's frequency
+    lies within 5 binomial standard errors of its probability, the interval factor included;
+    and the factor moves those probabilities away from the row's own."""
+    from tokentransfer.grammar import voice_refs
+
+    cfg = WalkConfig(length=3000, samples=16, restart=0.0, form="none", scale="none", top_k=8)
+    w = Walker(graphs["tunes"], tok, cfg=cfg, ctx_succ=ctxs["tunes"], tables=tabs["tunes"])
+    g = w.g
+    groups: dict[tuple, tuple[np.ndarray, list[int]]] = {}
+    for seq in w.generate(seed=9):
+        st = g.new_state(1)
+        for a, b in zip(seq[:-1], seq[1:], strict=True):
+            g.advance(st, np.array([a]))
+            if g.ttype[b] != g.pitch_code:
+                continue
+            row = int(w._row(np.array([a]), st)[0])
+            cand, _ = w._topk.row(row)
+            ok = g.allows(st.repeat(len(cand)), cand) if len(cand) else cand
+            if not len(cand) or not ok.any():
+                continue
+            key = (row, *voice_refs(st), tuple(ok.tolist()))
+            if key not in groups:
+                groups[key] = (w.next_distribution(int(a), st), [])
+            groups[key][1].append(int(b))
+    busy = sorted(groups.items(), key=lambda kv: -len(kv[1][1]))[:10]
+    assert len(busy[-1][1][1]) >= 60
+    moved = 0.0
+    for (row, *_), (p, nxt) in busy:
+        cand, prob = w._topk.row(row)
+        freq = np.array([nxt.count(int(c)) for c in cand]) / len(nxt)
+        q = p[cand]
+        se = np.sqrt(q * (1 - q) / len(nxt))
+        assert (np.abs(freq - q) <= 5 * se + 1 / len(nxt)).all(), (row, freq, q)
+        moved = max(moved, float(np.abs(q - prob / prob[q > 0].sum() * (q > 0)).max()))
+    assert moved > 0.1  # the factor reweights the rows
