@@ -309,3 +309,19 @@ def test_generate_replaces_only_its_own_output(run_results, tmp_path, capsys):
         "generation.json of an earlier tokentransfer generate); give a new or empty folder\n"
     )
     assert os.listdir(workflow_set) == ["generation.json"]
+
+
+def test_generate_without_method_names_the_walk_flag(run_results, tmp_path, capsys):
+    """Without --method, generate walks (--variant, default emb_neighbours, or --counts-only);
+    a run without that walk's graph network is refused naming --variant."""
+    argv = ["generate", "--corpus", "fiddle", "--results", str(run_results)]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert _err(capsys).startswith(
+        "tokentransfer generate: --variant emb_neighbours: this run does not have it for fiddle"
+    )
+    assert (
+        main([*argv, "--counts-only", "--length", "32", "--n", "1", "--out", str(tmp_path / "o")])
+        == 0
+    )
+    info = json.loads((tmp_path / "o" / "generation.json").read_text())
+    assert info["method"] == "counts" and info["tokens_generated"] == 32

@@ -205,13 +205,14 @@ def _method_settings(args: argparse.Namespace, run, method):
     return gen, eval_cfg
 
 
-def _open_run(args: argparse.Namespace, corpus: str, name: str):
-    """The run of ``--results`` and the method ``name`` it has for ``corpus``."""
+def _open_run(args: argparse.Namespace, corpus: str, name: str, flag: str = "--method"):
+    """The run of ``--results`` and the method ``name`` (given by ``flag``) it has for
+    ``corpus``."""
     from .runs import Run
 
     run = Run.open(args.results, args.config, args.model)
     context = args.context if _given(args, "context") else None
-    return run, run.method(name, corpus, context)
+    return run, run.method(name, corpus, context, flag)
 
 
 def _check_audio(args: argparse.Namespace, run) -> str | None:
@@ -258,7 +259,10 @@ def _generate(args: argparse.Namespace) -> int:
         if args.prompt:
             _check_prompt(Path(args.prompt))
         name = args.method or ("counts" if args.counts_only else args.variant)
-        run, method = _open_run(args, args.corpus, name)
+        flag = "--method" if args.method else "--variant"
+        if not args.method and args.counts_only:
+            flag = "--counts-only: method"
+        run, method = _open_run(args, args.corpus, name, flag)
         soundfont = _check_audio(args, run)
         prompt = _prompt_ids(run, args.prompt) if args.prompt else None
         gen, eval_cfg = _method_settings(args, run, method)

@@ -268,16 +268,18 @@ class Run:
             if all(p.exists() for p in self.needs(m, corpus, context))
         ]
 
-    def method(self, name: str, corpus: str, context: str | None = None) -> Method:
-        """The registry's method ``name``, refused in one line (naming those the run has)
-        when the run cannot sample it for ``corpus``."""
+    def method(
+        self, name: str, corpus: str, context: str | None = None, flag: str = "--method"
+    ) -> Method:
+        """The registry's method ``name``, refused in one line (naming ``flag`` and the
+        methods the run has) when the run cannot sample it for ``corpus``."""
         if corpus not in self.targets():
             have = ", ".join(self.targets()) or "none"
             raise RunError(f"--corpus {corpus}: not a target corpus of this run (it has: {have})")
         have = self.available(corpus, context)
         if name not in have:
             why = "unknown method" if name not in REGISTRY else "this run does not have it"
-            raise RunError(f"--method {name}: {why} for {corpus} (this run has: {', '.join(have)})")
+            raise RunError(f"{flag} {name}: {why} for {corpus} (this run has: {', '.join(have)})")
         return REGISTRY[name]
 
     # ------------------------------------------------------------------ pieces and fitting
