@@ -31,10 +31,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from tokentransfer.grammar import Grammar  # noqa: E402
-from tokentransfer.graph import load_coo, load_matrix  # noqa: E402
+from tokentransfer.graph import (  # noqa: E402
+    context_successors,
+    load_coo,
+    load_matrix,
+    successors,
+)
 from tokentransfer.melody import form_features, melody_features  # noqa: E402
 from tokentransfer.rwr import WalkConfig, Walker, decode, token_errors  # noqa: E402
-from tokentransfer.tokenize import corpus_tokens, load_tokenizer  # noqa: E402
+from tokentransfer.tokenize import corpus_tokens, load_tokenizer, tokenize_file  # noqa: E402
 from tokentransfer.walkform import bar_sets, count_tables  # noqa: E402
 
 
@@ -68,26 +73,43 @@ def summary(rows) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--results", default="results")
-    ap.add_argument("--targets", nargs="+", default=["bach", "fiddle"])
+    ap.add_argument("--targets", nargs="*", default=["bach", "fiddle"])
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--bars", type=int, default=16)
     ap.add_argument("--length", type=int, default=3000, help="tokens generated before the cut")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--folder",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also a folder of MIDI files (every 4th file, sorted by name, held out as a test "
+        "piece; graphs and tables from the others), e.g. jazzlead=../shared/data/fixtures/jazzlead",
+    )
     args = ap.parse_args()
     d = Path(args.results)
     tok = load_tokenizer(d / "tokenizer" / "tokenizer.json")
     g = Grammar(tok)
     print("target\tset\tstep share\tleap share\tbar-return share\tbars\ttoken errors\treturns")
-    for corpus in args.targets:
-        shards = sorted((d / "tokens" / corpus).glob("*.h5"))
-        split = d / "splits" / f"{corpus}.tsv"
-        train = corpus_tokens(shards, [split], "train")
-        test = corpus_tokens(shards, [split], "test")
+    targets = [(c, None) for c in args.targets]
+    targets += [tuple(f.split("=", 1)) for f in args.folder]
+    for corpus, folder in targets:
+        if folder is None:
+            shards = sorted((d / "tokens" / corpus).glob("*.h5"))
+            split = d / "splits" / f"{corpus}.tsv"
+            train = corpus_tokens(shards, [split], "train")
+            test = corpus_tokens(shards, [split], "test")
+            succ = load_matrix(d / "graphs" / corpus / "successors.npz")
+            ctx = load_coo(d / "graphs" / corpus / "context_successors.npz")
+        else:
+            files = sorted(Path(folder).glob("*.mid"))
+            seqs = [tokenize_file(tok, f) for f in files]
+            test = [s for i, s in enumerate(seqs) if i % 4 == 3]
+            train = [s for i, s in enumerate(seqs) if i % 4 != 3]
+            succ, ctx = successors(train, len(tok)), context_successors(train, tok)
         real = summary([measures(s, g, args.bars, tok) for s in test])
         print(f"{corpus}\ttest pieces ({len(test)})\t{real}")
         tables = count_tables(train, tok)
-        succ = load_matrix(d / "graphs" / corpus / "successors.npz")
-        ctx = load_coo(d / "graphs" / corpus / "context_successors.npz")
         for melody, corrected, form in (
             ("none", False, "none"),
             ("interval", False, "none"),

@@ -107,7 +107,14 @@ def test_bar_sets_and_the_form_chain_of_repeated_bars(tok):
     assert t.ret[lag2, 3:6, lag2].tolist() == [1, 1, 1]
     p = t.return_probabilities()
     assert np.allclose(p.sum(axis=2), 1.0)
-    assert p[lag2, 4, lag2] == pytest.approx(1.5 / 3.5)  # (1 + 0.5) / (1 + 5 * 0.5)
+    # backed off: overall shares new 2/6, lag 2 4/6; after a lag-2 bar 3 of 3 at lag 2, so
+    # P(lag 2 | lag 2) = (3 + 2 * 4/6) / (3 + 2); at phase 4, one bar of one: (1 + 2 * that) / 3
+    after = (3 + 2 * 4 / 6) / 5
+    assert p[lag2, 4, lag2] == pytest.approx((1 + 2 * after) / 3)
+    assert p[lag2, 10, lag2] == pytest.approx(after)  # a phase no piece reached: backed off
+    assert p[lag2, 10, 1] == 0.0  # a lag the pieces never returned at
+    none = count_tables([], tok).return_probabilities()
+    assert (none[:, :, 0] == 1.0).all()  # no bars counted: no returns
 
 
 def test_factors_and_the_independent_intervals(tok, tmp_path):

@@ -22,8 +22,9 @@ pitch) has a Jaccard index of at least :data:`RETURN_JACCARD` with the bar ``L``
 the smallest on a tie; a bar without notes never returns). Over the first :data:`FORM_BARS`
 bars of each training piece the tables count the chain of these labels (0: new, k: lag
 ``LAGS[k - 1]``): ``ret[previous label, bar index % PHASES, label]``. At each bar line the
-walk draws the label from that row (smoothed, only lags that reach back inside the sample) and
-on a return replays the bar ``L`` bars back, token for token (:mod:`tokentransfer.walkjit`).
+walk draws the label from that row (backed off where the pieces give few bars,
+:meth:`WalkTables.return_probabilities`; only lags that reach back inside the sample) and on a
+return replays the bar ``L`` bars back, token for token (:mod:`tokentransfer.walkjit`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ PHASES = 16
 FORM_BARS = 32
 #: Jaccard index of (position, pitch) sets from which a bar counts as returning
 RETURN_JACCARD = 0.6
-#: added to every count before normalising (interval bins, form chain cells)
+#: added to every interval bin's count before normalising
 SMOOTH = 0.5
+#: weight (in pseudo-bars) of the backed-off row in each form chain row (module doc)
+BACKOFF = 2.0
 
 
 @dataclass
@@ -73,9 +76,17 @@ class WalkTables:
         return q_mel / r, q_chord / r
 
     def return_probabilities(self) -> np.ndarray:
-        """The form chain's rows, smoothed and normalised over the labels."""
-        ret = self.ret + SMOOTH
-        return ret / ret.sum(axis=2, keepdims=True)
+        """The form chain's rows ``P(label | previous label, phase)``, each backed off with
+        weight :data:`BACKOFF` to ``P(label | previous label)`` (all phases), that one to the
+        labels' overall shares (all new where no bar was counted): a row the training pieces
+        never reached (say, phases past the end of short pieces) follows what they did reach,
+        and a lag they never returned at keeps probability 0."""
+        c = np.asarray(self.ret, dtype=np.float64)
+        total = c.sum(axis=(0, 1))
+        overall = total / total.sum() if total.sum() > 0 else np.eye(c.shape[2])[0]
+        by_prev = c.sum(axis=1)
+        by_prev = (by_prev + BACKOFF * overall) / (by_prev.sum(axis=1, keepdims=True) + BACKOFF)
+        return (c + BACKOFF * by_prev[:, None, :]) / (c.sum(axis=2, keepdims=True) + BACKOFF)
 
 
 def _normalise(counts: np.ndarray) -> np.ndarray:
