@@ -325,3 +325,27 @@ def test_generate_without_method_names_the_walk_flag(run_results, tmp_path, caps
     )
     info = json.loads((tmp_path / "o" / "generation.json").read_text())
     assert info["method"] == "counts" and info["tokens_generated"] == 32
+
+
+def test_a_method_registered_later_is_offered_and_sampled(run_results, tmp_path, capsys):
+    """The command enumerates the registry: a method registered after it was written (a real
+    order-4 chain here) is listed, documented in --help and sampled."""
+    from tokentransfer.methods import Chain, register, unregister
+    from tokentransfer.runs import Run
+
+    chain = Chain(4)
+    chain.name = "markov4_test"
+    register(chain)
+    try:
+        assert "markov4_test" in Run.open(run_results).available("fiddle")
+        with pytest.raises(SystemExit):
+            main(["generate", "--help"])
+        assert "markov4_test" in capsys.readouterr().out
+        out = tmp_path / "o"
+        argv = ["generate", "--method", "markov4_test", "--corpus", "fiddle"]
+        argv += ["--results", str(run_results), "--bars", "2", "--n", "1", "--out", str(out)]
+        assert main(argv) == 0, capsys.readouterr().err
+        info = json.loads((out / "generation.json").read_text())
+        assert info["order"] == 4 and info["method"] == "markov4_test"
+    finally:
+        unregister("markov4_test")
