@@ -17,7 +17,7 @@ import pytest
 import symusic
 
 from tests.run_fixture import build_run
-from tokentransfer.bars import count_bars, cut_bars
+from tokentransfer.bars import count_bars
 from tokentransfer.cli import main
 from tokentransfer.infill import bar_quarters, infill_tokens, note_rows
 from tokentransfer.samples import read_samples
@@ -147,39 +147,23 @@ def test_infill_keeps_the_candidate_scored_highest_on_the_following_bars(run_res
     tune = sorted((midi_corpora / "tunes").glob("*.mid"))[1]
     ids = tokenize_file(run.tokenizer, tune)
     per_bar = run.tokens_per_bar("fiddle")
-    drawn: list[list[np.ndarray]] = []
-
-    def spy(*args, **kwargs):
-        from tokentransfer.bars import sample_bars
-
-        samples, record = sample_bars(*args, **kwargs)
-        drawn.append(samples)
-        return samples, record
-
     not_first = 0
     for seed in range(4):
-        drawn.clear()
         res = infill_tokens(
-            fitted,
-            run.tokenizer,
-            ids,
-            3,
-            4,
-            seed,
-            bar_id=run.bar_id,
-            per_bar=per_bar,
-            sample_bars=spy,
+            fitted, run.tokenizer, ids, 3, 4, seed, bar_id=run.bar_id, per_bar=per_bar
         )
         head, tail = ids[: res.span[0]], np.asarray(res.ids)[res.span[1] :]
+        assert len(res.middles) == 8 and np.array_equal(tail, ids[len(ids) - len(tail) :])
         scores = []
-        for s in drawn[0]:  # each candidate's bars 3..4, cut as infill_tokens cuts them
-            mid = cut_bars(np.asarray(s), 1, run.bar_id, start=res.prompt_tokens)[len(head) :]
+        for mid in res.middles:  # each candidate's bars 3..4: bars 1..2 and 5.. as in the file
+            assert count_bars(mid, run.bar_id) == 2
             lp = fitted.log_probs(np.concatenate([head, mid, tail]))
             scores.append(float(lp[len(head) + len(mid) - 1 :].sum()))
         assert scores == pytest.approx(res.scores)
         assert len(set(np.round(scores, 6))) > 1
         pool = [i for i, ok in enumerate(res.fits) if ok] or list(range(len(scores)))
         assert res.chosen == max(pool, key=lambda i: (scores[i], -i))
+        assert np.array_equal(res.ids, np.concatenate([head, res.middles[res.chosen], tail]))
         not_first += res.chosen != 0
     assert not_first > 0
 

@@ -13,19 +13,19 @@ Bars are the tokens' bars (:mod:`tokentransfer.bars`): bar ``k`` starts at the `
 (:func:`bar_quarters`).
 
 Infilling bars ``A..B`` (:func:`infill_tokens`) draws candidates for those bars continuing
-bars ``1..A-1`` (the prompt ends with the ``Bar`` token of bar ``A`` and the file's
-``TimeSig`` token after it, so every new note lies in bar ``A`` or later, in the file's time
-signature) and keeps the candidate under which the method gives the tokens of bars
-``B+1..`` the highest log-probability (the method's ``log_probs``: the walks, the chains and
-the transformers have one); a method without one keeps the first candidate. Candidates whose
-bars differ in length from the file's (another time signature) are kept only when every
+bars ``1..A-1``, bar by bar: each new bar is opened with the file's ``Bar`` token of that bar
+and the ``TimeSig`` token after it, and the method continues it to the next ``Bar`` (so every
+new note lies in bar ``A`` or later, and every new bar has the file's time signature). Of the
+candidates, the one kept is the one under which the method gives the tokens of bars ``B+1..``
+the highest log-probability (the method's ``log_probs``: the walks, the chains and the
+transformers have one); a method without one keeps the first candidate. Candidates whose bars
+differ in length from the file's (a bar whose notes run past its end) are kept only when every
 candidate does.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,7 +141,8 @@ class InfillResult:
     ``prompt_tokens``: the prompt the candidates continued (bars before A, then bar A's
     ``Bar`` and ``TimeSig``); ``window``: the new bars in quarter notes; each candidate's
     ``scores`` (bits of the following bars' tokens) and whether its bar lengths ``fits`` the
-    file's; the ``chosen`` candidate, the ``selection`` rule and a ``record`` of the draw."""
+    file's; the ``chosen`` candidate, the ``selection`` rule, every candidate's new bars
+    (``middles``) and a ``record`` of the draw."""
 
     ids: np.ndarray
     span: tuple[int, int]
@@ -151,6 +152,7 @@ class InfillResult:
     fits: list[bool]
     chosen: int
     selection: str
+    middles: list[np.ndarray] = field(default_factory=list)
     record: dict = field(default_factory=dict)
 
 
@@ -160,6 +162,10 @@ def check_bars(first: int, last: int, bars: int) -> None:
         raise ValueError(
             f"bars {first}:{last} out of range: the file has {bars} bars (counted from 1)"
         )
+
+
+def _seed(seed: int, *keys: int) -> int:
+    return int(np.random.SeedSequence([int(seed), *keys]).generate_state(1)[0])
 
 
 def infill_tokens(
@@ -174,45 +180,46 @@ def infill_tokens(
     per_bar: float,
     candidates: int = CANDIDATES,
     max_tokens: int | None = None,
-    sample_bars: Callable | None = None,
 ) -> InfillResult:
     """Bars ``first..last`` (from 1) of the token sequence ``ids`` drawn anew by the fitted
-    method: ``candidates`` continuations of bars ``1..first-1`` holding ``last - first + 1``
-    bars, the one kept under which ``fitted.log_probs`` scores the tokens of bars ``last+1..``
-    highest (see the module doc)."""
-    from .bars import bar_spans, count_bars, cut_bars
-    from .bars import sample_bars as default_sample_bars
+    method: ``candidates`` continuations of bars ``1..first-1``, drawn bar by bar (each bar
+    opened with the file's ``Bar`` and ``TimeSig`` tokens of that bar), the one kept under
+    which ``fitted.log_probs`` scores the tokens of bars ``last+1..`` highest (see the module
+    doc)."""
+    from .bars import bar_spans, cut_bars, sample_bars
 
     ids = np.asarray(ids, dtype=np.int64).ravel()
     spans = bar_spans(ids, bar_id)
     check_bars(first, last, len(spans))
     start = spans[first - 1][0]
     prefix, suffix = ids[:start], ids[spans[last - 1][1] :]
-    # the prompt ends with bar A's Bar token and, where the file has one there, its TimeSig
-    # token: the new bars keep the file's time signature
-    head = 2 if start + 1 < len(ids) and int(ids[start + 1]) in time_signatures(tokenizer) else 1
-    prompt = ids[: start + head]
-    more = last - first
-    draw = sample_bars or default_sample_bars
-    samples, drawn = draw(
-        fitted.sample,
-        candidates,
-        max(more, 1),
-        seed,
-        per_bar,
-        prompt,
-        bar_id=bar_id,
-        max_tokens=max_tokens,
-    )
+    sigs = time_signatures(tokenizer)
+    stats = {"draws": 0, "short": 0}
+
+    def opening(bar: int) -> np.ndarray:
+        """The tokens that open the file's bar ``bar``: its Bar and TimeSig tokens."""
+        a = spans[bar - 1][0]
+        return ids[a : a + (2 if a + 1 < len(ids) and int(ids[a + 1]) in sigs else 1)]
+
+    def draw(n: int, prompt: np.ndarray, s: int) -> list[np.ndarray]:
+        """``n`` continuations of ``prompt`` to the end of its last bar."""
+        out, rec = sample_bars(
+            fitted.sample, n, 1, s, per_bar, prompt, bar_id=bar_id, max_tokens=max_tokens
+        )
+        stats["draws"] += rec["draws"]
+        stats["short"] += rec["short"]
+        return [cut_bars(np.asarray(x, dtype=np.int64), 0, bar_id, len(prompt)) for x in out]
+
+    prompt = np.concatenate([prefix, opening(first)])
+    seqs = draw(candidates, prompt, seed)
+    for k, bar in enumerate(range(first + 1, last + 1), start=1):
+        for i in range(candidates):
+            seqs[i] = draw(1, np.concatenate([seqs[i], opening(bar)]), _seed(seed, i, k))[0]
     old = bar_quarters(tokenizer, ids, bar_id)
     want = np.diff(old)[first - 1 : last]
     middles, scores, fits = [], [], []
-    for s in samples:
-        mid = cut_bars(np.asarray(s, dtype=np.int64), more, bar_id, start=len(prompt))
-        mid = mid[len(prefix) :]
-        missing = more + 1 - count_bars(mid, bar_id)
-        if missing > 0:  # a short sample: its missing bars left empty
-            mid = np.append(mid, [bar_id] * missing)
+    for s in seqs:
+        mid = s[len(prefix) :]
         seq = np.concatenate([prefix, mid, suffix])
         got = np.diff(bar_quarters(tokenizer, seq, bar_id))[first - 1 : last]
         fits.append(bool(np.allclose(got, want)))
@@ -236,5 +243,6 @@ def infill_tokens(
         fits,
         chosen,
         "log_probs of the following bars" if scored else "first candidate",
-        {"draw": drawn, "candidates": candidates},
+        middles,
+        {"draw": stats, "candidates": candidates},
     )
