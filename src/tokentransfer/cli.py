@@ -281,6 +281,12 @@ def _generate(args: argparse.Namespace) -> int:
         f"({info['tokens_per_second']:.0f} tokens/s); notes per sample {info['notes']}; "
         f"written to {args.out}" + (" (with FLAC)" if soundfont else "")
     )
+    if info.get("short"):
+        print(
+            f"{info['short']} of {info['samples']} samples did not complete {bars} bars within "
+            f"{info['token_budget']} tokens and hold the bars they reached (generation.json: "
+            "short)"
+        )
     return 0
 
 
