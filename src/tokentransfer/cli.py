@@ -273,7 +273,13 @@ def _generate(args: argparse.Namespace) -> int:
     except (UsageError, RunError) as exc:
         return _fail("generate", exc)
     if soundfont:
-        _render(run, sorted(out.glob("sample_*.mid")), soundfont)
+        from .audio import AudioError
+
+        try:
+            _render(run, sorted(out.glob("sample_*.mid")), soundfont)
+        except AudioError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return _fail("generate", f"--audio: {first} (the MIDI files are in {args.out})")
     size = f"{bars} bars" if bars else f"{args.length} tokens"
     print(
         f"{name}: {info['samples']} samples of {size}{' after the prompt' if args.prompt else ''}, "
