@@ -29,9 +29,12 @@ try:  # numba is a dependency; where it is missing the same functions run as Pyt
     import numba
 
     njit = numba.njit(cache=True, nogil=True)
+    # the per-candidate helpers are inlined into their callers: a call with array arguments
+    # otherwise costs a reference count update per array, which was most of a Pitch step
+    inline = numba.njit(cache=True, nogil=True, inline="always")
 except Exception:  # noqa: BLE001
     numba = None
-    njit = None
+    njit = inline = None
 
 # Grammar.kind codes (tokentransfer.grammar)
 _BAR, _TIMESIG, _POSITION, _PROGRAM, _NOTE = 1, 2, 3, 4, 5
@@ -436,13 +439,13 @@ def count_intervals(seq, starts, ttype, tval, kind, pitch_code, ranks, mel, chor
 
 _py_walk = _walk
 if numba is not None:
-    voice_refs = njit(voice_refs)
-    voice_add = njit(voice_add)
-    _bin = njit(_bin)
-    _factor = njit(_factor)
-    _allows = njit(_allows)
+    voice_refs = inline(voice_refs)
+    voice_add = inline(voice_add)
+    _bin = inline(_bin)
+    _factor = inline(_factor)
+    _allows = inline(_allows)
     _masked = njit(_masked)
-    _factored = njit(_factored)
+    _factored = inline(_factored)
     _levels = njit(_levels)
     _return_lag = njit(_return_lag)
     _walk = njit(_walk)
