@@ -569,22 +569,48 @@ def bars_of(tok, seq: np.ndarray) -> list[tuple[int, ...]]:
     return [tuple(seq[a + 1 : b].tolist()) for a, b in zip(at[:-1], at[1:], strict=True)]
 
 
-def test_the_return_device_repeats_bars_at_the_measured_lag(tok):
-    """Pieces A B A B A B A B (A and B drawn per piece): the training pieces return at lag 2
-    from bar 2 on, so the walk's bars 2-7 replay the bar two back (its tokens exactly) about
-    as often as the form chain's smoothed probability (10.5 / 12.5 = 0.84), and almost never
-    the bar one back; without the return device a bar never equals the one two back. Fails
-    if the return device is removed."""
+def abab_pieces(tok) -> list[np.ndarray]:
+    """Ten pieces A B A B A B A B, A and B eight random chromatic pitches each."""
     rng = np.random.default_rng(0)
     seqs = []
     for _ in range(10):
         a, b = (rng.choice(np.arange(55, 80), size=8).tolist() for _ in range(2))
         seqs.append(np.array((bar_of(tok, a) + bar_of(tok, b)) * 4))
+    return seqs
+
+
+def test_returns_keep_to_the_key(tok):
+    """With the scale, a bar played before the sample found its key (chromatic here) is not
+    replayed after it: every pitch after the key's bar line keeps to the scale (none counted
+    off_key), and bars still return."""
+    from tokentransfer.tonality import KEY_NOTES, find_key, scale_pcs
+
+    seqs = abab_pieces(tok)
+    w = Walker(successors(seqs, len(tok)), tok, cfg=WalkConfig(length=600, samples=12),
+               ctx_succ=context_successors(seqs, tok), tables=count_tables(seqs, tok))  # fmt: skip
+    bar = tok.vocab["Bar_None"]
+    for seq, st in zip(w.generate(seed=3), w.last_stats, strict=True):
+        pcs = w._pc[seq]
+        fix = np.flatnonzero((seq == bar) & (np.cumsum(pcs >= 0) >= KEY_NOTES))
+        at = int(fix[0])
+        key = find_key(np.bincount(pcs[: at + 1][pcs[: at + 1] >= 0], minlength=12))
+        after = pcs[at + 1 :]
+        assert not (~np.isin(after[after >= 0], scale_pcs(key))).any() and st["off_key"] == 0
+    assert sum(s["returns"] for s in w.last_stats) > 10
+
+
+def test_the_return_device_repeats_bars_at_the_measured_lag(tok):
+    """Pieces A B A B A B A B (A and B drawn per piece): the training pieces return at lag 2
+    from bar 2 on, so the walk's bars 2-7 replay the bar two back (its tokens exactly) about
+    as often as the form chain's smoothed probability (10.5 / 12.5 = 0.84), and almost never
+    the bar one back; without the return device a bar never equals the one two back. Fails
+    if the return device is removed. (Without the scale: the pieces' pitches are chromatic.)"""
+    seqs = abab_pieces(tok)
     tables = count_tables(seqs, tok)
     succ, ctx = successors(seqs, len(tok)), context_successors(seqs, tok)
     same = {}
     for form in ("none", "return"):
-        cfg = WalkConfig(length=500, samples=16, form=form)
+        cfg = WalkConfig(length=500, samples=16, form=form, scale="none")
         w = Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables)
         lag1, lag2 = [], []
         for seq, st in zip(w.generate(seed=2), w.last_stats, strict=True):

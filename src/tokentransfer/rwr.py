@@ -60,9 +60,11 @@ Form. With ``form: return`` (the default), at each bar line the walk draws from 
 form chain (:mod:`tokentransfer.walkform`: measured on its training pieces, whether a bar
 returns to the bar 1, 2, 4 or 8 bars back, given what the previous bar did and the bar's index)
 and on a return replays that earlier bar of its own sample token for token, then a ``Bar``
-(counted as ``returns``). Order at a bar line: a pending restart goes first; where it replays a
-prompt's tokens, that bar does not return; a restart without a prompt changes no token and the
-form chain draws as usual. :meth:`Walker.next_distribution` describes the walk without returns.
+(counted as ``returns``); with ``scale: key`` only a bar that keeps to the sample's scale
+returns (a bar played before the key was found may leave it). Order at a bar line: a pending
+restart goes first; where it replays a prompt's tokens, that bar does not return; a restart
+without a prompt changes no token and the form chain draws as usual.
+:meth:`Walker.next_distribution` describes the walk without returns.
 
 Speed. The walk is one loop (:mod:`tokentransfer.walkjit`), compiled with numba (engine
 ``numba``, the default) or, where numba is missing, run as the same Python function (engine

@@ -198,14 +198,30 @@ def _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, gr, st,
     return tok
 
 
-def _return_lag(ret, lags, last, j, uu):
+def _in_scale(tokens, a, e, pcs, smask):
+    """Whether the pitches of ``tokens[a:e]`` keep to the scale ``smask`` (-1: none)."""
+    if smask < 0:
+        return True
+    for i in range(a, e):
+        pc = pcs[tokens[i]]
+        if pc >= 0 and not (smask >> pc) & 1:
+            return False
+    return True
+
+
+def _return_lag(ret, lags, last, j, uu, tokens, bar_start, pcs, smask):
     """The form chain's choice at bar ``j`` after the label ``last`` (0: new, k: lag
-    ``lags[k - 1]``): 0 or the index k of a lag with ``lags[k - 1] <= j``."""
+    ``lags[k - 1]``): 0 or the index k of a lag with ``lags[k - 1] <= j`` whose bar keeps to
+    the sample's scale ``smask`` (a bar played before the key was found may leave it)."""
     n_lab = ret.shape[2]
     w = np.zeros(n_lab)
     for k in range(n_lab):
-        if k == 0 or lags[k - 1] <= j:
+        if k == 0:
             w[k] = ret[last, j % ret.shape[1], k]
+        elif lags[k - 1] <= j:
+            b0 = j - lags[k - 1]
+            if _in_scale(tokens, bar_start[b0] + 1, bar_start[b0 + 1], pcs, smask):
+                w[k] = ret[last, j % ret.shape[1], k]
     cs = np.cumsum(w)
     if cs[-1] <= 0:
         return 0
@@ -363,11 +379,14 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
             out[b, step] = tok
             if tok == bar_id:  # a new bar: record it; where no restart replays a prompt,
                 bar_start[n_bars] = step  # the form chain may return to an earlier bar
+                if scaled and smask < 0 and hist.sum() >= key_notes:  # enough pitches: the key
+                    smask = key_masks[np.argmax(key_profiles @ hist)]
                 j = n_bars
                 n_bars += 1
                 lab = 0
                 if form and queue < 0 and src != 1:
-                    lab = _return_lag(ret, lags, last, j, u[step, b, 4])
+                    lab = _return_lag(ret, lags, last, j, u[step, b, 4], out[b], bar_start, pcs,
+                                      smask)  # fmt: skip
                     if lab > 0:
                         lag = lags[lab - 1]
                         rep_a, rep_e = bar_start[j - lag] + 1, bar_start[j - lag + 1]
@@ -400,11 +419,8 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
                     voice_add(vprev, vpn, vcur, vcn, vlast, von, program + 1, onset, val)
             prev = ttype[tok]
             node = tok
-            if scaled:  # count the pitches; at a bar line with enough of them, fix the key
-                if pcs[tok] >= 0:
-                    hist[pcs[tok]] += 1.0
-                if smask < 0 and tok == bar_id and hist.sum() >= key_notes:
-                    smask = key_masks[np.argmax(key_profiles @ hist)]
+            if scaled and pcs[tok] >= 0:  # count the pitches (the key: at a bar line, above)
+                hist[pcs[tok]] += 1.0
 
 
 def count_intervals(seq, starts, ttype, tval, kind, pitch_code, ranks, mel, chord, marg):
@@ -447,6 +463,7 @@ if numba is not None:
     _masked = njit(_masked)
     _factored = inline(_factored)
     _levels = njit(_levels)
+    _in_scale = inline(_in_scale)
     _return_lag = njit(_return_lag)
     _walk = njit(_walk)
     count_intervals = njit(count_intervals)
