@@ -60,8 +60,8 @@ Form. With ``form: return`` (the default), at each bar line the walk draws from 
 form chain (:mod:`tokentransfer.walkform`: measured on its training pieces, whether a bar
 returns to the bar 1, 2, 4 or 8 bars back, given what the previous bar did and the bar's index)
 and on a return replays that earlier bar of its own sample token for token, then a ``Bar``
-(counted as ``returns``); with ``scale: key`` only a bar that keeps to the sample's scale
-returns (a bar played before the key was found may leave it). Order at a bar line: a pending
+(counted as ``returns``); a replayed bar from before the sample found its key may leave the
+scale: each such pitch counts as ``off_key``. Order at a bar line: a pending
 restart goes first; where it replays a prompt's tokens, that bar does not return; a restart
 without a prompt changes no token and the form chain draws as usual.
 :meth:`Walker.next_distribution` describes the walk without returns.
@@ -235,8 +235,8 @@ class Walker:
     ``restarts``, ``dead_end_restarts``, ``widened`` (steps that went beyond the context row's
     or the token's top-k), ``backoffs`` (dead ends where no bar could start), ``rejected``
     (first draws the grammar or the scale refused), ``off_key`` (steps where no candidate kept
-    to the scale), ``returns`` (bars replayed) and ``tokens``; :attr:`restart_tokens` the
-    tokens a restart appends.
+    to the scale, and replayed pitches off it), ``returns`` (bars replayed) and ``tokens``;
+    :attr:`restart_tokens` the tokens a restart appends.
     """
 
     def __init__(

@@ -198,30 +198,14 @@ def _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, gr, st,
     return tok
 
 
-def _in_scale(tokens, a, e, pcs, smask):
-    """Whether the pitches of ``tokens[a:e]`` keep to the scale ``smask`` (-1: none)."""
-    if smask < 0:
-        return True
-    for i in range(a, e):
-        pc = pcs[tokens[i]]
-        if pc >= 0 and not (smask >> pc) & 1:
-            return False
-    return True
-
-
-def _return_lag(ret, lags, last, j, uu, tokens, bar_start, pcs, smask):
+def _return_lag(ret, lags, last, j, uu):
     """The form chain's choice at bar ``j`` after the label ``last`` (0: new, k: lag
-    ``lags[k - 1]``): 0 or the index k of a lag with ``lags[k - 1] <= j`` whose bar keeps to
-    the sample's scale ``smask`` (a bar played before the key was found may leave it)."""
+    ``lags[k - 1]``): 0 or the index k of a lag with ``lags[k - 1] <= j``."""
     n_lab = ret.shape[2]
     w = np.zeros(n_lab)
     for k in range(n_lab):
-        if k == 0:
+        if k == 0 or lags[k - 1] <= j:
             w[k] = ret[last, j % ret.shape[1], k]
-        elif lags[k - 1] <= j:
-            b0 = j - lags[k - 1]
-            if _in_scale(tokens, bar_start[b0] + 1, bar_start[b0 + 1], pcs, smask):
-                w[k] = ret[last, j % ret.shape[1], k]
     cs = np.cumsum(w)
     if cs[-1] <= 0:
         return 0
@@ -370,6 +354,8 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
                 queue += 1
             elif src == 2:
                 rep_a += 1
+                if smask >= 0 and pcs[tok] >= 0 and not (smask >> pcs[tok]) & 1:
+                    stats[b, 5] += 1  # off_key: a bar from before the key, replayed
             elif src == 3:
                 close = False
             if restart_now:
@@ -385,8 +371,7 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
                 n_bars += 1
                 lab = 0
                 if form and queue < 0 and src != 1:
-                    lab = _return_lag(ret, lags, last, j, u[step, b, 4], out[b], bar_start, pcs,
-                                      smask)  # fmt: skip
+                    lab = _return_lag(ret, lags, last, j, u[step, b, 4])
                     if lab > 0:
                         lag = lags[lab - 1]
                         rep_a, rep_e = bar_start[j - lag] + 1, bar_start[j - lag + 1]
@@ -463,7 +448,6 @@ if numba is not None:
     _masked = njit(_masked)
     _factored = inline(_factored)
     _levels = njit(_levels)
-    _in_scale = inline(_in_scale)
     _return_lag = njit(_return_lag)
     _walk = njit(_walk)
     count_intervals = njit(count_intervals)
