@@ -268,11 +268,14 @@ def test_choose_knn_with_one_group_reports_the_tail_but_chooses_zero(tok, gramma
 def test_settings_fill_defaults_and_reject_bad_values():
     s = knn.settings(None)
     assert s["neighbours"] == knn.NEIGHBOURS and s["dtype"] == "float32"
+    assert s["choice_tokens"] == knn.CHOICE_TOKENS
     assert knn.settings({"neighbours": 4})["lambdas"] == list(knn.LAMBDAS)
     with pytest.raises(ValueError, match=r"lambda must be in \[0, 1\)"):
         knn.settings({"lambdas": [0.0, 1.0]})
     with pytest.raises(ValueError, match="temperature"):
         knn.settings({"temperatures": [0.0]})
+    with pytest.raises(ValueError, match="choice_tokens"):
+        knn.settings({"choice_tokens": 0})
     with pytest.raises(ValueError, match="dtype"):
         knn.settings({"dtype": "int8"})
     with pytest.raises(ValueError, match="unknown"):

@@ -36,7 +36,11 @@ special tokens and its top-k.
 (:func:`tokentransfer.fusion.choose_lambda`): the adaptation pieces are split by
 :func:`tokentransfer.fusion.holdout` (whole held-out groups, or with one group the tail of each
 piece), every ``(lam, T)`` of the grid is scored on the held-out tokens (at most
-``max_tokens``, :func:`tokentransfer.fusion.cap_held`) against the datastore of the rest, and
+``max_tokens``, :func:`tokentransfer.fusion.cap_held`; the method passes
+``evaluate.knn.choice_tokens``, 5000, where the fused sampler passes ``evaluate.bits_tokens``:
+the search costs held-out tokens x keys; on the default run's Bach and fiddle tunes, at
+k = 5 and every piece, 5000 held-out tokens chose a ``(lam, T)`` whose test bits per token
+were within 0.001 of the choice on up to 20000) against the datastore of the rest, and
 the one of fewest bits is chosen (ties: the smaller ``lam``, then the smaller ``T``); with
 fewer than ``min_groups`` groups the grid is reported but ``lam = 0`` (the tail of a piece
 whose head is in the datastore rewards remembering that piece, not the style). One forward
@@ -69,6 +73,9 @@ NEIGHBOURS = 128
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 0.9)
 #: default grid of the distance temperature (``evaluate.knn.temperatures``)
 TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
+#: default cap on the held-out tokens the choice of lam and T scores
+#: (``evaluate.knn.choice_tokens``): its search costs held-out tokens x keys
+CHOICE_TOKENS = 5000
 #: default storage type of the keys (``evaluate.knn.dtype``)
 DTYPE = "float32"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -82,15 +89,18 @@ def settings(section: dict | None) -> dict:
         "neighbours": NEIGHBOURS,
         "lambdas": list(LAMBDAS),
         "temperatures": list(TEMPERATURES),
+        "choice_tokens": CHOICE_TOKENS,
         "dtype": DTYPE,
         **(section or {}),
     }
-    unknown = set(s) - {"neighbours", "lambdas", "temperatures", "dtype"}
+    unknown = set(s) - {"neighbours", "lambdas", "temperatures", "choice_tokens", "dtype"}
     if unknown:
         raise ValueError(f"evaluate.knn: unknown key(s) {sorted(unknown)}")
     if int(s["neighbours"]) < 1:
         raise ValueError(f"evaluate.knn.neighbours must be >= 1, got {s['neighbours']}")
     check_grid(s["lambdas"], s["temperatures"])
+    if int(s["choice_tokens"]) < 1:
+        raise ValueError(f"evaluate.knn.choice_tokens must be >= 1, got {s['choice_tokens']}")
     if s["dtype"] not in DTYPES:
         raise ValueError(f"evaluate.knn.dtype must be one of {list(DTYPES)}, got {s['dtype']!r}")
     return s

@@ -397,13 +397,23 @@ class Walk(Method):
                 )
             except ValueError as exc:  # a graph too small to split into train/val/test pairs
                 raise CannotFit(f"no graph network ({exc})") from exc
-        walker = Walker(succ, env.tokenizer, h, nodes, cfg, ctx)
+        walker = Walker(succ, env.tokenizer, h, nodes, cfg, ctx, walk_tables(pieces, env, cfg))
         adapt = time.perf_counter() - t0
 
         def sample(n, length, seed, prompt=None):
             return walker.generate(n, length, prompt=prompt, seed=seed)
 
         return Fitted(sample, lambda s: walk_log_probs(walker, s), {}, adapt)
+
+
+def walk_tables(pieces, env: Env, cfg):
+    """The walk's interval and form tables counted on ``pieces`` (None where ``cfg`` walks
+    without melody and form)."""
+    if cfg.melody == "none" and cfg.form == "none":
+        return None
+    from .walkform import count_tables
+
+    return count_tables(pieces, env.tokenizer)
 
 
 def graph_embeddings(
@@ -596,7 +606,7 @@ class Knn(Method):
             seed=env.seed,
             groups=env.groups,
             device=env.device,
-            max_tokens=env.eval.get("bits_tokens"),
+            max_tokens=s["choice_tokens"],
             store=store,
         )
         store = store.to(s["dtype"])
