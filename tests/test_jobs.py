@@ -474,6 +474,13 @@ def test_run_generate_writes_the_sample_set_and_is_seeded(corpus, graphs, tmp_pa
     assert info["tokens_per_second"] == pytest.approx(
         info["tokens_generated"] / info["sample_seconds"], rel=0.01
     )
+    same, _ = read_samples(tmp_path / "b" / "tokens.h5")  # same seed: same samples
+    assert all(np.array_equal(x, y) for x, y in zip(samples, same, strict=True))
+    assert (tmp_path / "a" / "sample_000.mid").read_bytes() == (
+        tmp_path / "b" / "sample_000.mid"
+    ).read_bytes()
+    unbiased, _ = read_samples(tmp_path / "c" / "tokens.h5")
+    assert any(not np.array_equal(x, y) for x, y in zip(samples, unbiased, strict=True))
 
 
 def test_run_generate_in_bars(corpus, graphs, tmp_path):
@@ -491,13 +498,6 @@ def test_run_generate_in_bars(corpus, graphs, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(samples, again, strict=True))
     assert info["length"]["bars"] == 3 and info["length"]["short"] == 0
     assert max(info["token_error_rate"]) == 0.0
-    same, _ = read_samples(tmp_path / "b" / "tokens.h5")  # same seed: same samples
-    assert all(np.array_equal(x, y) for x, y in zip(samples, same, strict=True))
-    assert (tmp_path / "a" / "sample_000.mid").read_bytes() == (
-        tmp_path / "b" / "sample_000.mid"
-    ).read_bytes()
-    unbiased, _ = read_samples(tmp_path / "c" / "tokens.h5")
-    assert any(not np.array_equal(x, y) for x, y in zip(samples, unbiased, strict=True))
 
 
 def test_write_samples_and_read_samples_round_trip_with_a_prompt(corpus, tmp_path):
@@ -526,6 +526,7 @@ def test_run_generate_records_the_walks_bits_per_token_on_the_test_pieces(corpus
     test pieces: the same walker's smoothed next-token distribution, computed here directly."""
     from tokentransfer.likelihood import corpus_bits, scored_pieces, walk_log_probs
     from tokentransfer.rwr import WalkConfig, Walker
+    from tokentransfer.walkform import load_tables
 
     succ = str(graphs.dir / "successors.npz")
     kw = dict(tokenizer_json=corpus.tok_json, successors_npz=succ, nodes_h5=None, cfg=WALK)
@@ -544,6 +545,7 @@ def test_run_generate_records_the_walks_bits_per_token_on_the_test_pieces(corpus
         None,
         WalkConfig(**{k: v for k, v in WALK.items() if k in fields}),
         load_coo(graphs.dir / "context_successors.npz"),
+        load_tables(graphs.dir / "walk_tables.npz"),
     )
     test = scored_pieces(_part(corpus, "test"), 300)
     direct = corpus_bits(lambda s: walk_log_probs(walker, s), test)

@@ -320,13 +320,18 @@ def walk_target(
     floor: float = FLOOR,
 ) -> WalkTarget:
     """The walk on the successor counts of ``seqs`` (and their grammar contexts unless
-    ``cfg.context == "none"``; ``cfg``: a :class:`tokentransfer.rwr.WalkConfig`), biased by
-    node embeddings ``h`` of ``vocab_ids`` when given."""
+    ``cfg.context == "none"``; ``cfg``: a :class:`tokentransfer.rwr.WalkConfig`; its interval
+    and form tables counted on ``seqs`` unless its melody and form are none), biased by node
+    embeddings ``h`` of ``vocab_ids`` when given."""
     from .graph import context_successors, successors
     from .rwr import WalkConfig, Walker
+    from .walkform import count_tables
 
     cfg = cfg or WalkConfig()
     seqs = list(seqs)
     succ = successors(seqs, len(tokenizer.vocab))
     ctx = context_successors(seqs, tokenizer) if cfg.context != "none" else None
-    return WalkTarget(Walker(succ, tokenizer, h, vocab_ids, cfg, ctx), floor)
+    tables = None
+    if cfg.melody != "none" or cfg.form != "none":
+        tables = count_tables(seqs, tokenizer)
+    return WalkTarget(Walker(succ, tokenizer, h, vocab_ids, cfg, ctx, tables), floor)
