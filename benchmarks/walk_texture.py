@@ -29,6 +29,7 @@ from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.graph import load_coo, load_matrix  # noqa: E402
 from tokentransfer.rwr import CONTEXTS, WalkConfig, Walker, decode, token_errors  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens, load_tokenizer  # noqa: E402
+from tokentransfer.walkform import count_tables  # noqa: E402
 
 
 def main() -> int:
@@ -66,12 +67,13 @@ def main() -> int:
         show(corpus, "real_target", real_excerpts(train, n, length, 0, bar_id=bar_id(tok)))
         succ = load_matrix(d / "graphs" / corpus / "successors.npz")
         ctx = load_coo(d / "graphs" / corpus / "context_successors.npz")
+        tables = count_tables(train, tok)
         for context in CONTEXTS:
             cfg = WalkConfig(length=length, samples=n, context=context)
             show(
                 corpus,
                 f"walk, context {context}",
-                Walker(succ, tok, cfg=cfg, ctx_succ=ctx).generate(),
+                Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables).generate(),
             )
         g = Grammar(tok)
         for order in (2, 3):

@@ -11,6 +11,7 @@ from tokentransfer.graph import context_successors, successors
 from tokentransfer.rwr import WalkConfig, Walker, token_errors
 from tokentransfer.tokenize import tokenize_file
 from tokentransfer.tonality import KEY_NOTES, find_key, key_name, key_tables, scale_pcs
+from tokentransfer.walkform import count_tables
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def walker(tok, seqs, **cfg) -> Walker:
         tok,
         cfg=WalkConfig(**cfg),
         ctx_succ=context_successors(seqs, tok),
+        tables=count_tables(seqs, tok),
     )
 
 
@@ -130,14 +132,14 @@ def test_chromatic_steps_leave_the_scale(tok, corpora):
 
 
 @pytest.mark.parametrize("prompt", [False, True])
-def test_compiled_and_numpy_keyed_walks_give_the_same_tokens(tok, corpora, prompt):
-    """With the scale (four uniforms per step, the key found mid-walk or from the prompt) the
-    numba loop and the numpy loop still agree token for token, and on the stats."""
-    w = walker(tok, corpora["tunes"], length=400, samples=3, chromatic=0.1)
+def test_compiled_and_python_keyed_walks_give_the_same_tokens(tok, corpora, prompt):
+    """With the scale (the key found mid-walk or from the prompt) the compiled kernel and the
+    same function run as Python agree token for token, and on the stats."""
+    w = walker(tok, corpora["tunes"], length=150, samples=2, chromatic=0.1, melody="none")
     head = corpora["tunes"][0][:300] if prompt else None
     a = w.generate(prompt=head, seed=7, engine="numba")
     sa = w.last_stats
-    b = w.generate(prompt=head, seed=7, engine="numpy")
+    b = w.generate(prompt=head, seed=7, engine="python")
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert sa == w.last_stats
     assert sum(s["rejected"] for s in sa) > 0
