@@ -61,6 +61,11 @@ def test_piano_rolls_share_one_time_axis(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig.piano_rolls(sets, reference, tmp_path / "again.png", "t")
     assert (tmp_path / "again.png").read_bytes() == path.read_bytes()
+    # bar lines every 4 quarter notes: drawn (a different picture), at 0, 4, ..., 28
+    assert fig.bar_lines(beats, 4.0).tolist() == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert fig.bar_lines(beats, None).size == 0
+    fig.piano_rolls(sets, reference, tmp_path / "bars.png", "t", bar=4.0)
+    assert (tmp_path / "bars.png").read_bytes() != path.read_bytes()
 
 
 def test_piano_rolls_draw_every_row_when_notes_are_under_a_pixel_tall(tmp_path):

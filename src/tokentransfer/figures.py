@@ -180,17 +180,27 @@ def _draw_roll(ax, notes: dict[str, np.ndarray]) -> None:
     )
 
 
+def bar_lines(beats: float, bar: float | None) -> np.ndarray:
+    """Where the bar lines of a piano roll of ``beats`` quarter notes go: every ``bar`` quarter
+    notes from 0 (none where ``bar`` is None or not positive)."""
+    if not bar or bar <= 0:
+        return np.zeros(0)
+    return np.arange(0.0, beats + 1e-9, float(bar))
+
+
 def piano_rolls(
     sets: dict[str, list],
     reference: list[dict[str, np.ndarray]] | None,
     path: str | os.PathLike,
     title: str = "",
     beats: float | None = None,
+    bar: float | None = None,
 ) -> float:
     """Piano rolls of several samples per set (``sets``: method -> decoded scores), one row per
     method, under a first row of test excerpts (``reference``: note dicts in quarter notes, as
     :func:`test_excerpts` cuts them), all on one time axis of ``beats`` quarter notes (default:
-    the longest sample's span) and one pitch axis. Returns the axis length in quarter notes."""
+    the longest sample's span) and one pitch axis, with a bar line every ``bar`` quarter notes
+    (:func:`bar_lines`; None: none). Returns the axis length in quarter notes."""
     plt = pyplot()
     rows = {m: [notes_in_beats(sc) for sc in scores] for m, scores in sets.items()}
     if beats is None:
@@ -209,9 +219,12 @@ def piano_rolls(
         sharey=True,
         squeeze=False,
     )
+    lines = bar_lines(beats, bar)
     for r, (name, notes_list) in enumerate(rows.items()):
         for c in range(cols):
             ax = axes[r, c]
+            for x in lines:
+                ax.axvline(x, color="0.82", linewidth=0.4, zorder=0)
             if c < len(notes_list):
                 _draw_roll(ax, notes_list[c])
             else:
@@ -222,9 +235,10 @@ def piano_rolls(
     axes[0, 0].set_ylim(low, high)
     for c in range(cols):
         axes[-1, c].set_xlabel("quarter notes", fontsize=7)
+    bars = f", bar lines every {bar:g}" if len(lines) else ""
     fig.suptitle(
         f"{title}: {cols} samples per method under test excerpts of the same length "
-        f"({beats:.0f} quarter notes); one time axis, y: MIDI pitch",
+        f"({beats:.0f} quarter notes{bars}); one time axis, y: MIDI pitch",
         fontsize=9,
     )
     fig.tight_layout()

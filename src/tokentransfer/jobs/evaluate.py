@@ -400,7 +400,9 @@ def run_figures(
 ) -> None:
     """All figures of one target from its metrics table and its sample sets' ``tokens.h5``;
     ``reference``: the test pieces' token sequences; ``per_method`` samples of each set in the
-    piano rolls, under as many test excerpts (seeded by ``seed``) of the same length."""
+    piano rolls, under as many test excerpts (seeded by ``seed``) of the same length, with the
+    bar lines of the first sample's first time signature."""
+    from ..metrics import _bar_quarters
     from ..rwr import decode
 
     tokenizer = load_tokenizer(tokenizer_json)
@@ -422,7 +424,9 @@ def run_figures(
         picked = rng.permutation(len(reference))[:count]  # decode only the pieces cut from
         decoded = [decode(tokenizer, reference[int(i)]) for i in picked]
         excerpts = test_excerpts(decoded, count, beats, seed)
-    piano_rolls(shown, excerpts, rolls_png, title, beats)
+    first = next((sc for scores in shown.values() for sc in scores), None)
+    bar = _bar_quarters(first) if first is not None else None
+    piano_rolls(shown, excerpts, rolls_png, title, beats, bar)
 
 
 def run_training_figure(logs: dict[str, str], path: str | os.PathLike) -> None:
