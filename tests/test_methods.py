@@ -199,7 +199,7 @@ def test_unregistered_method_is_refused(target, tmp_path):
         _baseline(target, "nope", tmp_path / "nope")
 
 
-@pytest.mark.parametrize("method", ["markov1", "markov3c", "real_target", "real_base"])
+@pytest.mark.parametrize("method", ["markov1", "markov3c", "markov3ci", "real_target", "real_base"])
 def test_baseline_job_writes_a_set_and_its_record(target, method, tmp_path):
     info = _baseline(target, method, tmp_path / method)
     samples, _ = read_samples(tmp_path / method / "tokens.h5")
@@ -208,10 +208,11 @@ def test_baseline_job_writes_a_set_and_its_record(target, method, tmp_path):
     assert record == info and record["method"] == method and record["samples_seed"] == 3
     if method.startswith("markov"):
         assert record["order"] == int(method[6]) and record["discount"] == 0.75
-        assert record["grammar_mask"] == method.endswith("c")
+        assert record["grammar_mask"] == ("c" in method[7:])
+        assert record.get("pitch_memory", False) == method.endswith("i")
     else:
         assert record["pieces"] > 0
-    if method == "markov3c":
+    if method in ("markov3c", "markov3ci"):
         assert record["token_error_rate"] == [0.0, 0.0]
     _baseline(target, method, tmp_path / "again")  # seeded: the same samples
     s2, _ = read_samples(tmp_path / "again" / "tokens.h5")

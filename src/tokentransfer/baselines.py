@@ -19,6 +19,13 @@ grammar allows in the sample's state (for the transformer, the disallowed logits
 -inf by :class:`tokentransfer.logits.GrammarLogitsProcessor`), so that every sample decodes
 with zero token errors. Without one the chain samples its raw distribution and may break the
 grammar; the evaluation measures that (:func:`tokentransfer.rwr.token_errors`).
+
+Pitch memory. Over REMI tokens two pitches lie 3-4 tokens apart, so a chain of order 2-3 draws
+each pitch with no memory of the last. :class:`IntervalChain` (``markov2ci``, ``markov3ci``)
+gives the masked chain the walk's melodic state: each ``Pitch`` token's probability is
+multiplied by the interval factors of :class:`PitchMemory` (the walk's ``q_mel`` / ``q_chord``
+of :mod:`tokentransfer.walkform`, counted on the chain's training pieces) and the distribution
+renormalised, in sampling and in scoring alike.
 """
 
 from __future__ import annotations
@@ -231,6 +238,7 @@ class NgramModel:
         seed: int,
         start: Sequence[int] | None = None,
         grammar: Any = None,
+        memory: PitchMemory | None = None,
     ) -> list[np.ndarray]:
         """``n`` samples of ``length`` tokens, int64.
 
@@ -239,10 +247,14 @@ class NgramModel:
         Without it, each sample's first token is the most frequent first token of the fitting
         sequences (for REMI pieces the ``Bar`` token) and counts in ``length``; the rest follow
         from the chain. Sample ``i`` draws from ``SeedSequence(seed).spawn(n)[i]``. With a
-        ``grammar`` each step draws from :meth:`distribution` under the grammar's mask.
+        ``grammar`` each step draws from :meth:`distribution` under the grammar's mask; with a
+        ``memory`` too (the pitch-memory chains), from that times its interval factors on the
+        ``Pitch`` tokens, renormalised (:func:`masked_distribution`).
         """
         self._fitted()
         _check_counts(n, length)
+        if memory is not None and grammar is None:
+            raise ValueError("a chain with pitch memory samples under a grammar: none given")
         if start is not None and len(start) == 0:
             start = None
         prompt = [] if start is None else [int(t) for t in start]
@@ -265,7 +277,7 @@ class NgramModel:
                 if grammar is None:
                     cdf = self._cdf(ctx)
                 else:
-                    cdf = np.cumsum(_renormalise(self._dist(ctx), grammar.mask(state)[0]))
+                    cdf = np.cumsum(masked_distribution(self._dist(ctx), grammar, state, memory))
                 i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
                 if i >= self.vocab_size or (i and cdf[i] == cdf[i - 1]):  # rounding at the top
                     i = int(np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)[-1])
@@ -273,6 +285,98 @@ class NgramModel:
                 if grammar is not None:
                     grammar.advance(state, np.array([i]))
             out.append(np.asarray(seq, dtype=np.int64))
+        return out
+
+
+def masked_distribution(
+    p: np.ndarray, grammar: Any, state: Any, memory: PitchMemory | None = None
+) -> np.ndarray:
+    """The chain's distribution ``p`` [V] renormalised over the tokens ``grammar`` allows in
+    the one-sequence ``state``; with ``memory``, times its interval factors for ``state`` and
+    renormalised again (the factors are positive, so the support stays the allowed tokens the
+    chain gives mass to). What the masked chains sample from and are scored by."""
+    q = _renormalise(p, grammar.mask(state)[0])
+    if memory is None:
+        return q
+    q = q * memory.factors(state)
+    return q / q.sum()
+
+
+class PitchMemory:
+    """The walk's interval model (:mod:`tokentransfer.walkform`) as a factor on a grammar's
+    ``Pitch`` tokens, for the masked chains' pitch-memory variants (``markov2ci``,
+    ``markov3ci``).
+
+    For a grammar state, :func:`tokentransfer.grammar.voice_refs` gives the next pitch's
+    melodic reference (the note of the same rank at its program's previous onset) and chord
+    reference (the pitch just played at this onset); a ``Pitch_x`` token's factor is
+    ``q_mel(x - melodic) * q_chord(x - chord)`` (a missing reference: factor 1), ``q_mel``,
+    ``q_chord`` the walk's interval factors :meth:`tokentransfer.walkform.WalkTables.factors`
+    counted on the chain's own training pieces, the intervals clipped to
+    +-:data:`tokentransfer.walkjit.TAIL` as the walk clips them. Every other token's factor is 1.
+    """
+
+    def __init__(self, grammar: Any, tables: Any) -> None:
+        from .walkjit import TAIL
+
+        self.grammar = grammar
+        self.tail = TAIL
+        self.mel, self.chord = tables.factors()
+        self.pitch = np.flatnonzero(grammar.ttype == grammar.pitch_code)
+        self.value = grammar.tval[self.pitch].astype(np.int64)
+
+    def factors(self, state: Any) -> np.ndarray:
+        """``[V]`` factors of every token in the one-sequence grammar ``state``."""
+        from .grammar import voice_refs
+
+        f = np.ones(self.grammar.vocab_size)
+        for ref, q in zip(voice_refs(state), (self.mel, self.chord), strict=True):
+            if ref >= 0:
+                f[self.pitch] *= q[np.clip(self.value - ref, -self.tail, self.tail) + self.tail]
+        return f
+
+
+class IntervalChain:
+    """A masked n-gram chain with pitch memory: at each step the chain's distribution under the
+    grammar's mask times the :class:`PitchMemory` factors, renormalised
+    (:func:`masked_distribution`); :meth:`sample` draws from it and :meth:`log_probs` scores
+    by it, so its bits per token are those of the distribution it samples."""
+
+    def __init__(self, chain: NgramModel, grammar: Any, tables: Any) -> None:
+        self.chain, self.grammar = chain, grammar
+        self.memory = PitchMemory(grammar, tables)
+
+    def sample(
+        self, n: int, length: int, seed: int, start: Sequence[int] | None = None
+    ) -> list[np.ndarray]:
+        """:meth:`NgramModel.sample` under the grammar with the pitch memory."""
+        return self.chain.sample(n, length, seed, start=start, grammar=self.grammar,
+                                 memory=self.memory)  # fmt: skip
+
+    def distribution(self, context: Sequence[int], state: Any) -> np.ndarray:
+        """The distribution ([V], sums to 1) the sampler draws the next token from after
+        ``context`` (the tokens so far) in the one-sequence grammar ``state`` they reach."""
+        ctx = self.chain._context(context)
+        return masked_distribution(self.chain._dist(ctx), self.grammar, state, self.memory)
+
+    def log_probs(self, seq: np.ndarray, floor: float | None = None) -> np.ndarray:
+        """``log2 P(token i | tokens before it)``, ``i = 1 .. len(seq) - 1``, under
+        :meth:`distribution`, smoothed as the masked chains are
+        (:func:`tokentransfer.likelihood.smooth` with its ``FLOOR`` by default, over the
+        allowed tokens); a token the grammar forbids scores ``-inf``."""
+        from .likelihood import FLOOR, smooth
+
+        floor = FLOOR if floor is None else floor
+        seq = np.asarray(seq, dtype=np.int64).ravel()
+        g, k = self.grammar, self.chain.order - 1
+        st = g.new_state(1)
+        out = np.empty(max(len(seq) - 1, 0))
+        ids = seq.tolist()
+        for i in range(len(seq) - 1):
+            g.advance(st, seq[i : i + 1])
+            p = self.distribution(ids[max(i + 1 - k, 0) : i + 1], st)
+            q = smooth(p, g.mask(st)[0], floor)[ids[i + 1]]
+            out[i] = np.log2(q) if q > 0 else -np.inf
         return out
 
 
