@@ -296,7 +296,7 @@ def masked_distribution(
     renormalised again (the factors are positive, so the support stays the allowed tokens the
     chain gives mass to). What the masked chains sample from and are scored by."""
     q = _renormalise(p, grammar.mask(state)[0])
-    if memory is None:
+    if memory is None or not q[memory.pitch].any():  # no Pitch can come: the factors are moot
         return q
     q = q * memory.factors(state)
     return q / q.sum()
