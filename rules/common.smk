@@ -349,10 +349,10 @@ def fewshot_params(job):
 
 
 def fewshot_curve_inputs(wildcards):
-    """Every (k, draw) point of a target (one file per few-shot job the methods need), and
-    the unadapted transformer's samples if made."""
+    """Every (k, draw) point of a target (one sample folder per few-shot job the methods
+    need), and the unadapted transformer's samples if made."""
     points = [
-        f"results/fewshot/{wildcards.model}/{wildcards.corpus}/points/k{k}_d{draw}{FEWSHOT_JOBS[job]}.tsv"
+        f"results/fewshot/{wildcards.model}/{wildcards.corpus}/samples/k{k}_d{draw}{FEWSHOT_JOBS[job]}"
         for job in FEWSHOT_JOBS_RUN
         for k in FEWSHOT["ks"]
         for draw in range(FEWSHOT["draws"])

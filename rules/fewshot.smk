@@ -1,8 +1,8 @@
 # Few-shot curve: every method adapted on nested subsets of k pieces of each target and sampled
 # (its samples kept as MIDI under samples/), then measured on the target's test pieces by
-# fewshot_score, the only point job that reads the style classifier: a corpus added to a run
-# reruns the other targets' scoring, not their adaptation. Many small jobs, in group "fewshot":
-# profiles/slurm submits them 16 to a cluster job (group-components).
+# fewshot_curve, the only few-shot job that reads the style classifier: a corpus added to a run
+# reruns the other targets' curve jobs, not their adaptation. Many small jobs, in group
+# "fewshot": profiles/slurm submits them 16 to a cluster job (group-components).
 
 
 rule fewshot_point:
@@ -88,35 +88,6 @@ rule fewshot_transfer:
         checkpoints="results/checkpoints/{model}/fewshot/{corpus}/k{k}_d{draw}_transfer",
     script:
         "../scripts/fewshot_point.py"
-
-
-rule fewshot_score:
-    input:
-        tokenizer="results/tokenizer/tokenizer.json",
-        shards=lambda wildcards: shards_of([wildcards.corpus]),
-        split="results/splits/{corpus}.tsv",
-        classifier="results/style/classifier.json",
-        samples="results/fewshot/{model}/{corpus}/samples/k{k}_d{draw}{job}",
-    output:
-        "results/fewshot/{model}/{corpus}/points/k{k}_d{draw}{job}.tsv",
-    log:
-        "logs/fewshot/{model}/{corpus}/k{k}_d{draw}{job}_score.log",
-    benchmark:
-        "logs/benchmarks/fewshot/{model}/{corpus}/k{k}_d{draw}{job}_score.tsv"
-    wildcard_constraints:
-        job="|".join(FEWSHOT_JOBS.values()),
-    group:
-        "fewshot"
-    conda:
-        "../envs/torch.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        eval=section("evaluate", only=("copy_n", "reference_excerpts", "seed")),
-        gen=section("generate", only=("length", "bars")),
-    script:
-        "../scripts/fewshot_score.py"
 
 
 rule fewshot_curve:

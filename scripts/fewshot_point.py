@@ -1,7 +1,7 @@
 """One few-shot point: the registry's methods of one job adapted on one subset of a target and
 sampled (rule fewshot_point: the chains and walks; rule fewshot_finetune: the fine-tuned
 transformer; rule fewshot_transfer: fusion, the embedding transplant, embedding-only and LoRA
-fine-tuning); rule fewshot_score measures the sample sets."""
+fine-tuning); rule fewshot_curve measures the sample sets."""
 
 import sys
 from pathlib import Path

@@ -160,7 +160,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
     cfg = {"seed": 0, "methods": ["markov1", "uniform_toy"], "variants": []}
     points = []
     for k in (1, 0):
-        points.append(str(tmp_path / f"k{k}_d0.tsv"))
+        points.append(str(tmp_path / f"k{k}_d0"))  # the point's sample folder
         run_fewshot_point(
             tokenizer_json=target.tok_json,
             shards=target.shards,
@@ -171,7 +171,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
             cfg=cfg,
             gen_cfg=GEN,
             eval_cfg=EVAL,
-            out_tsv=points[-1],
+            out_tsv=points[-1] + ".tsv",
             graph_cfg={},  # as rule fewshot_point passes them: its methods read none of these
             linkpred_cfg={},
             finetune_cfg={},
@@ -181,6 +181,10 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
         out_tsv=str(tmp_path / "curve.tsv"),
         out_png=str(tmp_path / "c.png"),
         corpus="fiddle",
+        tokenizer_json=target.tok_json,
+        shards=target.shards,
+        split=target.split,
+        copy_n=EVAL["copy_n"],
     )
     got = {(r["method"], r["k"]) for r in curve}
     assert got == {(m, k) for m in ("markov1", "uniform_toy") for k in ("1", "0")}

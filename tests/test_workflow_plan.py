@@ -142,7 +142,7 @@ def test_fewshot_jobs_and_params_come_from_the_registry():
     assert point["finetune"] == {}
     assert {"samples", "length", "bars", "seed", "temperature"} <= set(point["gen"])
     # adaptation and sampling read no scoring key: changing copy_n or the reference excerpts
-    # reruns rule fewshot_score only
+    # reruns rule fewshot_curve only
     assert not {"copy_n", "reference_excerpts"} & set(point["eval"])
     assert "markov_discount" in point["eval"]
     tuned = plan.fewshot_params(config, "finetune")
@@ -194,4 +194,10 @@ def test_shipped_default_config():
     validate(config, str(SCHEMA_PATH))
     assert plan.contextual_variant_used(config)  # linkpred.variants trains all five
     assert plan.linkpred_variants_used(config) == ["emb_neighbours"]
-    assert plan.eval_methods(config, "bach")[-3:] == ["finetuned", "real_target", "real_base"]
+    assert plan.eval_methods(config, "bach")[-5:] == [
+        "finetuned",
+        "fused_markov",
+        "knn",
+        "real_target",
+        "real_base",
+    ]

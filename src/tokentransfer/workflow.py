@@ -125,7 +125,7 @@ def fewshot_params(config: dict, job: str) -> dict:
     """The params of few-shot job ``job`` (adaptation and sampling): the fewshot section with
     its methods only, and of each other section the keys its methods read (plus the sample
     count, length, bars and seed). The evaluation keys of the scoring (copy_n, the reference
-    excerpts) are rule fewshot_score's, so that changing them does not rerun an adaptation."""
+    excerpts) are rule fewshot_curve's, so that changing them does not rerun an adaptation."""
     fs = config["fewshot"]
     methods = fewshot_job_methods(config, job)
     cfg = {

@@ -1,10 +1,10 @@
 """The jobs of ``rules/fewshot.smk`` (the few-shot curve): ``fewshot_point``,
 ``fewshot_finetune`` and ``fewshot_transfer`` (one point: the registry's methods of one job
 adapted on one subset of a target and sampled, their sample sets kept as MIDI;
-:func:`run_fewshot_adapt`), ``fewshot_score`` (a point's sample sets measured against the test
-pieces and the style classifier; :func:`run_fewshot_score`) and ``fewshot_curve`` (a target's
-points gathered into ``curve.tsv`` and ``curve.png``). Adaptation and sampling never read the
-classifier, so that a corpus added to a run reruns only the other targets' scoring.
+:func:`run_fewshot_adapt`) and ``fewshot_curve`` (a target's points measured against its test
+pieces and the style classifier, gathered into ``curve.tsv`` and ``curve.png``;
+:func:`run_fewshot_curve`). Adaptation and sampling never read the classifier, so that a corpus
+added to a run reruns only the other targets' curve jobs, not their adaptation.
 
 The subsets, measures, rows and figure are :mod:`tokentransfer.fewshot`'s; these functions
 read the inputs, call them and write the outputs.
@@ -96,6 +96,7 @@ class _Point:
         gen_s = time.perf_counter() - t1
         bits = math.nan if fitted.log_probs is None else self.bits(fitted.log_probs)
         extra = {"method": method.name, "k": self.k, "draw": self.draw, "length": drawn}
+        extra.update(fitted.record)  # what the method says of itself (e.g. a datastore's MB)
         extra.update(adapt_seconds=round(fitted.adapt_seconds, 4), bits_per_token=bits)
         info = write_samples(
             self.tokenizer,
@@ -121,6 +122,48 @@ class _Point:
 POINT_RECORD = "point.json"
 
 
+class _Scorer:
+    """What measuring one target's points shares: the tokenizer, the test pieces and the music
+    reference (the test pieces' excerpts and the style classifier)."""
+
+    def __init__(self, *, tokenizer_json, shards, split, eval_cfg, gen_cfg, classifier=None):
+        self.tokenizer = load_tokenizer(tokenizer_json)
+        self.shards = list(shards)
+        self.copy_n = int(eval_cfg["copy_n"])
+        self.test = corpus_tokens(self.shards, [split], "test")
+        self.music = None
+        if "reference_excerpts" in eval_cfg:
+            length = SampleLength.from_section(gen_cfg)
+            self.music = MusicReference(self.tokenizer, self.test, eval_cfg, length, classifier)
+
+    def point(self, samples_dir: str) -> list[dict]:
+        """The curve's rows of one point's sample sets (written by :func:`run_fewshot_adapt`),
+        measured against the test pieces and, for copying, the subset it was adapted on."""
+        record = json.loads((Path(samples_dir) / POINT_RECORD).read_text())
+        if record["skipped"]:
+            return []
+        corpus, k, draw, pieces = record["corpus"], record["k"], record["draw"], record["pieces"]
+        by_id = _tokens_by_id(self.shards, set(record["file_ids"]))
+        train = [by_id[f] for f in record["file_ids"]]
+        reference = build_reference(self.tokenizer, self.test, train, self.copy_n, (3, 4))
+        rows: list[dict] = []
+        for name, rec in record["methods"].items():
+            values: dict = {}
+            if rec["fitted"]:
+                folder = Path(samples_dir) / name
+                samples, _ = read_samples(folder / "tokens.h5")
+                info = json.loads((folder / "generation.json").read_text())
+                values = measure(
+                    self.tokenizer, samples, reference, self.copy_n, self.music, corpus
+                )
+                values["bits_per_token"] = info["bits_per_token"]
+                values["adapt_seconds"] = info["adapt_seconds"]
+                values["gen_tokens_per_second"] = info["tokens_per_second"]
+                values["tokens"] = info["tokens_generated"]
+            rows += point_rows(corpus, name, k, draw, pieces, len(train), values)
+        return rows
+
+
 def run_fewshot_score(
     *,
     tokenizer_json: str,
@@ -134,39 +177,18 @@ def run_fewshot_score(
 ) -> list[dict]:
     """Measure one point's sample sets (written by :func:`run_fewshot_adapt`) against the
     target's test pieces and the subset it was adapted on: the curve's rows to ``out_tsv``.
-
-    The only job of a point that reads the style ``classifier``: adding a corpus to a run
-    changes the classifier and so reruns this scoring, not the adaptation and sampling. Reads
-    ``eval_cfg`` keys ``copy_n`` and, for feature fidelity and style share,
-    ``reference_excerpts`` and ``seed``; ``gen_cfg`` keys ``length`` and ``bars`` (the
-    reference excerpts' length).
-    """
-    record = json.loads((Path(samples_dir) / POINT_RECORD).read_text())
-    corpus, k, draw, pieces = record["corpus"], record["k"], record["draw"], record["pieces"]
-    rows: list[dict] = []
-    if not record["skipped"]:
-        tokenizer = load_tokenizer(tokenizer_json)
-        copy_n = int(eval_cfg["copy_n"])
-        by_id = _tokens_by_id(shards, set(record["file_ids"]))
-        train = [by_id[f] for f in record["file_ids"]]
-        test = corpus_tokens(shards, [split], "test")
-        reference = build_reference(tokenizer, test, train, copy_n, (3, 4))
-        music = None
-        if "reference_excerpts" in eval_cfg:
-            length = SampleLength.from_section(gen_cfg)
-            music = MusicReference(tokenizer, test, eval_cfg, length, classifier)
-        for name, rec in record["methods"].items():
-            values: dict = {}
-            if rec["fitted"]:
-                folder = Path(samples_dir) / name
-                samples, _ = read_samples(folder / "tokens.h5")
-                info = json.loads((folder / "generation.json").read_text())
-                values = measure(tokenizer, samples, reference, copy_n, music, corpus)
-                values["bits_per_token"] = info["bits_per_token"]
-                values["adapt_seconds"] = info["adapt_seconds"]
-                values["gen_tokens_per_second"] = info["tokens_per_second"]
-                values["tokens"] = info["tokens_generated"]
-            rows += point_rows(corpus, name, k, draw, pieces, len(train), values)
+    Reads ``eval_cfg`` keys ``copy_n`` and, for feature fidelity and style share (with the
+    style ``classifier``), ``reference_excerpts`` and ``seed``; ``gen_cfg`` keys ``length``
+    and ``bars`` (the reference excerpts' length)."""
+    scorer = _Scorer(
+        tokenizer_json=tokenizer_json,
+        shards=shards,
+        split=split,
+        eval_cfg=eval_cfg,
+        gen_cfg=gen_cfg,
+        classifier=classifier,
+    )
+    rows = scorer.point(samples_dir)
     write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
     return rows
 
@@ -309,17 +331,53 @@ def run_fewshot_curve(
     out_png: str,
     corpus: str,
     transformer_h5: str | None = None,
-    **reference,
+    tokenizer_json: str,
+    shards: list[str],
+    split: str,
+    copy_n: int,
+    eval_cfg: dict | None = None,
+    length: int | None = None,
+    bars: int = 0,
+    classifier: str | None = None,
 ) -> list[dict]:
-    """Gather the points of one target into ``curve.tsv`` and draw the curves; with
-    ``transformer_h5`` (the unadapted transformer's samples) add its reference line, measured
-    by :func:`reference_rows` (``reference``: its ``tokenizer_json``, ``shards``, ``split``,
-    ``copy_n``)."""
-    rows = [r for path in points for r in read_tsv(path)]
+    """Measure every point of one target (``points``: the sample folders of
+    :func:`run_fewshot_adapt`) against its test pieces and the style ``classifier``, gather
+    them into ``curve.tsv`` and draw the curves; with ``transformer_h5`` (the unadapted
+    transformer's samples) add its reference line, measured by :func:`reference_rows`.
+
+    The scoring lives here, not in the points' jobs, so that the only few-shot job that reads
+    the classifier is this one: adding a corpus to a run reruns one curve job per target, not
+    their adaptation. ``eval_cfg``: ``reference_excerpts`` and ``seed`` (feature fidelity and
+    style share); ``length`` and ``bars``: the samples' length (the reference excerpts')."""
+    eval_cfg = {"copy_n": copy_n, **(eval_cfg or {})}
+    gen_cfg = {"length": length or 0, "bars": bars}
+    if not length and not bars:
+        eval_cfg.pop("reference_excerpts", None)
+    scorer = _Scorer(
+        tokenizer_json=tokenizer_json,
+        shards=shards,
+        split=split,
+        eval_cfg=eval_cfg,
+        gen_cfg=gen_cfg,
+        classifier=classifier,
+    )
+    rows = [r for path in points for r in scorer.point(path)]
     if transformer_h5:
-        rows += reference_rows(tokens_h5=transformer_h5, corpus=corpus, **reference)
+        rows += reference_rows(
+            tokens_h5=transformer_h5,
+            corpus=corpus,
+            tokenizer_json=tokenizer_json,
+            shards=shards,
+            split=split,
+            copy_n=copy_n,
+            eval_cfg=eval_cfg,
+            length=length,
+            bars=bars,
+            classifier=classifier,
+        )
     rows.sort(key=lambda r: (r["method"], k_key(r["k"]), int(r["draw"]), r["metric"]))
     write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
+    rows = read_tsv(out_tsv)  # as every reader of the curve sees it
     curve_figure(rows, out_png, corpus)
     return rows
 
