@@ -9,9 +9,13 @@ Methods (``evaluate.methods`` beside the walk variants of ``generate.variants``)
 - ``markov1`` .. ``markov3``: n-gram chains fitted on the target's training pieces, with
   interpolated absolute-discount smoothing (:class:`tokentransfer.baselines.NgramModel`);
   ``markov1c`` .. ``markov3c``: the same chains sampled under the REMI grammar mask
-  (renormalised over the allowed tokens: zero token errors);
+  (renormalised over the allowed tokens: zero token errors); ``markov2ci``, ``markov3ci``: the
+  masked chains with the walk's pitch memory (the interval model on ``Pitch`` tokens);
 - ``transformer``: the pretrained transformer, unadapted; ``finetuned``: fine-tuned on the
-  target (only for the targets of ``finetune.targets``);
+  target (only for the targets of ``finetune.targets``); ``fused_markov``: its logits plus
+  lambda times the log-probabilities of the target's trigram chain; ``knn``: its distribution
+  interpolated with that of the nearest stored hidden states of the target's pieces (kNN-LM,
+  :mod:`tokentransfer.knn`);
 - ``real_target``: excerpts of the target's *training* pieces (the ceiling: real music of the
   style that is not in the reference; the test pieces themselves would score a divergence of 0
   by construction); ``real_base``: excerpts of base pieces (the floor).

@@ -11,8 +11,9 @@ Each point draws its subset, then loops over the methods of the registry
 (:mod:`tokentransfer.methods`) that declare a few-shot job and are chosen in
 ``fewshot.methods`` (or, for the graph-network walks, ``fewshot.variants``): each is fitted on
 the subset alone (:meth:`tokentransfer.methods.Method.fit`) and produces ``generate.samples``
-samples of ``generate.length`` tokens, measured like the evaluation's. A method's job is where
-it runs: ``point`` (n-gram chains ``markov1`` .. ``markov3c``, smoothed so that they can leave
+samples of ``generate.bars`` bars (or ``generate.length`` tokens), kept as MIDI and measured
+like the evaluation's by the target's curve job. A method's job is where it runs: ``point``
+(n-gram chains ``markov1`` .. ``markov3ci``, smoothed so that they can leave
 the subset's own transitions; the walk on the subset's successor counts, ``counts``; the
 biased walk of each ``fewshot.variants`` entry, its graph network trained by link prediction
 on the subset's graph), ``finetune`` (the pretrained transformer fine-tuned on the subset for
