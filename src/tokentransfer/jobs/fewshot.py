@@ -164,31 +164,14 @@ class _Scorer:
         return rows
 
 
-def run_fewshot_score(
-    *,
-    tokenizer_json: str,
-    shards: list[str],
-    split: str,
-    samples_dir: str,
-    eval_cfg: dict,
-    gen_cfg: dict,
-    out_tsv: str,
-    classifier: str | None = None,
-) -> list[dict]:
+def run_fewshot_score(*, samples_dir: str, out_tsv: str, **scoring) -> list[dict]:
     """Measure one point's sample sets (written by :func:`run_fewshot_adapt`) against the
     target's test pieces and the subset it was adapted on: the curve's rows to ``out_tsv``.
-    Reads ``eval_cfg`` keys ``copy_n`` and, for feature fidelity and style share (with the
-    style ``classifier``), ``reference_excerpts`` and ``seed``; ``gen_cfg`` keys ``length``
-    and ``bars`` (the reference excerpts' length)."""
-    scorer = _Scorer(
-        tokenizer_json=tokenizer_json,
-        shards=shards,
-        split=split,
-        eval_cfg=eval_cfg,
-        gen_cfg=gen_cfg,
-        classifier=classifier,
-    )
-    rows = scorer.point(samples_dir)
+    ``scoring``: the keywords of the scorer, ``tokenizer_json``, ``shards``, ``split``,
+    ``eval_cfg`` (``copy_n`` and, for feature fidelity and style share with the style
+    ``classifier``, ``reference_excerpts`` and ``seed``) and ``gen_cfg`` (``length`` and
+    ``bars``: the reference excerpts' length)."""
+    rows = _Scorer(**scoring).point(samples_dir)
     write_text_atomic(out_tsv, to_tsv(rows) if rows else "\t".join(COLUMNS) + "\n")
     return rows
 
