@@ -459,36 +459,28 @@ def knn_samples(
     start: Sequence[int],
     grammar: Any,
     temperature: float = 1.0,
-    top_k: int = 0,
-    device: Any = None,
-    batch: int = 8,
     banned: Sequence[int] = (),
-    keep_start: bool = False,
+    **sampling: Any,
 ) -> list[np.ndarray]:
-    """``n`` samples of ``length`` tokens from the kNN-LM under ``grammar`` (required).
-    Arguments as :func:`tokentransfer.baselines.transformer_samples`; sample ``i`` draws from
-    ``default_rng(SeedSequence(seed).spawn(n)[i])``, so ``lam = 0`` gives that function's
+    """``n`` samples of ``length`` tokens from the kNN-LM under ``grammar`` (required):
+    :func:`tokentransfer.baselines.transformer_samples` with a :class:`KnnLogitsProcessor` as
+    its logits hook. ``start``, ``temperature``, ``banned`` and ``sampling`` (``top_k``,
+    ``device``, ``batch``, ``keep_start``) are that function's arguments; sample ``i`` draws
+    from ``default_rng(SeedSequence(seed).spawn(n)[i])``, so ``lam = 0`` gives that function's
     samples with the same grammar and seed, token for token."""
     from .baselines import transformer_samples
 
     if grammar is None:
         raise ValueError("kNN sampling needs the grammar (the REMI mask)")
     with OutputTap(model) as tap:
-        return transformer_samples(
-            model,
-            n,
-            length,
-            seed,
-            start,
-            temperature=temperature,
-            top_k=top_k,
-            device=device,
-            batch=batch,
-            banned=banned,
-            keep_start=keep_start,
-            logits_hook=lambda: KnnLogitsProcessor(
+
+        def hook() -> KnnLogitsProcessor:
+            return KnnLogitsProcessor(
                 grammar, store, tap, lam, knn_temperature, neighbours, banned, temperature
-            ),
+            )
+
+        return transformer_samples(
+            model, n, length, seed, start, temperature, banned=banned, logits_hook=hook, **sampling
         )
 
 
