@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -273,19 +273,19 @@ SAMPLING = {"evaluate": ("temperature", "top_k", "bits_tokens")}
 BUDGET = {"fewshot": ("finetune_steps",), "finetune": ("batch", "lr", "warmup")}
 
 
-def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) -> Fitted:
-    """A transformer sampled under the grammar mask (``evaluate.temperature`` and ``top_k``),
-    BOS and Bar first, or BOS and a prompt."""
-    from .baselines import start_tokens, transformer_samples
-    from .likelihood import transformer_log_probs
+def _prompted(env: Env, draw: Callable[..., list[np.ndarray]]) -> Callable:
+    """``sample(n, length, seed, prompt=None)`` of a transformer sampler
+    ``draw(n, length, seed, start, temperature=, top_k=, device=, banned=)`` (e.g.
+    :func:`tokentransfer.fusion.fused_samples` with its model and target bound): from BOS and
+    Bar, or from BOS and ``prompt`` (returned in front of the samples), at
+    ``evaluate.temperature`` and ``top_k``, on ``env.device``, the special ids banned."""
+    from .baselines import start_tokens
 
-    banned = sorted(env.special.values())
     bos = env.special["bos"]
 
     def sample(n, length, seed, prompt=None):
         start = start_tokens(env.tokenizer) if prompt is None else [bos, *prompt]
-        samples = transformer_samples(
-            model,
+        samples = draw(
             n,
             length,
             seed,
@@ -293,15 +293,24 @@ def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) ->
             temperature=env.eval["temperature"],
             top_k=env.eval["top_k"],
             device=env.device,
-            banned=banned,
-            grammar=env.grammar,
+            banned=sorted(env.special.values()),
         )
         if prompt is not None:
             samples = [np.concatenate([prompt, s]) for s in samples]
         return samples
 
+    return sample
+
+
+def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) -> Fitted:
+    """A transformer sampled under the grammar mask (``evaluate.temperature`` and ``top_k``),
+    BOS and Bar first, or BOS and a prompt."""
+    from .baselines import transformer_samples
+    from .likelihood import transformer_log_probs
+
+    bos = env.special["bos"]
     return Fitted(
-        sample,
+        _prompted(env, partial(transformer_samples, model, grammar=env.grammar)),
         lambda s: transformer_log_probs(model, s, bos, env.grammar, env.device),
         {
             **(record or {}),
@@ -541,7 +550,6 @@ class Fused(Method):
         return walk_target(pieces, env.tokenizer, env.walk_config())
 
     def fit(self, pieces, env):
-        from .baselines import start_tokens
         from .fusion import choose_lambda, fused_samples
         from .likelihood import fused_log_probs
 
@@ -562,24 +570,7 @@ class Fused(Method):
         adapt = time.perf_counter() - t0
         log.info("%s: lambda grid %s", self.name, choice.rows())
 
-        def sample(n, length, seed, prompt=None):
-            start = start_tokens(env.tokenizer) if prompt is None else [bos, *prompt]
-            samples = fused_samples(
-                model,
-                target,
-                choice.lam,
-                n,
-                length,
-                seed,
-                start=start,
-                temperature=env.eval["temperature"],
-                top_k=env.eval["top_k"],
-                device=env.device,
-                banned=sorted(env.special.values()),
-            )
-            if prompt is not None:
-                samples = [np.concatenate([prompt, s]) for s in samples]
-            return samples
+        sample = _prompted(env, partial(fused_samples, model, target, choice.lam))
 
         def log_probs(s):
             return fused_log_probs(model, target, s, [choice.lam], bos, env.grammar, env.device)[0]
@@ -600,7 +591,6 @@ class Knn(Method):
     reads = {"evaluate": (*SAMPLING["evaluate"], "knn")}
 
     def fit(self, pieces, env):
-        from .baselines import start_tokens
         from .knn import build_datastore, choose_knn, knn_log_probs, knn_samples, settings
 
         s = settings(env.eval.get("knn"))
@@ -627,27 +617,8 @@ class Knn(Method):
         log.info("knn: %d keys (%.1f MB), grid %s", len(store), store.megabytes, choice.rows())
         lam, temp, k = choice.lam, choice.temperature, s["neighbours"]
 
-        def sample(n, length, seed, prompt=None):
-            start = start_tokens(env.tokenizer) if prompt is None else [bos, *prompt]
-            samples = knn_samples(
-                model,
-                store,
-                lam,
-                temp,
-                k,
-                n,
-                length,
-                seed,
-                start,
-                env.grammar,
-                temperature=env.eval["temperature"],
-                top_k=env.eval["top_k"],
-                device=env.device,
-                banned=sorted(env.special.values()),
-            )
-            if prompt is not None:
-                samples = [np.concatenate([prompt, s]) for s in samples]
-            return samples
+        draw = partial(knn_samples, model, store, lam, temp, k, grammar=env.grammar)
+        sample = _prompted(env, draw)
 
         def log_probs(seq):
             lp = knn_log_probs(model, store, seq, [(lam, temp)], k, bos, env.grammar, env.device)
