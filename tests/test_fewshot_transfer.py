@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tests import music21_corpora as m21
+from tests.tiny import tiny_model
 from tokentransfer.fewshot import LIKELIHOOD_METRICS
 from tokentransfer.jobs.fewshot import run_fewshot_point
 from tokentransfer.methods import names
-from tokentransfer.model import build_model, model_spec, save_model, special_ids
+from tokentransfer.model import save_model
 from tokentransfer.tokenize import (
     ShardResult,
     save_tokenizer,
@@ -28,12 +28,7 @@ from tokentransfer.tokenize import (
 TRANSFER = names(fewshot="transfer")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _corpus(tok, paths: list[Path], out: Path, name: str, held: set[str], held_as: str, group):
@@ -73,9 +68,7 @@ def setup(tok, tmp_path_factory, music21_corpora):
     paths = sorted((music21_corpora / "fiddle").glob("*.mid"))
     held = {f"{Path(rel).stem}.mid" for rel in m21.FIDDLE_WORKS[-3:]}
     jazz = _corpus(tok, paths, out, "jazz", held, "test", m21.FIDDLE_GROUP)
-    cfg = {"arch": "gpt2", "layers": 1, "dim": 16, "heads": 2, "context": 64, "dropout": 0.0}
-    model = build_model(model_spec(cfg), len(tok), special_ids(tok), 0)
-    save_model(model, tok_json, out / "hf")
+    save_model(tiny_model(tok, context=64), tok_json, out / "hf")
     return out, tok_json, base, jazz
 
 

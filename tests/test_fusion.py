@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny import midi_pieces, tiny_model
 from tokentransfer.baselines import NgramModel, start_tokens, transformer_samples
 from tokentransfer.fusion import (
     FusedLogitsProcessor,
@@ -21,18 +22,10 @@ from tokentransfer.fusion import (
 )
 from tokentransfer.grammar import Grammar
 from tokentransfer.likelihood import fused_log_probs, grammar_masks, transformer_log_probs
-from tokentransfer.model import build_model, model_spec, special_ids
+from tokentransfer.model import special_ids
 from tokentransfer.rwr import token_errors
-from tokentransfer.tokenize import tokenize_file
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +36,12 @@ def grammar(tok):
 @pytest.fixture(scope="module")
 def jazz(tok, midi_corpora: Path) -> list[np.ndarray]:
     """One-line fiddle tunes (16 pieces, each long enough to pass the model's context)."""
-    return [tokenize_file(tok, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
+    return midi_pieces(tok, midi_corpora / "tunes")
 
 
 @pytest.fixture(scope="module")
 def model(tok):
-    cfg = {"arch": "gpt2", "layers": 1, "dim": 16, "heads": 2, "context": 32, "dropout": 0.0}
-    return build_model(model_spec(cfg), len(tok), special_ids(tok), 0).eval()
+    return tiny_model(tok).eval()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny import midi_pieces, tiny_model
 from tokentransfer import knn
 from tokentransfer.baselines import start_tokens, transformer_samples
 from tokentransfer.fusion import holdout
@@ -25,18 +26,11 @@ from tokentransfer.knn import (
     knn_samples,
 )
 from tokentransfer.likelihood import bits_per_token, grammar_masks, transformer_log_probs
-from tokentransfer.model import build_model, model_spec, save_model, special_ids
+from tokentransfer.model import save_model, special_ids
 from tokentransfer.rwr import token_errors
 from tokentransfer.tokenize import save_tokenizer, tokenize_file
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +41,12 @@ def grammar(tok):
 @pytest.fixture(scope="module")
 def tunes(tok, midi_corpora: Path) -> list[np.ndarray]:
     """One-line fiddle tunes (16 pieces, each longer than the model's context of 32)."""
-    return [tokenize_file(tok, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
-
-
-def _model(tok, arch="gpt2"):
-    cfg = {"arch": arch, "layers": 1, "dim": 16, "heads": 2, "context": 32, "dropout": 0.0}
-    return build_model(model_spec(cfg), len(tok), special_ids(tok), 0).eval()
+    return midi_pieces(tok, midi_corpora / "tunes")
 
 
 @pytest.fixture(scope="module")
 def model(tok):
-    return _model(tok)
+    return tiny_model(tok).eval()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def _kw(tok):
 def test_keys_are_the_final_hidden_states_of_a_direct_forward_pass(tok, tunes, arch):
     """Key of token i: hidden_states[-1] (after the final norm, the output layer's input) at
     the position before it, from [BOS] + piece in the scoring windows; value: token i."""
-    model = _model(tok, arch)
+    model = tiny_model(tok, arch).eval()
     bos = special_ids(tok)["bos"]
     pieces = [tunes[0][:20], tunes[1][:75]]  # one window; three windows of 32 (overlap 16)
     store = build_datastore(model, pieces, bos)
@@ -290,7 +279,7 @@ def test_the_registry_method_fits_samples_and_scores(tok, grammar, tunes, tmp_pa
 
     tok_json = tmp_path / "tokenizer.json"
     save_tokenizer(tok, tok_json)
-    save_model(_model(tok), tok_json, tmp_path / "hf")
+    save_model(tiny_model(tok).eval(), tok_json, tmp_path / "hf")
     ev = {"temperature": 1.0, "top_k": 0, "bits_tokens": 200}
     ev["knn"] = {"neighbours": 16, "lambdas": [0.0, 0.5], "temperatures": [0.3], "dtype": "float16"}
     env = Env(tok, str(tok_json), gen={}, eval=ev, model_dir=str(tmp_path / "hf"), seed=0)
@@ -323,7 +312,7 @@ def test_the_evaluation_job_samples_knn_and_fused_markov(tok, tmp_path, midi_cor
 
     tok_json = tmp_path / "tokenizer.json"
     save_tokenizer(tok, tok_json)
-    save_model(_model(tok), tok_json, tmp_path / "hf")
+    save_model(tiny_model(tok).eval(), tok_json, tmp_path / "hf")
     paths = sorted((midi_corpora / "tunes").glob("*.mid"))
     ids = [f"t{i:02d}" for i in range(len(paths))]
     write_shard(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny import midi_pieces, tiny_model
 from tokentransfer.baselines import NgramModel
 from tokentransfer.grammar import Grammar
 from tokentransfer.likelihood import (
@@ -24,28 +25,15 @@ from tokentransfer.likelihood import (
     walk_log_probs,
     windows,
 )
-from tokentransfer.model import build_model, model_spec, special_ids
-from tokentransfer.tokenize import tokenize_file
+from tokentransfer.model import special_ids
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def tunes(tok, midi_corpora: Path) -> list[np.ndarray]:
     """16 fiddle tunes exported from music21's corpus (tests/music21_corpora.py)."""
-    return [tokenize_file(tok, p) for p in sorted((midi_corpora / "tunes").glob("*.mid"))]
-
-
-def tiny_model(tok, context=32):
-    cfg = {"arch": "gpt2", "layers": 1, "dim": 16, "heads": 2, "context": context, "dropout": 0.0}
-    return build_model(model_spec(cfg), len(tok), special_ids(tok), 0).eval()
+    return midi_pieces(tok, midi_corpora / "tunes")
 
 
 # --------------------------------------------------------------------------- n-gram chain
@@ -159,7 +147,7 @@ def test_windows_score_every_target_once_with_half_a_context_before_it():
 
 def test_transformer_log_probs_equal_a_direct_forward_pass(tok, tunes):
     torch.manual_seed(0)
-    model = tiny_model(tok, context=16)
+    model = tiny_model(tok, context=16).eval()
     bos = special_ids(tok)["bos"]
     piece = tunes[5][:45]
     x = torch.tensor(np.concatenate([[bos], piece]))

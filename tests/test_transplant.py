@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny import midi_pieces, tiny_model
 from tokentransfer.embed import token_table
 from tokentransfer.model import (
     TrainSpec,
-    build_model,
     evaluate,
     load_model,
-    model_spec,
     save_model,
     special_ids,
 )
-from tokentransfer.tokenize import save_tokenizer, tokenize_file
+from tokentransfer.tokenize import save_tokenizer
 from tokentransfer.transplant import (
     embedding_finetune,
     fit_map,
@@ -32,28 +31,13 @@ from tokentransfer.transplant import (
 WTE = "transformer.wte.weight"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def corpora(tok, midi_corpora: Path):
     """Base and target: Bach chorales and fiddle tunes (tests/music21_corpora.py)."""
-
-    def read(name):
-        return [tokenize_file(tok, p) for p in sorted((midi_corpora / name).glob("*.mid"))]
-
-    return read("chorales"), read("tunes")
-
-
-def tiny_model(tok, dim=16):
-    cfg = {"arch": "gpt2", "layers": 1, "dim": dim, "heads": 2, "context": 32, "dropout": 0.0}
-    return build_model(model_spec(cfg), len(tok), special_ids(tok), 0)
+    return midi_pieces(tok, midi_corpora / "chorales"), midi_pieces(tok, midi_corpora / "tunes")
 
 
 def hashes(model) -> dict[str, str]:
