@@ -120,6 +120,23 @@ def _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit, p
     )
 
 
+def _draw(w, m, total, uu, cand, a):
+    """``cand[a + i]`` drawn by the weights ``w[:m]`` (summing to ``total``) at the uniform
+    ``uu``, by inverse CDF; -1 when ``total <= 0``."""
+    if total <= 0:
+        return -1
+    target = uu * total
+    acc = 0.0
+    last = -1
+    for i in range(m):
+        if w[i] > 0:
+            acc += w[i]
+            last = i
+            if acc > target:
+                return cand[a + i]
+    return cand[a + last]  # rounding at the top end
+
+
 def _masked(ptr, cand, prob, row, gr, st, played, uu, fac):
     """A candidate of ``row`` that the grammar allows, by its probability times its interval
     factor (``fac``: pitch code, melodic and chord reference, the two factor tables, a scratch
@@ -139,18 +156,7 @@ def _masked(ptr, cand, prob, row, gr, st, played, uu, fac):
                 x *= _factor(t, gr[1], gr[2], fac[0], fac[1], fac[2], fac[3], fac[4])
         w[i] = x
         total += x
-    if total <= 0:
-        return -1
-    target = uu * total
-    acc = 0.0
-    last = -1
-    for i in range(e - a):
-        if w[i] > 0:
-            acc += w[i]
-            last = i
-            if acc > target:
-                return cand[a + i]
-    return cand[a + last]  # rounding at the top end
+    return _draw(w, e - a, total, uu, cand, a)
 
 
 def _factored(ptr, cand, prob, row, g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor,
@@ -168,18 +174,7 @@ def _factored(ptr, cand, prob, row, g_allowed, ttype, tval, kind, remove_dup, pr
             x = prob[a + i] * _factor(t, ttype, tval, pitch_code, mel, chord, fm, fc)
         w[i] = x
         total += x
-    if total <= 0:
-        return -1
-    target = uu * total
-    acc = 0.0
-    last = -1
-    for i in range(e - a):
-        if w[i] > 0:
-            acc += w[i]
-            last = i
-            if acc > target:
-                return cand[a + i]
-    return cand[a + last]
+    return _draw(w, e - a, total, uu, cand, a)
 
 
 def _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, gr, st, played, uu,
@@ -445,6 +440,7 @@ if numba is not None:
     _bin = inline(_bin)
     _factor = inline(_factor)
     _allows = inline(_allows)
+    _draw = inline(_draw)
     _masked = njit(_masked)
     _factored = inline(_factored)
     _levels = njit(_levels)
