@@ -236,6 +236,30 @@ class LambdaChoice:
         ]
 
 
+def grid_choice(
+    grid: Sequence[Any],
+    per: Sequence[Sequence[np.ndarray]],
+    groups: Sequence[str] | None,
+    n_pieces: int,
+    min_groups: int,
+    zero: Any,
+    why: str,
+) -> tuple[dict[Any, float], int, Any]:
+    """``(bits, tokens, best)`` from the held-out log2 probabilities ``per[j]`` (arrays, one
+    per held-out piece) of each value ``grid[j]``: the bits/token of each value, the tokens
+    scored, and the value of fewest bits (ties: the smaller); with fewer than ``min_groups``
+    groups of the ``n_pieces`` pieces (``groups``: their labels; None: a group a piece),
+    ``zero`` (the transformer alone) instead, and a warning that ends in ``why``."""
+    bits = {g: bits_per_token(per[j])["bits_per_token"] for j, g in enumerate(grid)}
+    tokens = int(sum(len(x) for x in per[0]))
+    best = min(grid, key=lambda g: (bits[g], g))
+    n_groups = len(set(groups)) if groups is not None else n_pieces
+    if n_groups < min_groups:
+        log.warning("%d group(s) of pieces, fewer than %d: %s", n_groups, min_groups, why)
+        best = zero
+    return bits, tokens, best
+
+
 def choose_lambda(
     model: Any,
     make_target: Callable[[list[np.ndarray]], Any],
@@ -272,18 +296,9 @@ def choose_lambda(
         lp = fused_log_probs(model, target, s, grid, bos, target.grammar, device)
         for j in range(len(grid)):
             per_lam[j].append(lp[j, cut - 1 :])
-    bits = {lam: bits_per_token(per_lam[j])["bits_per_token"] for j, lam in enumerate(grid)}
-    tokens = int(sum(len(x) for x in per_lam[0]))
-    best = min(grid, key=lambda lam: (bits[lam], lam))
-    n_groups = len(set(groups)) if groups is not None else len(seqs)
-    if n_groups < min_groups:
-        log.warning(
-            "%d group(s) of pieces, fewer than %d: lambda = 0 (the grid below scores the tails "
-            "of the fitted pieces, which reward knowing those pieces)",
-            n_groups,
-            min_groups,
-        )
-        best = 0.0
+    why = "lambda = 0 (the grid below scores the tails of the fitted pieces, which reward knowing"
+    why += " those pieces)"
+    bits, tokens, best = grid_choice(grid, per_lam, groups, len(seqs), min_groups, 0.0, why)
     out = LambdaChoice(best, bits, tokens, len(fit), len(held), time.perf_counter() - t0)
     log.info(
         "lambda %.3g chosen on %d held-out tokens: %s",

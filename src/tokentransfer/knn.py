@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .likelihood import _LN2, bits_per_token, grammar_masks, windows
+from .likelihood import _LN2, grammar_masks, windows
 from .logits import GrammarLogitsProcessor
 
 log = logging.getLogger(__name__)
@@ -539,7 +539,7 @@ def choose_knn(
     logits from the output layer. The model is causal and the windows of a head are those of
     its piece up to the cut, so these are the keys and queries that the fitted pieces and the
     held-out pieces would give on their own."""
-    from .fusion import cap_held, holdout
+    from .fusion import cap_held, grid_choice, holdout
 
     t0 = time.perf_counter()
     lambdas = sorted({float(x) for x in lambdas})
@@ -578,18 +578,9 @@ def choose_knn(
         lp = _score(logits, hidden, tgt, keep, grid, fitted, neighbours)
         for j in range(len(grid)):
             per[j].append(lp[j])
-    bits = {g: bits_per_token(per[j])["bits_per_token"] for j, g in enumerate(grid)}
-    tokens = int(sum(len(x) for x in per[0]))
-    best = min(grid, key=lambda g: (bits[g], g))
-    n_groups = len(set(groups)) if groups is not None else len(seqs)
-    if n_groups < min_groups:
-        log.warning(
-            "%d group(s) of pieces, fewer than %d: kNN lambda = 0 (the grid scores the tails "
-            "of pieces whose heads are in the datastore)",
-            n_groups,
-            min_groups,
-        )
-        best = (0.0, temperatures[0])
+    why = "kNN lambda = 0 (the grid scores the tails of pieces whose heads are in the datastore)"
+    zero = (0.0, temperatures[0])
+    bits, tokens, best = grid_choice(grid, per, groups, len(seqs), min_groups, zero, why)
     out = KnnChoice(
         best[0],
         best[1],
