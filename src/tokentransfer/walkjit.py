@@ -435,18 +435,12 @@ def count_intervals(seq, starts, ttype, tval, kind, pitch_code, ranks, mel, chor
 
 _py_walk = _walk
 if numba is not None:
-    voice_refs = inline(voice_refs)
-    voice_add = inline(voice_add)
-    _bin = inline(_bin)
-    _factor = inline(_factor)
-    _allows = inline(_allows)
-    _draw = inline(_draw)
-    _masked = njit(_masked)
-    _factored = inline(_factored)
-    _levels = njit(_levels)
-    _return_lag = njit(_return_lag)
-    _walk = njit(_walk)
-    count_intervals = njit(count_intervals)
+    voice_refs, voice_add, _bin, _factor, _allows, _draw, _factored = map(
+        inline, (voice_refs, voice_add, _bin, _factor, _allows, _draw, _factored)
+    )
+    _masked, _levels, _return_lag, _walk, count_intervals = map(
+        njit, (_masked, _levels, _return_lag, _walk, count_intervals)
+    )
 
 
 def walk(walker, n: int, length: int, head: np.ndarray, start, restart_tokens, seed: int,
