@@ -77,6 +77,23 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def grammar(tok):
+    """The REMI grammar of ``tok`` (:class:`tokentransfer.grammar.Grammar`)."""
+    from tokentransfer.grammar import Grammar
+
+    return Grammar(tok)
+
+
+@pytest.fixture(scope="module")
+def tunes(tok, midi_corpora: Path):
+    """The one-line fiddle tunes of ``midi_corpora`` tokenized with ``tok`` (16 pieces, each
+    longer than a context of 32 tokens)."""
+    from tests.tiny import midi_pieces
+
+    return midi_pieces(tok, midi_corpora / "tunes")
+
+
 @pytest.fixture(scope="session")
 def tok():
     """The REMI tokenizer with program tokens (the workflow's default kind), built once a

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.tiny import midi_pieces, tiny_model
+from tests.tiny import tiny_model
 from tokentransfer.baselines import NgramModel, start_tokens, transformer_samples
 from tokentransfer.fusion import (
     FusedLogitsProcessor,
@@ -20,7 +19,6 @@ from tokentransfer.fusion import (
     holdout,
     walk_target,
 )
-from tokentransfer.grammar import Grammar
 from tokentransfer.likelihood import fused_log_probs, grammar_masks, transformer_log_probs
 from tokentransfer.model import special_ids
 from tokentransfer.rwr import token_errors
@@ -29,24 +27,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def grammar(tok):
-    return Grammar(tok)
-
-
-@pytest.fixture(scope="module")
-def jazz(tok, midi_corpora: Path) -> list[np.ndarray]:
-    """One-line fiddle tunes (16 pieces, each long enough to pass the model's context)."""
-    return midi_pieces(tok, midi_corpora / "tunes")
-
-
-@pytest.fixture(scope="module")
 def model(tok):
     return tiny_model(tok).eval()
 
 
 @pytest.fixture(scope="module")
-def chain(jazz, grammar):
-    return chain_target(jazz[:10], 2, grammar)
+def chain(tunes, grammar):
+    return chain_target(tunes[:10], 2, grammar)
 
 
 def _kw(tok):
@@ -60,9 +47,9 @@ def _step_logits(model, tok, piece):
         return model(input_ids=x).logits[0, -1].double().numpy()
 
 
-def test_lambda_zero_is_exactly_the_transformer_under_the_mask(tok, grammar, jazz, model, chain):
+def test_lambda_zero_is_exactly_the_transformer_under_the_mask(tok, grammar, tunes, model, chain):
     bos = special_ids(tok)["bos"]
-    piece = jazz[12][:70]  # past the context of 32: windows
+    piece = tunes[12][:70]  # past the context of 32: windows
     fused = fused_log_probs(model, chain, piece, [0.0, 1.0], bos, grammar)
     alone = transformer_log_probs(model, piece, bos, grammar)
     assert np.array_equal(fused[0], alone)
@@ -82,8 +69,8 @@ def test_lambda_zero_is_exactly_the_transformer_under_the_mask(tok, grammar, jaz
     assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
 
 
-def test_large_lambda_concentrates_on_the_chain_support(tok, grammar, jazz, model, chain):
-    piece = jazz[12]
+def test_large_lambda_concentrates_on_the_chain_support(tok, grammar, tunes, model, chain):
+    piece = tunes[12]
     masks = grammar_masks(grammar, piece)
     on = []
     for i in (3, 10, 17, 25, 30):  # within the context of 32
@@ -107,11 +94,11 @@ def test_large_lambda_concentrates_on_the_chain_support(tok, grammar, jazz, mode
             assert chain.chain.distribution(seq[i - 1 : i], allowed=m[i])[seq[i]] > 0
 
 
-def test_the_sampler_draws_from_the_scored_distribution(tok, grammar, jazz, model, chain):
+def test_the_sampler_draws_from_the_scored_distribution(tok, grammar, tunes, model, chain):
     """One step of the processor, softmaxed, is the fused distribution the likelihood scores."""
     bos = special_ids(tok)["bos"]
-    piece = jazz[3][:25]
-    for target in (chain, walk_target(jazz[:10], tok)):
+    piece = tunes[3][:25]
+    for target in (chain, walk_target(tunes[:10], tok)):
         proc = FusedLogitsProcessor(grammar, target, 1.5, skip=sorted(special_ids(tok).values()))
         ids = torch.tensor([[bos, *piece.tolist()]])
         logits = _step_logits(model, tok, piece)
@@ -125,8 +112,8 @@ def test_the_sampler_draws_from_the_scored_distribution(tok, grammar, jazz, mode
         assert lp == pytest.approx(math.log2(want.max()), abs=1e-5)
 
 
-def test_fused_samples_are_valid_and_deterministic_per_sample(tok, grammar, jazz, model):
-    walk = walk_target(jazz[:10], tok)
+def test_fused_samples_are_valid_and_deterministic_per_sample(tok, grammar, tunes, model):
+    walk = walk_target(tunes[:10], tok)
     kw = _kw(tok)
     a = fused_samples(model, walk, 1.0, 3, 50, 7, **kw)
     b = fused_samples(model, walk, 1.0, 2, 50, 7, **{**kw, "batch": 1})
@@ -137,7 +124,7 @@ def test_fused_samples_are_valid_and_deterministic_per_sample(tok, grammar, jazz
     with pytest.raises(ValueError, match="grammar"):
         from tokentransfer.likelihood import ChainTarget
 
-        fused_samples(model, ChainTarget(NgramModel(1, len(tok)).fit(jazz)), 1.0, 1, 5, 0, **kw)
+        fused_samples(model, ChainTarget(NgramModel(1, len(tok)).fit(tunes)), 1.0, 1, 5, 0, **kw)
 
 
 def test_holdout_keeps_groups_whole_and_cuts_a_single_piece():
@@ -154,10 +141,10 @@ def test_holdout_keeps_groups_whole_and_cuts_a_single_piece():
     assert holdout(seqs, 0.25, seed=3, groups=groups)[1][0][0][0] == held[0][0][0]
 
 
-def test_choose_lambda_reports_the_grid_and_picks_the_fewest_bits(tok, grammar, jazz, model):
+def test_choose_lambda_reports_the_grid_and_picks_the_fewest_bits(tok, grammar, tunes, model):
     bos = special_ids(tok)["bos"]
     grid = (0.0, 0.5, 1.0, 3.0)
-    choice = choose_lambda(model, lambda f: chain_target(f, 2, grammar), jazz[:6], grid, bos)
+    choice = choose_lambda(model, lambda f: chain_target(f, 2, grammar), tunes[:6], grid, bos)
     assert sorted(choice.bits) == list(grid)
     assert choice.bits[choice.lam] == min(choice.bits.values())
     assert choice.lam > 0  # an untrained transformer gains from the chain
@@ -165,39 +152,39 @@ def test_choose_lambda_reports_the_grid_and_picks_the_fewest_bits(tok, grammar, 
     rows = choice.rows()
     assert [r["lam"] for r in rows] == list(grid) and sum(r["chosen"] for r in rows) == 1
     # the held-out piece scored by hand at the chosen lambda
-    fit, held = holdout(jazz[:6], 0.2, 0)
+    fit, held = holdout(tunes[:6], 0.2, 0)
     lp = fused_log_probs(
         model, chain_target(fit, 2, grammar), held[0][0], [choice.lam], bos, grammar
     )
     assert -lp.mean() == pytest.approx(choice.bits[choice.lam])
 
 
-def test_choose_lambda_with_one_group_reports_the_tail_but_chooses_zero(tok, grammar, jazz, model):
+def test_choose_lambda_with_one_group_reports_the_tail_but_chooses_zero(tok, grammar, tunes, model):
     """One group (k = 1): its tail favours a lambda > 0 (the untrained transformer gains from
     a chain fitted on the head of the same pieces), yet the choice is 0; two groups choose."""
     bos = special_ids(tok)["bos"]
     grid = (0.0, 0.5, 1.0)
     make = lambda f: chain_target(f, 2, grammar)  # noqa: E731
-    one = choose_lambda(model, make, jazz[:1], grid, bos)
+    one = choose_lambda(model, make, tunes[:1], grid, bos)
     assert one.tokens > 0 and min(one.bits, key=one.bits.get) > 0
     assert one.lam == 0.0 and [r["chosen"] for r in one.rows()] == [1, 0, 0]
-    same = choose_lambda(model, make, jazz[:4], grid, bos, groups=["a"] * 4)
+    same = choose_lambda(model, make, tunes[:4], grid, bos, groups=["a"] * 4)
     assert same.lam == 0.0 and min(same.bits, key=same.bits.get) > 0
-    two = choose_lambda(model, make, jazz[:4], grid, bos, groups=["a", "a", "b", "b"])
+    two = choose_lambda(model, make, tunes[:4], grid, bos, groups=["a", "a", "b", "b"])
     assert two.lam == min(two.bits, key=lambda lam: (two.bits[lam], lam)) > 0
 
 
-def test_choose_lambda_scores_at_most_max_tokens_held_out_tokens(tok, grammar, jazz, model):
+def test_choose_lambda_scores_at_most_max_tokens_held_out_tokens(tok, grammar, tunes, model):
     """With max_tokens the held-out pieces are cut: each scores its first tokens from its cut,
     and the bits are those of exactly those tokens."""
     from tokentransfer.fusion import cap_held
 
     bos = special_ids(tok)["bos"]
     make = lambda f: chain_target(f, 2, grammar)  # noqa: E731
-    full = choose_lambda(model, make, jazz[:6], (0.0, 1.0), bos)
-    capped = choose_lambda(model, make, jazz[:6], (0.0, 1.0), bos, max_tokens=80)
+    full = choose_lambda(model, make, tunes[:6], (0.0, 1.0), bos)
+    capped = choose_lambda(model, make, tunes[:6], (0.0, 1.0), bos, max_tokens=80)
     assert full.tokens > 80 and capped.tokens == 80
-    fit, held = holdout(jazz[:6], 0.2, 0)
+    fit, held = holdout(tunes[:6], 0.2, 0)
     ((s, cut),) = cap_held(held, 80)
     assert cut == 1 and np.array_equal(s, held[0][0][:81])
     lp = fused_log_probs(model, make(fit), s, [1.0], bos, grammar)

@@ -4,17 +4,15 @@ T, and the registry's method, on real fiddle tunes and tiny transformers built h
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.tiny import midi_pieces, tiny_model
+from tests.tiny import tiny_model
 from tokentransfer import knn
 from tokentransfer.baselines import start_tokens, transformer_samples
 from tokentransfer.fusion import holdout
-from tokentransfer.grammar import Grammar
 from tokentransfer.knn import (
     KnnLogitsProcessor,
     OutputTap,
@@ -31,17 +29,6 @@ from tokentransfer.rwr import token_errors
 from tokentransfer.tokenize import save_tokenizer, tokenize_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def grammar(tok):
-    return Grammar(tok)
-
-
-@pytest.fixture(scope="module")
-def tunes(tok, midi_corpora: Path) -> list[np.ndarray]:
-    """One-line fiddle tunes (16 pieces, each longer than the model's context of 32)."""
-    return midi_pieces(tok, midi_corpora / "tunes")
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.tiny import midi_pieces, tiny_model
+from tests.tiny import tiny_model
 from tokentransfer.baselines import NgramModel
 from tokentransfer.grammar import Grammar
 from tokentransfer.likelihood import (
@@ -28,12 +27,6 @@ from tokentransfer.likelihood import (
 from tokentransfer.model import special_ids
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def tunes(tok, midi_corpora: Path) -> list[np.ndarray]:
-    """16 fiddle tunes exported from music21's corpus (tests/music21_corpora.py)."""
-    return midi_pieces(tok, midi_corpora / "tunes")
 
 
 # --------------------------------------------------------------------------- n-gram chain
