@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .fusion import LambdaChoice
 from .likelihood import _LN2, grammar_masks, windows
 from .logits import GrammarLogitsProcessor
 
@@ -487,19 +488,14 @@ def knn_samples(
 # --------------------------------------------------------------------------- lam and T
 
 
-@dataclass
-class KnnChoice:
-    """The chosen ``lam`` and ``temperature``, the bits/token of every ``(lam, T)`` of the grid
-    on the held-out tokens, and the datastore they were scored with (``keys``)."""
+@dataclass(kw_only=True)
+class KnnChoice(LambdaChoice):
+    """A :class:`tokentransfer.fusion.LambdaChoice` with the chosen ``temperature`` too: its
+    ``bits`` are keyed by ``(lam, T)``; ``keys``: the size of the datastore they were scored
+    with."""
 
-    lam: float
     temperature: float
-    bits: dict[tuple[float, float], float] = field(default_factory=dict)
-    tokens: int = 0
-    fit_pieces: int = 0
-    held_pieces: int = 0
     keys: int = 0
-    seconds: float = 0.0
 
     def rows(self) -> list[dict[str, float]]:
         """One row per grid value: lam, temperature, bits_per_token, chosen (1/0)."""
@@ -556,7 +552,8 @@ def choose_knn(
     held = [(int(h[0]), cut, len(h)) for h, cut in held if len(h) > cut]
     if not held or not fit_len:
         log.warning("no held-out tokens to choose the kNN lambda on: lambda = 0")
-        return KnnChoice(0.0, temperatures[0], {g: math.nan for g in grid}, 0, len(fit_len), 0)
+        bits = {g: math.nan for g in grid}
+        return KnnChoice(0.0, bits, 0, len(fit_len), 0, temperature=temperatures[0])
     if store is None:
         store = build_datastore(model, seqs, bos, device)
     limit = torch.zeros(len(seqs), dtype=torch.int64)  # keys of piece p: positions < limit[p]
@@ -581,16 +578,9 @@ def choose_knn(
     why = "kNN lambda = 0 (the grid scores the tails of pieces whose heads are in the datastore)"
     zero = (0.0, temperatures[0])
     bits, tokens, best = grid_choice(grid, per, groups, len(seqs), min_groups, zero, why)
-    out = KnnChoice(
-        best[0],
-        best[1],
-        bits,
-        tokens,
-        len(fit_len),
-        len(held),
-        len(fitted),
-        time.perf_counter() - t0,
-    )
+    seconds = time.perf_counter() - t0
+    out = KnnChoice(best[0], bits, tokens, len(fit_len), len(held), seconds, temperature=best[1])
+    out.keys = len(fitted)
     log.info(
         "kNN lambda %.3g, T %.3g chosen on %d held-out tokens (%d keys): %s",
         best[0],
