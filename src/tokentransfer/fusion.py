@@ -67,7 +67,27 @@ def fused_distribution(
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class FusedLogitsProcessor(GrammarLogitsProcessor):
+class MixLogitsProcessor(GrammarLogitsProcessor):
+    """The grammar mask, then with ``lam > 0`` the subclass's :meth:`mix` of the masked scores
+    (``lam = 0``: the grammar processor's scores, token for token). ``temperature``: the one
+    the sampler divided the logits by before this processor. Follows one batch."""
+
+    def __init__(
+        self, grammar: Any, lam: float, skip: Sequence[int] = (), temperature: float = 1.0
+    ) -> None:
+        super().__init__(grammar, skip)
+        self.lam, self.temperature = float(lam), float(temperature)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = super().__call__(input_ids, scores)
+        return scores if self.lam == 0 else self.mix(scores)
+
+    def mix(self, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """The scores of the step (masked, ``[n, V]``) with the other model mixed in."""
+        raise NotImplementedError
+
+
+class FusedLogitsProcessor(MixLogitsProcessor):
     """The grammar mask plus ``(lam / temperature) * ln q`` of a target model.
 
     Applied after the sampler divided the logits by ``temperature`` (as
@@ -85,10 +105,10 @@ class FusedLogitsProcessor(GrammarLogitsProcessor):
         skip: Sequence[int] = (),
         temperature: float = 1.0,
     ) -> None:
-        super().__init__(grammar, skip)
+        super().__init__(grammar, lam, skip, temperature)
         if lam < 0 or not math.isfinite(lam):
             raise ValueError(f"lambda must be finite and >= 0, got {lam}")
-        self.target, self.lam, self.temperature = target, float(lam), float(temperature)
+        self.target = target
         self.histories: list[list[int]] | None = None
 
     def _advance(self, input_ids: torch.Tensor) -> None:
@@ -102,10 +122,7 @@ class FusedLogitsProcessor(GrammarLogitsProcessor):
                     self.histories[i].append(t)
         super()._advance(input_ids)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores = super().__call__(input_ids, scores)
-        if self.lam == 0:
-            return scores
+    def mix(self, scores: torch.FloatTensor) -> torch.FloatTensor:
         q = self.target.next_dists(self.histories, self.state)  # [n, V], > 0 where allowed
         v = min(scores.shape[1], q.shape[1])
         with np.errstate(divide="ignore"):

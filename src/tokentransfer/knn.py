@@ -62,9 +62,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .fusion import LambdaChoice
+from .fusion import LambdaChoice, MixLogitsProcessor
 from .likelihood import _LN2, grammar_masks, windows
-from .logits import GrammarLogitsProcessor
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +407,7 @@ def knn_log_probs(
 # --------------------------------------------------------------------------- sampling
 
 
-class KnnLogitsProcessor(GrammarLogitsProcessor):
+class KnnLogitsProcessor(MixLogitsProcessor):
     """The grammar mask, and with ``lam > 0`` the kNN-LM's masked mixture in place of the
     transformer's softmax: scores ``ln p / temperature`` (``-inf`` where forbidden), ``p`` from
     the logits and hidden state of the last position that ``tap`` saw. Applied after the
@@ -425,16 +424,12 @@ class KnnLogitsProcessor(GrammarLogitsProcessor):
         skip: Sequence[int] = (),
         temperature: float = 1.0,
     ) -> None:
-        super().__init__(grammar, skip)
+        super().__init__(grammar, lam, skip, temperature)
         check_grid([lam], [knn_temperature])
         self.store, self.tap = store, tap
-        self.lam, self.knn_temperature = float(lam), float(knn_temperature)
-        self.neighbours, self.temperature = int(neighbours), float(temperature)
+        self.knn_temperature, self.neighbours = float(knn_temperature), int(neighbours)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores = super().__call__(input_ids, scores)
-        if self.lam == 0:
-            return scores
+    def mix(self, scores: torch.FloatTensor) -> torch.FloatTensor:
         allowed = torch.from_numpy(self.grammar.mask(self.state))
         v = min(scores.shape[1], allowed.shape[1])
         keep = torch.zeros(scores.shape, dtype=torch.bool)
