@@ -111,13 +111,14 @@ def test_cache_of_another_tokenizer_or_format_or_damaged_is_ignored(
 
     # another tokenizer: nothing reused, the shard is the other tokenizer's own
     other = tmp_path / "other.json"
-    save_tokenizer(build_tokenizer({"kind": "TSD"}), other)
+    save_tokenizer(build_tokenizer({"kind": "REMI", "use_programs": False}), other)
     out.unlink()
     result = _shard(other, paths, out, cache)
     assert result.reused == 0 and "its tokenizer_hash is" in caplog.text
     assert read_shard(out).tokenizer_hash == sha256_file(other)
 
-    # another tokens format (the cache now holds the TSD shard: write one with an old format)
+    # another tokens format (the cache now holds the other tokenizer's shard: write one with an
+    # old format)
     out.unlink()
     _shard(tok_path, paths, out, cache)
     os.unlink(cache)

@@ -689,6 +689,7 @@ def test_generated_samples_decode_without_errors(dag_run):
 
     import symusic
 
+    from tokentransfer.bars import count_bars
     from tokentransfer.rwr import token_errors
     from tokentransfer.tokenize import load_tokenizer
 
@@ -699,12 +700,14 @@ def test_generated_samples_decode_without_errors(dag_run):
             out = work / f"results/generated/small/{corpus}/{variant}"
             info = json.loads((out / "generation.json").read_text())
             assert info["biased"] == (variant != "counts")
-            assert info["tokens_generated"] == 2 * 128
+            assert info["length"]["bars"] == TINY_GENERATE["bars"]
             with h5py.File(out / "tokens.h5") as h5:
                 ids, offsets = h5["ids"][:], h5["offsets"][:]
+            assert info["tokens_generated"] == offsets[-1]
             for i in range(2):
                 seq = ids[offsets[i] : offsets[i + 1]]
-                assert len(seq) == 128 and token_errors(tok, seq) == 0
+                assert count_bars(seq, tok.vocab["Bar_None"]) == TINY_GENERATE["bars"]
+                assert token_errors(tok, seq) == 0
                 score = symusic.Score(str(out / f"sample_{i:03d}.mid"))
                 assert score.note_num() > 0
 
