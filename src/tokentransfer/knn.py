@@ -287,22 +287,28 @@ def build_datastore(
         dtype = DTYPES[dtype]
     t0 = time.perf_counter()
     seqs = [np.asarray(s, dtype=np.int64).ravel() for s in seqs]
-    keys, values, piece, position = [], [], [], []
+    # one buffer per field, filled window by window: appending each window's keys to a list
+    # fragments the heap between the forward passes' large temporaries (measured: the process
+    # grew by 15x the keys' memory, 20 GB for 3 M keys of 128 floats)
+    cap = sum(len(s) for s in seqs)
+    keys = values = piece = position = None
+    n = 0
     for p, i0, _, hidden in window_states(model, seqs, bos, device, batch, logits=False):
         t = hidden.shape[0]
-        keys.append(hidden.to(dtype))
-        values.append(torch.from_numpy(seqs[p][i0 : i0 + t]))
-        piece.append(torch.full((t,), p, dtype=torch.int32))
-        position.append(torch.arange(i0, i0 + t, dtype=torch.int32))
-    if not keys:
+        if keys is None:
+            dev = hidden.device
+            keys = torch.empty((cap, hidden.shape[1]), dtype=dtype, device=dev)
+            values = torch.empty(cap, dtype=torch.long, device=dev)
+            piece = torch.empty(cap, dtype=torch.int32, device=dev)
+            position = torch.empty(cap, dtype=torch.int32, device=dev)
+        keys[n : n + t] = hidden
+        values[n : n + t] = torch.from_numpy(seqs[p][i0 : i0 + t])
+        piece[n : n + t] = p
+        position[n : n + t] = torch.arange(i0, i0 + t, dtype=torch.int32)
+        n += t
+    if keys is None:
         raise ValueError("no adaptation tokens for the datastore (every piece under 2 tokens)")
-    dev = keys[0].device
-    store = Datastore(
-        torch.cat(keys),
-        torch.cat(values).to(dev),
-        torch.cat(piece).to(dev),
-        torch.cat(position).to(dev),
-    )
+    store = Datastore(keys[:n], values[:n], piece[:n], position[:n])
     store.seconds = time.perf_counter() - t0
     return store
 
