@@ -677,3 +677,27 @@ def test_pitch_draws_follow_the_distribution_with_the_interval_factor(tok, graph
         assert (np.abs(freq - q) <= 5 * se + 1 / len(nxt)).all(), (row, freq, q)
         moved = max(moved, float(np.abs(q - prob / prob[q > 0].sum() * (q > 0)).max()))
     assert moved > 0.1  # the factor reweights the rows
+
+
+def test_the_shipped_walk_copies_no_more_than_held_out_pieces(tok, corpora):
+    """The fiddle tunes, one in four held out: the walk with the shipped config's settings
+    (counts ** beta, beta < 1) copies a smaller share of 8-grams of its training tunes than
+    the walk of the counts as they are (beta 1.0), and no more than the held-out tunes share
+    with them. Fails if the shipped beta goes back to 1 (the counts' walk copies more)."""
+    from tokentransfer.config import load_yaml
+    from tokentransfer.metrics import ngram_copy_rate
+
+    gen = load_yaml(Path(__file__).parents[1] / "config" / "config.yaml")["generate"]
+    assert gen["beta"] < 1.0
+    tunes = corpora["tunes"]
+    train = [s for i, s in enumerate(tunes) if i % 4]
+    held = [s for i, s in enumerate(tunes) if not i % 4]
+    succ, ctx = successors(train, len(tok)), context_successors(train, tok)
+    tables = count_tables(train, tok)
+    held_rate = float(np.mean([ngram_copy_rate(s, train, 8) for s in held]))
+    rate = {}
+    for beta in (gen["beta"], 1.0):
+        cfg = WalkConfig.from_section({**gen, "beta": beta, "length": 600, "samples": 12})
+        w = Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables)
+        rate[beta] = float(np.mean([ngram_copy_rate(s, train, 8) for s in w.generate(seed=0)]))
+    assert rate[gen["beta"]] <= held_rate < rate[1.0], (held_rate, rate)

@@ -123,12 +123,14 @@ class WalkConfig:
     ``chromatic``: with ``scale: key``, the probability per step that the pitch drawn may
     leave the scale; ``melody``: ``"interval"`` (pitches weighted by the target's interval
     model) or ``"none"``; ``form``: ``"return"`` (bars return as the target's do) or
-    ``"none"``; ``seed``: RNG seed.
+    ``"none"``; ``seed``: RNG seed. ``beta`` 0.75 (the default) flattens the walk so that it
+    copies no more 8-grams of the target's pieces than held-out pieces share with them
+    (docs/method.md); 1.0 walks the counts as they are.
     """
 
     length: int = 1024
     samples: int = 4
-    beta: float = 1.0
+    beta: float = 0.75
     temperature: float = 0.5
     top_k: int = 16
     restart: float = 0.05
