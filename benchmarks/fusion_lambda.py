@@ -89,6 +89,7 @@ def main() -> int:
                 tok_json,
                 gen=cfg["generate"],
                 eval=cfg["evaluate"],
+                sampling=cfg["sampling"],
                 model_dir=str(res / "models" / args.model / "hf"),
                 seed=cfg["fewshot"]["seed"],
                 groups=p.train_groups,

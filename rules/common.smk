@@ -221,6 +221,11 @@ def baseline_eval_keys(wildcards):
     return plan.method_section(config, "evaluate", [wildcards.method])
 
 
+def baseline_sampling_keys(wildcards):
+    """The sampling keys the method reads."""
+    return plan.method_section(config, "sampling", [wildcards.method])
+
+
 def set_folder(model, corpus, method):
     """The sample folder of a method's set: results/<its registry folder>/..."""
     return f"results/{METHODS[method].folder}/{model}/{corpus}/{method}"

@@ -26,6 +26,7 @@ rule baseline:
         gpu=method_gpu,
     params:
         gen=section("generate", only=("samples", "length", "bars", "seed")),
+        sampling=baseline_sampling_keys,
         eval=baseline_eval_keys,
         prompt=config["generate"]["prompt"],
         use_gpu=config["use_gpu"],

@@ -19,6 +19,7 @@ run_baseline(
     model_dir=smk.input.get("model"),
     out_dir=str(Path(smk.output.info).parent),
     gen_cfg=dict(smk.params.gen),
+    sampling_cfg=dict(smk.params.sampling),
     eval_cfg=dict(smk.params.eval),
     prompt_midi=smk.params.prompt,
     use_gpu=smk.params.use_gpu,

@@ -23,6 +23,7 @@ run_fewshot_adapt(
     draw=int(smk.wildcards.draw),
     cfg=dict(smk.params.cfg),
     gen_cfg=dict(smk.params.gen),
+    sampling_cfg=dict(smk.params.sampling),
     eval_cfg=dict(smk.params.eval),
     out_dir=smk.output[0],
     job=smk.params.job,

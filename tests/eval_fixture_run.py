@@ -34,14 +34,7 @@ TARGETS = ("bach", "karaoke", "jazzlead")
 #: group regexes as the workflow tests' config gives them (versions of a piece, a tune's keys)
 GROUPS = {BASE: m21.BASE_GROUP, "jazzlead": m21.FIDDLE_GROUP}
 GEN = {"samples": 16, "length": 256, "seed": 0}
-EVAL = {
-    "copy_n": 8,
-    "reference_excerpts": 32,
-    "seed": 0,
-    "markov_discount": 0.75,
-    "temperature": 1.0,
-    "top_k": 0,
-}
+EVAL = {"copy_n": 8, "reference_excerpts": 32, "seed": 0}
 STYLE = {"windows": 64, "heldout_windows": 32, "l2": 0.01}
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
-from tokentransfer.config import SCHEMA_PATH, ConfigError, check, enabled_corpora, load_yaml
+from tokentransfer.config import (
+    MOVED,
+    SCHEMA_PATH,
+    ConfigError,
+    check,
+    enabled_corpora,
+    load_yaml,
+)
 
 GOOD = {
     "corpora": {
@@ -152,6 +160,68 @@ def test_bad_config_names_key(schema, mutate, key, words):
     assert msg.startswith(f"config key {key}:"), msg
     for w in words:
         assert w in msg, msg
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_a_sampling_key_under_evaluate_is_refused_naming_its_new_home(schema, old, new, tmp_path):
+    """evaluate.temperature, top_k and markov_discount moved to the sampling section: the old
+    key is refused in one line naming the new one (by the workflow's check and by the CLI's
+    --config), and the new key takes the same value (the schema's default)."""
+    from tokentransfer.runs import RunError, run_config
+
+    (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+    value = schema["properties"][new_section]["properties"][new_key]["default"]
+    msg = _bad(schema, lambda c: c.update({old_section: {old_key: value}}))
+    assert msg == (
+        f"config key {old}: {old} moved to {new} (same setting and default); "
+        f"move it to {new} in the config"
+    )
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, old_section: {old_key: value}}))
+    with pytest.raises(RunError) as err:
+        run_config(path)
+    assert str(err.value) == f"--config {path}: {msg}"
+    moved = {**copy.deepcopy(GOOD), new_section: {new_key: value}}
+    check(moved, schema)
+    path.write_text(yaml.safe_dump(moved))
+    assert run_config(path)[new_section][new_key] == value
+
+
+def test_sampling_flags_go_to_the_section_the_method_samples_with():
+    """The CLI's --temperature and --top-k: a transformer's into its sampling settings, a
+    walk's into generate; the other section keeps the run config's values."""
+    from types import SimpleNamespace
+
+    from tokentransfer.cli import _method_settings, build_parser
+    from tokentransfer.methods import get
+    from tokentransfer.runs import run_config
+
+    run = SimpleNamespace(config=run_config())
+    flags = ["--temperature", "0.7", "--top-k", "5"]
+    args = build_parser().parse_args(["generate", "--corpus", "b", "--out", "o", *flags])
+    gen, _, sampling = _method_settings(args, run, get("transformer"))
+    assert (sampling["temperature"], sampling["top_k"]) == (0.7, 5)
+    assert sampling["markov_discount"] == run.config["sampling"]["markov_discount"]
+    walk = run.config["generate"]
+    assert (gen["temperature"], gen["top_k"]) == (walk["temperature"], walk["top_k"]) != (0.7, 5)
+    gen, _, sampling = _method_settings(args, run, get("counts"))
+    assert (gen["temperature"], gen["top_k"]) == (0.7, 5)
+    assert sampling == run.config["sampling"]
+    # the defaults that evaluate.temperature, top_k and markov_discount had: the default run's
+    # outputs stay the same
+    assert sampling == {"temperature": 1.0, "top_k": 0, "markov_discount": 0.75}
+
+
+def test_the_schemas_default_name_lists_hold_registry_names(schema):
+    """The schema keeps the lists' defaults, not their allowed names: each default holds only
+    names the registry has (defaults are filled in after the check, so it never sees them)."""
+    from tokentransfer.methods import allowed_names
+
+    for key, allowed in allowed_names().items():
+        section, name = key.split(".")
+        spec = schema["properties"][section]["properties"][name]
+        assert "enum" not in spec["items"], key
+        assert set(spec["default"]) <= set(allowed), key
 
 
 def test_enabled_corpora_by_role():

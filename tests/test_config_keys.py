@@ -2,9 +2,10 @@
 
 The cases are generated from schemas/config.schema.yaml itself, so a key added to the schema is
 tested without anyone remembering to: for each leaf key, a value of the wrong type, and where the
-schema constrains the value (enum, minimum, maximum, ...) a value just outside it. The message
-must start with ``config key <dotted key>:`` and name what is allowed (the type, the allowed
-values or the bound). Source settings are reached through a ``dir``, ``tegridy`` and ``music21``
+schema constrains the value (enum, minimum, maximum, ...) a value just outside it, and for the
+lists of method and variant names (checked against the method registry, not by the schema) an
+unknown name. The message must start with ``config key <dotted key>:`` and name what is allowed
+(the type, the allowed values or the bound). Source settings are reached through a ``dir``, ``tegridy`` and ``music21``
 source of a target corpus; ``corpora.NAME.*`` through the target corpus.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tokentransfer.config import SCHEMA_PATH, ConfigError, check, load_yaml
+from tokentransfer.methods import allowed_names
 
 SCHEMA = load_yaml(SCHEMA_PATH)
 GOOD = {
@@ -85,8 +87,8 @@ def dotted(path: tuple) -> str:
     return out
 
 
-def wrong_values(spec: dict) -> list[tuple[str, object, list[str]]]:
-    """(case, value, words the message must hold) for one leaf."""
+def wrong_values(spec: dict, key: str = "") -> list[tuple[str, object, list[str]]]:
+    """(case, value, words the message must hold) for one leaf (``key``: its dotted key)."""
     types = spec.get("type")
     if types is None and "oneOf" in spec:  # music21.composer: a string or a list of strings
         return [("type", 5, ["is not valid under any of the given schemas"])]
@@ -116,6 +118,9 @@ def wrong_values(spec: dict) -> list[tuple[str, object, list[str]]]:
         items = resolve(spec.get("items", {}))
         if "enum" in items:
             cases.append(("item", ["no-such-value"], ["is not one of", str(items["enum"][0])]))
+        elif key in allowed_names():
+            names = allowed_names()[key]
+            cases.append(("name", ["no-such-value"], ["is not one of", names[0], names[-1]]))
         elif items.get("type") in ("integer", "number"):
             cases.append(("item", ["x"], ["is not of type"]))
         elif items.get("type") == "string":
@@ -128,7 +133,7 @@ def wrong_values(spec: dict) -> list[tuple[str, object, list[str]]]:
 CASES = [
     pytest.param(path, value, words, id=f"{dotted(path)}-{case}")
     for path, spec in all_leaves()
-    for case, value, words in wrong_values(spec)
+    for case, value, words in wrong_values(spec, dotted(path))
 ]
 
 
@@ -143,6 +148,8 @@ def test_every_top_level_section_is_covered():
     covered = {p.values[0][0] for p in CASES}
     assert covered == set(SCHEMA["properties"])
     assert len(CASES) > 80
+    named = {dotted(p.values[0]) for p in CASES if p.id.endswith("-name")}
+    assert named == set(allowed_names())  # every registry-checked list has its unknown name
 
 
 @pytest.mark.parametrize(("path", "value", "words"), CASES)

@@ -75,7 +75,8 @@ def setup(tok, tmp_path_factory, music21_corpora):
 def test_transfer_point_measures_every_method(setup):
     out, tok_json, base, jazz = setup
     gen = {"samples": 2, "length": 48, "seed": 0, "context": "onset"}
-    ev = {"copy_n": 8, "temperature": 1.0, "top_k": 0, "markov_discount": 0.75}
+    ev = {"copy_n": 8}
+    sampling = {"temperature": 1.0, "top_k": 0, "markov_discount": 0.75}
     linkpred = {
         "encoders": ["gcn"],
         "seeds": [0],
@@ -99,6 +100,7 @@ def test_transfer_point_measures_every_method(setup):
         cfg=cfg,
         gen_cfg=gen,
         eval_cfg=ev,
+        sampling_cfg=sampling,
         out_tsv=str(out / "point.tsv"),
         graph_cfg={"offset_weights": [1.0, 0.5]},
         linkpred_cfg=linkpred,
@@ -129,7 +131,7 @@ def test_transfer_point_measures_every_method(setup):
 def test_cheap_point_has_bits_for_chains_and_walks(setup):
     out, tok_json, _, jazz = setup
     gen = {"samples": 2, "length": 48, "seed": 0, "context": "onset", "top_k": 16}
-    ev = {"copy_n": 8, "markov_discount": 0.75, "reference_excerpts": 6, "seed": 0}
+    ev = {"copy_n": 8, "reference_excerpts": 6, "seed": 0}
     cfg = {"seed": 0, "methods": ["markov1", "markov2c", "markov2ci", "counts"], "variants": []}
     rows = run_fewshot_point(
         tokenizer_json=str(tok_json),
@@ -141,6 +143,7 @@ def test_cheap_point_has_bits_for_chains_and_walks(setup):
         cfg=cfg,
         gen_cfg=gen,
         eval_cfg=ev,
+        sampling_cfg={"markov_discount": 0.75},
         out_tsv=str(out / "cheap.tsv"),
     )
     bits = {r["method"]: float(r["value"]) for r in rows if r["metric"] == "bits_per_token"}

@@ -267,9 +267,11 @@ def test_the_registry_method_fits_samples_and_scores(tok, grammar, tunes, tmp_pa
     tok_json = tmp_path / "tokenizer.json"
     save_tokenizer(tok, tok_json)
     save_model(tiny_model(tok).eval(), tok_json, tmp_path / "hf")
-    ev = {"temperature": 1.0, "top_k": 0, "bits_tokens": 200}
+    ev = {"bits_tokens": 200}
     ev["knn"] = {"neighbours": 16, "lambdas": [0.0, 0.5], "temperatures": [0.3], "dtype": "float16"}
-    env = Env(tok, str(tok_json), gen={}, eval=ev, model_dir=str(tmp_path / "hf"), seed=0)
+    sampling = {"temperature": 1.0, "top_k": 0}
+    hf = str(tmp_path / "hf")
+    env = Env(tok, str(tok_json), gen={}, eval=ev, sampling=sampling, model_dir=hf, seed=0)
     env.groups = [str(i // 2) for i in range(8)]
     fitted = methods.get("knn").fit(tunes[:8], env)
     rec = fitted.record
@@ -284,8 +286,9 @@ def test_the_registry_method_fits_samples_and_scores(tok, grammar, tunes, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(samples, fitted.sample(2, 40, 3), strict=True))
     lp = fitted.log_probs(tunes[12][:50])
     assert lp.shape == (49,) and np.isfinite(lp).all()
-    assert "knn" in methods.schema_enums()["fewshot.methods"]
-    assert methods.reads(["knn"], "evaluate") == ["bits_tokens", "knn", "temperature", "top_k"]
+    assert "knn" in methods.allowed_names()["fewshot.methods"]
+    assert methods.reads(["knn"], "evaluate") == ["bits_tokens", "knn"]
+    assert methods.reads(["knn"], "sampling") == ["temperature", "top_k"]
     assert grammar_masks(grammar, tunes[12][:50])[1:][np.arange(49), tunes[12][1:50]].all()
 
 
@@ -311,9 +314,10 @@ def test_the_evaluation_job_samples_knn_and_fused_markov(tok, tmp_path, midi_cor
     )
     rows = [f"{f}\t{f}\t{'test' if i >= 12 else 'train'}" for i, f in enumerate(ids)]
     (tmp_path / "t.tsv").write_text("file_id\tgroup\tsplit\n" + "\n".join(rows) + "\n")
-    ev = {"temperature": 1.0, "top_k": 0, "bits_tokens": 300, "markov_discount": 0.75}
+    ev = {"bits_tokens": 300}
     ev["knn"] = {"neighbours": 16, "lambdas": [0.0, 0.5, 0.9], "temperatures": [0.3, 3.0]}
-    assert {"fused_markov", "knn"} <= set(methods.schema_enums()["evaluate.methods"])
+    sampling = {"temperature": 1.0, "top_k": 0, "markov_discount": 0.75}
+    assert {"fused_markov", "knn"} <= set(methods.allowed_names()["evaluate.methods"])
     infos = {}
     for name in ("knn", "fused_markov"):
         infos[name] = run_baseline(
@@ -326,6 +330,7 @@ def test_the_evaluation_job_samples_knn_and_fused_markov(tok, tmp_path, midi_cor
             out_dir=str(tmp_path / name),
             gen_cfg={"samples": 2, "length": 40, "seed": 1},
             eval_cfg={k: v for k, v in ev.items() if k in methods.reads([name], "evaluate")},
+            sampling_cfg={k: sampling[k] for k in methods.reads([name], "sampling")},
         )
         samples, _ = read_samples(tmp_path / name / "tokens.h5")
         assert [len(s) for s in samples] == [40, 40]

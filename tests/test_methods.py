@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,15 +31,8 @@ from tokentransfer.tokenize import (
 )
 
 GEN = {"samples": 2, "length": 48, "seed": 3}
-EVAL = {
-    "copy_n": 4,
-    "reference_excerpts": 3,
-    "seed": 0,
-    "markov_discount": 0.75,
-    "temperature": 1.0,
-    "top_k": 0,
-    "bits_tokens": 600,
-}
+EVAL = {"copy_n": 4, "reference_excerpts": 3, "seed": 0, "bits_tokens": 600}
+SAMPLING = {"markov_discount": 0.75, "temperature": 1.0, "top_k": 0}
 
 
 class Uniform(Method):
@@ -117,6 +109,7 @@ def _baseline(target, method, out, **kw):
         out_dir=str(out),
         gen_cfg=GEN,
         eval_cfg=EVAL,
+        sampling_cfg=SAMPLING,
         **kw,
     )
 
@@ -171,6 +164,7 @@ def test_a_toy_method_is_evaluated_and_on_the_few_shot_curve(target, toy, tmp_pa
             cfg=cfg,
             gen_cfg=GEN,
             eval_cfg=EVAL,
+            sampling_cfg=SAMPLING,
             out_tsv=points[-1] + ".tsv",
             graph_cfg={},  # as rule fewshot_point passes them: its methods read none of these
             linkpred_cfg={},
@@ -257,6 +251,7 @@ def test_finetuned_on_k_pieces_in_its_few_shot_job(target, tiny_model, tmp_path)
         cfg=cfg,
         gen_cfg=GEN,
         eval_cfg=EVAL,
+        sampling_cfg=SAMPLING,
         out_tsv=str(tmp_path / "p.tsv"),
         job="finetune",
         model_dir=tiny_model,
@@ -269,17 +264,31 @@ def test_finetuned_on_k_pieces_in_its_few_shot_job(target, tiny_model, tmp_path)
     assert not (tmp_path / "ckpt" / "finetuned.pt").exists()
 
 
-def test_schema_method_lists_are_the_registry():
-    """The schema's enums of method names are the registry's (a new method must be added to
-    both, or this fails)."""
-    from tokentransfer.config import load_yaml
+def test_config_lists_take_the_registry_names(toy):
+    """The config's method lists hold the registry's names, and only those: a method
+    registered (here, in the test) is accepted at once, and refused once it is gone, the
+    message naming the key and the allowed names; the schema holds no list of its own."""
+    from tokentransfer.config import SCHEMA_PATH, ConfigError, check, load_yaml
 
-    repo_root = Path(__file__).resolve().parents[1]
-    props = load_yaml(repo_root / "schemas" / "config.schema.yaml")["properties"]
-    for key, names in methods.schema_enums().items():
-        section, name = key.split(".")
-        enum = props[section]["properties"][name]["items"]["enum"]
-        assert enum == names, key
+    schema = load_yaml(SCHEMA_PATH)
+    corpora = {
+        "base": {"role": "base", "sources": [{"music21": {"composer": "palestrina"}}]},
+        "bach": {"role": "target", "sources": [{"music21": {"composer": "bach"}}]},
+    }
+    config = {
+        "corpora": corpora,
+        "evaluate": {"methods": ["markov2", "uniform_toy"]},
+        "fewshot": {"methods": ["uniform_toy"]},
+    }
+    check(config, schema)
+    unregister("uniform_toy")
+    with pytest.raises(ConfigError) as err:
+        check(config, schema)
+    msg = str(err.value)
+    assert msg.startswith("config key evaluate.methods[1]: 'uniform_toy' is not one of"), msg
+    assert "'markov2'" in msg and "'fused_markov'" in msg
+    for section in ("evaluate", "fewshot"):
+        assert "enum" not in schema["properties"][section]["properties"]["methods"]["items"]
 
 
 def test_jobs_and_keys_come_from_the_registry():
@@ -289,12 +298,13 @@ def test_jobs_and_keys_come_from_the_registry():
     assert [m.name for m in chosen] == ["markov2", "counts", "random"]
     assert methods.reads(["markov2"], "generate") == []
     assert "temperature" in methods.reads(["counts"], "generate")
-    assert methods.reads(["transformer", "markov1"], "evaluate") == [
-        "bits_tokens",
+    assert methods.reads(["transformer", "markov1"], "evaluate") == ["bits_tokens"]
+    assert methods.reads(["transformer", "markov1"], "sampling") == [
         "markov_discount",
         "temperature",
         "top_k",
     ]
+    assert methods.reads(["markov1"], "sampling") == ["markov_discount"]
     assert methods.reads(["real_target", "real_base"], "evaluate") == []  # no likelihood
     assert methods.get("real_base").base and methods.get("finetuned").model == "finetuned"
 
@@ -309,7 +319,7 @@ def test_baseline_record_holds_the_chains_bits_per_token_on_the_test_pieces(targ
     info = _baseline(target, "markov2", tmp_path / "markov2")
     train = corpus_tokens(target.shards, [target.split], "train")
     test = corpus_tokens(target.shards, [target.split], "test")
-    chain = NgramModel(2, len(target.tok), discount=EVAL["markov_discount"]).fit(train)
+    chain = NgramModel(2, len(target.tok), discount=SAMPLING["markov_discount"]).fit(train)
     direct = corpus_bits(lambda s: chain_log_probs(chain, s), scored_pieces(test, 600))
     assert info["bits_scored_tokens"] == direct["tokens"] <= 600
     assert info["bits_per_token"] == pytest.approx(direct["bits_per_token"], rel=1e-9)

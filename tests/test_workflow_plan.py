@@ -113,11 +113,14 @@ def test_section_keeps_only_the_keys_a_rule_reads():
         "length": 1024,
         "seed": 0,
     }
-    assert plan.method_section(config, "evaluate", ["markov2"]) == {
-        "bits_tokens": 20000,
-        "markov_discount": 0.75,
+    assert plan.method_section(config, "evaluate", ["markov2"]) == {"bits_tokens": 20000}
+    assert plan.method_section(config, "sampling", ["markov2"]) == {"markov_discount": 0.75}
+    assert plan.method_section(config, "sampling", ["transformer"]) == {
+        "temperature": 1.0,
+        "top_k": 0,
     }
     assert plan.method_section(config, "evaluate", ["real_target"]) == {}
+    assert plan.method_section(config, "sampling", ["real_target"]) == {}
 
 
 def test_fewshot_jobs_and_params_come_from_the_registry():
@@ -144,7 +147,8 @@ def test_fewshot_jobs_and_params_come_from_the_registry():
     # adaptation and sampling read no scoring key: changing copy_n or the reference excerpts
     # reruns rule fewshot_curve only
     assert not {"copy_n", "reference_excerpts"} & set(point["eval"])
-    assert "markov_discount" in point["eval"]
+    assert point["sampling"] == {"markov_discount": 0.75}  # the chain's; no transformer here
+    assert point["eval"] == {"bits_tokens": 20000}
     tuned = plan.fewshot_params(config, "finetune")
     assert tuned["cfg"]["methods"] == ["finetuned"] and tuned["cfg"]["variants"] == []
     assert tuned["cfg"]["finetune_steps"] == 7

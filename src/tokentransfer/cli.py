@@ -176,10 +176,12 @@ def _prompt_ids(run, prompt: str, flag: str = "--prompt"):
         raise UsageError(f"{flag} {prompt}: cannot be tokenized: {first}") from None
 
 
-def _method_settings(args: argparse.Namespace, run, method):
-    """The ``generate`` and ``evaluate`` settings ``method`` is fitted and sampled with: the
-    run's config, with the flags given on the command line (temperature and top-k go to the
-    section the method samples with; refused for a method that has neither)."""
+def _method_settings(args: argparse.Namespace, run, method) -> tuple[dict, dict, dict]:
+    """The ``generate``, ``evaluate`` and ``sampling`` settings ``method`` is fitted and
+    sampled with (:meth:`tokentransfer.runs.Run.fit`'s): the run's config, with the flags given
+    on the command line (temperature and top-k go to the section the method samples with,
+    ``generate`` for the walks and ``sampling`` for the rest; refused for a method that has
+    neither)."""
     from .runs import sampling_keys, walk_section
 
     section = sampling_keys(method)
@@ -199,10 +201,10 @@ def _method_settings(args: argparse.Namespace, run, method):
     if section == "generate":
         overrides.update(sampling)
     gen = walk_section(run.config, overrides)
-    eval_cfg = dict(run.config["evaluate"])
-    if section == "evaluate":
-        eval_cfg.update(sampling)
-    return gen, eval_cfg
+    sampling_cfg = dict(run.config["sampling"])
+    if section == "sampling":
+        sampling_cfg.update(sampling)
+    return gen, dict(run.config["evaluate"]), sampling_cfg
 
 
 def _open_run(args: argparse.Namespace, corpus: str, name: str, flag: str = "--method"):
@@ -265,11 +267,11 @@ def _generate(args: argparse.Namespace) -> int:
         run, method = _open_run(args, args.corpus, name, flag)
         soundfont = _check_audio(args, run)
         prompt = _prompt_ids(run, args.prompt) if args.prompt else None
-        gen, eval_cfg = _method_settings(args, run, method)
+        settings = _method_settings(args, run, method)
         bars = args.bars
         if bars is None and not _given(args, "length"):
             bars = run.config["generate"].get("bars")
-        info = _sample_to(run, method, args, out, prompt, gen, eval_cfg, bars)
+        info = _sample_to(run, method, args, out, prompt, settings, bars)
     except (UsageError, RunError) as exc:
         return _fail("generate", exc)
     if soundfont:
@@ -296,10 +298,11 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample_to(run, method, args, out: Path, prompt, gen, eval_cfg, bars) -> dict:
-    """Fit ``method``, draw ``args.n`` samples (``bars`` bars, or ``args.length`` tokens) after
-    the prompt and publish them as a sample set at ``out``; with a prompt, each MIDI holds the
-    prompt file's notes as they are, then the generated ones."""
+def _sample_to(run, method, args, out: Path, prompt, settings, bars) -> dict:
+    """Fit ``method`` with ``settings`` (:func:`_method_settings`), draw ``args.n`` samples
+    (``bars`` bars, or ``args.length`` tokens) after the prompt and publish them as a sample set
+    at ``out``; with a prompt, each MIDI holds the prompt file's notes as they are, then the
+    generated ones."""
     import time
 
     import symusic
@@ -319,7 +322,7 @@ def _sample_to(run, method, args, out: Path, prompt, gen, eval_cfg, bars) -> dic
     if prompt is not None and method.kind == "reference":
         raise UsageError(f"--prompt: {method.name} takes no prompt (it samples real excerpts)")
     t_setup = time.perf_counter()
-    fitted = run.fit(method, args.corpus, gen, eval_cfg)
+    fitted = run.fit(method, args.corpus, *settings)
     setup_seconds = time.perf_counter() - t_setup
     if prompt is not None and not fitted.takes_prompt:
         raise UsageError(f"--prompt: {method.name} takes no prompt (it samples real excerpts)")
@@ -425,10 +428,10 @@ def _infill(args: argparse.Namespace) -> int:
             check_bars(first, last, count_bars(ids, run.bar_id))
         except ValueError as exc:
             raise UsageError(f"--bars {args.bars}: {exc}") from None
-        gen, eval_cfg = _method_settings(args, run, method)
+        settings = _method_settings(args, run, method)
         if method.kind == "reference":
             raise UsageError(f"--method {method.name}: takes no prompt, so it cannot infill")
-        fitted = run.fit(method, args.corpus, gen, eval_cfg)
+        fitted = run.fit(method, args.corpus, *settings)
         if not fitted.takes_prompt:
             raise UsageError(f"--method {method.name}: takes no prompt, so it cannot infill")
         result = infill_tokens(
@@ -584,15 +587,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=walk.temperature,
         action=_Given,
-        help="sampling temperature (walks: of the similarity bias; transformers and fused: of "
-        "the logits; default: the run config's)",
+        help="sampling temperature (walks: of the similarity bias, default the run config's "
+        "generate.temperature; transformers and fused: of the logits, sampling.temperature)",
     )
     p.add_argument(
         "--top-k",
         type=int,
         default=walk.top_k,
         action=_Given,
-        help="candidates per step (0 = all; default: the run config's)",
+        help="candidates per step (0 = all; default: the run config's generate.top_k for the "
+        "walks, sampling.top_k for the rest)",
     )
     p.add_argument(
         "--restart", type=float, default=walk.restart, action=_Given, help="walks: restart"

@@ -96,18 +96,49 @@ RENAMED = {
     "baselines": "finetune.targets",
 }
 
+#: config keys that moved to another section (dotted old key -> new key, same setting and
+#: default): the chains' and the transformers' sampling settings left ``evaluate`` for
+#: ``sampling`` (the walk's stay under ``generate``); a config that still has one is refused
+MOVED = {
+    "evaluate.temperature": "sampling.temperature",
+    "evaluate.top_k": "sampling.top_k",
+    "evaluate.markov_discount": "sampling.markov_discount",
+}
+
+
+def _has(config: dict, dotted: str) -> bool:
+    *parents, last = dotted.split(".")
+    node = config
+    for p in parents:
+        node = node.get(p) if isinstance(node, dict) else None
+    return isinstance(node, dict) and last in node
+
 
 def _check_renamed(config: dict) -> None:
     for old, new in RENAMED.items():
-        *parents, last = old.split(".")
-        node = config
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict) and last in node:
+        if _has(config, old):
             raise ConfigError(
                 f"config key {old}: renamed, it is now {new} (same settings); "
                 f"rename {old} to {new} in the config"
             )
+    for old, new in MOVED.items():
+        if _has(config, old):
+            raise ConfigError(
+                f"config key {old}: {old} moved to {new} (same setting and default); "
+                f"move it to {new} in the config"
+            )
+
+
+def _check_names(config: dict) -> None:
+    """Every list of method or variant names holds names of the method registry (the one list
+    of them, :func:`tokentransfer.methods.allowed_names`; the schema says only "strings")."""
+    from .methods import allowed_names
+
+    for key, allowed in allowed_names().items():
+        section, name = key.split(".")
+        for i, value in enumerate(config.get(section, {}).get(name, ())):
+            if value not in allowed:
+                raise ConfigError(f"config key {key}[{i}]: {value!r} is not one of {allowed}")
 
 
 def check(config: dict, schema: dict | None = None) -> None:
@@ -120,6 +151,7 @@ def check(config: dict, schema: dict | None = None) -> None:
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_describe(best))
+    _check_names(config)
     _check_regexes(config)
     _check_tokenizer(config.get("tokenizer", {}))
     ingest = config.get("ingest", {})

@@ -16,9 +16,9 @@ Everything that enumerates or branches on methods reads this registry: the evalu
 (:func:`tokentransfer.jobs.evaluate.run_baseline`, :func:`tokentransfer.evaluate.method_kind`),
 the few-shot curve (:func:`tokentransfer.jobs.fewshot.run_fewshot_point` loops over
 :func:`fewshot_methods`), the rules' input functions and wildcard constraints
-(``rules/common.smk``), and the schema's method lists (kept equal to :func:`schema_enums` by a
-test). A new method is one new class registered here (or anywhere before the job runs) plus its
-tests.
+(``rules/common.smk``), and the config's lists of method and variant names (checked against
+:func:`allowed_names` when the config is loaded). A new method is one new class registered here
+(or anywhere before the job runs) plus its tests.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .rwr import WalkConfig
+from .variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ class Env:
     """What a method is adapted and sampled with: one job's tokenizer, settings and files.
 
     ``gen``: the ``generate`` keys the job reads (``samples``, ``length``, ``seed`` and, for
-    the walks, those of :class:`tokentransfer.rwr.WalkConfig`); ``eval``: the ``evaluate`` keys
-    (``markov_discount``; ``temperature`` and ``top_k`` of the transformers); ``model_dir``: the
+    the walks, those of :class:`tokentransfer.rwr.WalkConfig`); ``sampling``: the ``sampling``
+    keys (``markov_discount`` of the chains; ``temperature`` and ``top_k`` of the
+    transformers); ``eval``: the ``evaluate`` keys (``bits_tokens``, ``knn``); ``model_dir``: the
     transformer folder (evaluation: the pretrained one, or the fine-tuned one for
     ``finetuned``; few-shot: the pretrained one); ``seed``: seeds an adaptation's own draws
     (few-shot: ``fewshot.seed + draw``); ``groups``: the fitting pieces' groups; ``budget``: the
@@ -68,6 +70,7 @@ class Env:
     tokenizer_json: str
     gen: dict
     eval: dict = field(default_factory=dict)
+    sampling: dict = field(default_factory=dict)
     model_dir: str | None = None
     use_gpu: bool = False
     seed: int = 0
@@ -235,8 +238,9 @@ def reads(methods: Iterable[str], section: str) -> list[str]:
     return sorted({k for n in methods for k in get(n).reads.get(section, ())})
 
 
-def schema_enums() -> dict[str, list[str]]:
-    """The schema's method lists as the registry gives them (a test keeps them equal)."""
+def allowed_names() -> dict[str, list[str]]:
+    """The names each config list of methods or variants may hold, by dotted key, as the
+    registry gives them (:func:`tokentransfer.config.check` refuses any other)."""
     walks = names(graph_network=True)
     return {
         "evaluate.methods": names(folder="baselines"),
@@ -266,9 +270,9 @@ LINKPRED_KEYS = (
     "val_fraction",
     "test_fraction",
 )
-#: the transformers' sampling keys (and ``bits_tokens``: how many test tokens their bits per
-#: token are measured on)
-SAMPLING = {"evaluate": ("temperature", "top_k", "bits_tokens")}
+#: the transformers' keys: their sampling (the ``sampling`` section) and ``bits_tokens`` (how
+#: many test tokens their bits per token are measured on)
+SAMPLING = {"sampling": ("temperature", "top_k"), "evaluate": ("bits_tokens",)}
 #: the gradient adapters' budget (few-shot)
 BUDGET = {"fewshot": ("finetune_steps",), "finetune": ("batch", "lr", "warmup")}
 
@@ -278,7 +282,7 @@ def _prompted(env: Env, draw: Callable[..., list[np.ndarray]]) -> Callable:
     ``draw(n, length, seed, start, temperature=, top_k=, device=, banned=)`` (e.g.
     :func:`tokentransfer.fusion.fused_samples` with its model and target bound): from BOS and
     Bar, or from BOS and ``prompt`` (returned in front of the samples), at
-    ``evaluate.temperature`` and ``top_k``, on ``env.device``, the special ids banned."""
+    ``sampling.temperature`` and ``top_k``, on ``env.device``, the special ids banned."""
     from .baselines import start_tokens
 
     bos = env.special["bos"]
@@ -290,8 +294,8 @@ def _prompted(env: Env, draw: Callable[..., list[np.ndarray]]) -> Callable:
             length,
             seed,
             start,
-            temperature=env.eval["temperature"],
-            top_k=env.eval["top_k"],
+            temperature=env.sampling["temperature"],
+            top_k=env.sampling["top_k"],
             device=env.device,
             banned=sorted(env.special.values()),
         )
@@ -303,7 +307,7 @@ def _prompted(env: Env, draw: Callable[..., list[np.ndarray]]) -> Callable:
 
 
 def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) -> Fitted:
-    """A transformer sampled under the grammar mask (``evaluate.temperature`` and ``top_k``),
+    """A transformer sampled under the grammar mask (``sampling.temperature`` and ``top_k``),
     BOS and Bar first, or BOS and a prompt."""
     from .baselines import transformer_samples
     from .likelihood import transformer_log_probs
@@ -315,8 +319,8 @@ def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) ->
         {
             **(record or {}),
             "device": str(env.device),
-            "temperature": env.eval["temperature"],
-            "top_k": env.eval["top_k"],
+            "temperature": env.sampling["temperature"],
+            "top_k": env.sampling["top_k"],
             "grammar_mask": True,
         },
         adapt_s,
@@ -327,13 +331,13 @@ def _transformer(model, env: Env, adapt_s: float, record: dict | None = None) ->
 
 
 class Chain(Method):
-    """An n-gram chain of ``order`` fitted on the pieces (``evaluate.markov_discount``); the
+    """An n-gram chain of ``order`` fitted on the pieces (``sampling.markov_discount``); the
     ``...c`` chains sample under the grammar mask; the ``...ci`` chains (``intervals``) also
     carry the walk's pitch memory, its interval tables counted on the same pieces
     (:class:`tokentransfer.baselines.IntervalChain`)."""
 
     fewshot = "point"
-    reads = {"evaluate": ("markov_discount", "bits_tokens")}
+    reads = {"sampling": ("markov_discount",), "evaluate": ("bits_tokens",)}
 
     def __init__(self, order: int, constrained: bool = False, intervals: bool = False) -> None:
         self.order, self.constrained, self.intervals = order, constrained or intervals, intervals
@@ -346,7 +350,7 @@ class Chain(Method):
         from .walkform import count_tables
 
         t0 = time.perf_counter()
-        discount = env.eval["markov_discount"]
+        discount = env.sampling["markov_discount"]
         chain = NgramModel(self.order, len(env.tokenizer), discount=discount)
         chain.fit(pieces)
         grammar = Grammar(env.tokenizer) if self.constrained else None
@@ -534,18 +538,16 @@ class Fused(Method):
         # in the evaluation (rule baseline) as well; not fused_walk, whose walk keys of the
         # generate section that rule does not pass
         self.folder = "baselines" if name == "fused_markov" else None
-        own = (
-            {"evaluate": ("markov_discount",)}
-            if name == "fused_markov"
-            else {"generate": WALK_KEYS}
-        )
-        self.reads = {**own, "evaluate": (*SAMPLING["evaluate"], *own.get("evaluate", ()))}
+        if name == "fused_markov":
+            self.reads = {**SAMPLING, "sampling": (*SAMPLING["sampling"], "markov_discount")}
+        else:
+            self.reads = {**SAMPLING, "generate": WALK_KEYS}
 
     def target_model(self, pieces, env):
         from .fusion import chain_target, walk_target
 
         if self.name == "fused_markov":
-            discount = env.eval["markov_discount"]
+            discount = env.sampling["markov_discount"]
             return chain_target(pieces, FUSED_ORDER, env.grammar, discount=discount)
         return walk_target(pieces, env.tokenizer, env.walk_config())
 
@@ -588,7 +590,7 @@ class Knn(Method):
     name = "knn"
     model = "pretrained"
     fewshot = "transfer"
-    reads = {"evaluate": (*SAMPLING["evaluate"], "knn")}
+    reads = {**SAMPLING, "evaluate": (*SAMPLING["evaluate"], "knn")}
 
     def fit(self, pieces, env):
         from .knn import build_datastore, choose_knn, knn_log_probs, knn_samples, settings
@@ -634,8 +636,8 @@ class Knn(Method):
             "datastore_seconds": round(store.seconds, 4),
             "choice_seconds": round(choice.seconds, 4),
             "device": str(env.device),
-            "temperature": env.eval["temperature"],
-            "top_k": env.eval["top_k"],
+            "temperature": env.sampling["temperature"],
+            "top_k": env.sampling["top_k"],
             "grammar_mask": True,
         }
         return Fitted(sample, log_probs, record, adapt)
@@ -736,7 +738,7 @@ for _order in (1, 2, 3):
     register(Chain(_order, constrained=True))
 for _order in (2, 3):
     register(Chain(_order, intervals=True))
-for _name in ("counts", "emb", "emb_pos", "emb_neighbours", "contextual", "random"):
+for _name in ("counts", *VARIANTS):
     register(Walk(_name))
 register(Transformer)
 register(Finetuned)

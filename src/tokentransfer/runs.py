@@ -141,8 +141,8 @@ def loads(method: Method) -> str:
 
 def sampling_keys(method: Method) -> str | None:
     """The config section whose ``temperature`` and ``top_k`` the method samples with
-    (``evaluate``: the transformers; ``generate``: the walks), or None (it has neither)."""
-    for section in ("evaluate", "generate"):
+    (``sampling``: the transformers; ``generate``: the walks), or None (it has neither)."""
+    for section in ("sampling", "generate"):
         if "temperature" in method.reads.get(section, ()):
             return section
     return None
@@ -307,11 +307,14 @@ class Run:
 
         return tokens_per_bar(self.train_pieces(corpus), self.bar_id)
 
-    def env(self, method: Method, corpus: str, gen: dict, eval_cfg: dict) -> Env:
+    def env(
+        self, method: Method, corpus: str, gen: dict, eval_cfg: dict, sampling: dict | None = None
+    ) -> Env:
         """The :class:`~tokentransfer.methods.Env` that ``method`` is fitted with: the run's
-        tokenizer, the ``generate`` and ``evaluate`` settings given, its model folder, the
-        base corpus, the graph and link-prediction sections and, for the methods that train,
-        the few-shot budget and a scratch checkpoint folder."""
+        tokenizer, the ``generate``, ``evaluate`` and ``sampling`` settings given (``sampling``
+        by default the run config's), its model folder, the base corpus, the graph and
+        link-prediction sections and, for the methods that train, the few-shot budget and a
+        scratch checkpoint folder."""
         from .jobs.fewshot import _finetune_spec
 
         bases = self.bases()
@@ -320,6 +323,7 @@ class Run:
             str(self.tokenizer_json),
             gen=gen,
             eval=eval_cfg,
+            sampling=dict(self.config["sampling"] if sampling is None else sampling),
             model_dir=str(self.model_dir(method.model, corpus)) if method.model else None,
             use_gpu=self.use_gpu,
             seed=int(self.config.get("seed", 0)),
@@ -336,13 +340,16 @@ class Run:
             env.budget = _finetune_spec(self.config["fewshot"], self.config["finetune"], 0)
         return env
 
-    def fit(self, method: Method, corpus: str, gen: dict, eval_cfg: dict) -> Fitted:
+    def fit(
+        self, method: Method, corpus: str, gen: dict, eval_cfg: dict, sampling: dict | None = None
+    ) -> Fitted:
         """``method`` ready to sample for ``corpus``: a walk from the run's graph files (with
         the walk settings of ``gen``), anything else by its ``fit`` on the target's training
         pieces with :meth:`env`."""
         if method.kind == "graph":
             return self.walk(method, corpus, gen)
-        return method.fit(self.train_pieces(corpus), self.env(method, corpus, gen, eval_cfg))
+        env = self.env(method, corpus, gen, eval_cfg, sampling)
+        return method.fit(self.train_pieces(corpus), env)
 
     def walk(self, method: Method, corpus: str, gen: dict) -> Fitted:
         """The walk ``method`` of ``corpus`` from the run's graph files, with the walk

@@ -138,6 +138,7 @@ def fewshot_params(config: dict, job: str) -> dict:
         "job": job,
         "cfg": cfg,
         "gen": method_section(config, "generate", methods, ("samples", "length", "bars", "seed")),
+        "sampling": method_section(config, "sampling", methods),
         "eval": method_section(config, "evaluate", methods),
         "graph": method_section(config, "graph", methods),
         "linkpred": method_section(config, "linkpred", methods),

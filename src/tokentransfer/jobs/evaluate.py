@@ -73,6 +73,7 @@ def run_baseline(
     out_dir: str,
     gen_cfg: dict,
     eval_cfg: dict,
+    sampling_cfg: dict | None = None,
     prompt_midi: str | None = None,
     use_gpu: bool = False,
     threads: int = 1,
@@ -80,7 +81,8 @@ def run_baseline(
     """Produce one method's sample set (``generate.samples`` samples of ``generate.bars`` bars,
     or of ``generate.length`` tokens where ``bars`` is 0: :class:`tokentransfer.bars.SampleLength`):
     the registry's method (:mod:`tokentransfer.methods`) fitted on the target's training
-    pieces and sampled. The record gives ``setup_seconds`` (loading and fitting) and
+    pieces and sampled, with the ``sampling`` and ``evaluate`` keys it reads (``sampling_cfg``,
+    ``eval_cfg``). The record gives ``setup_seconds`` (loading and fitting) and
     ``sample_seconds`` apart."""
     from ..bars import SampleLength, tokens_per_bar
     from ..baselines import bar_id
@@ -100,6 +102,7 @@ def run_baseline(
         tokenizer_json,
         gen=gen_cfg,
         eval=eval_cfg,
+        sampling=dict(sampling_cfg or {}),
         model_dir=model_dir,
         use_gpu=use_gpu,
         base_shards=list(base_shards),

@@ -199,6 +199,7 @@ def run_fewshot_adapt(
     gen_cfg: dict,
     eval_cfg: dict,
     out_dir: str,
+    sampling_cfg: dict | None = None,
     job: str = "point",
     embeddings: str | None = None,
     graph_cfg: dict | None = None,
@@ -226,9 +227,10 @@ def run_fewshot_adapt(
     ``cfg["finetune_steps"]`` steps with ``finetune_cfg``'s batch, learning rate and warm-up,
     resumable from checkpoints in the folder ``checkpoints``. Reads ``cfg`` keys ``seed``,
     ``methods``, ``variants`` and ``finetune_steps``; ``gen_cfg`` keys ``samples``, ``length``,
-    ``bars``, ``seed`` (and the walk's); ``eval_cfg`` keys ``copy_n``, ``markov_discount``,
-    ``temperature``, ``top_k`` and ``bits_tokens``. Never reads the style classifier or
-    another corpus: adding a target to a run does not rerun it.
+    ``bars``, ``seed`` (and the walk's); ``sampling_cfg`` keys ``markov_discount``,
+    ``temperature`` and ``top_k``; ``eval_cfg`` keys ``copy_n``, ``bits_tokens`` and ``knn``.
+    Never reads the style classifier or another corpus: adding a target to a run does not rerun
+    it.
     """
     from ..methods import Env, fewshot_methods
     from ..model import set_threads
@@ -253,6 +255,7 @@ def run_fewshot_adapt(
             tokenizer_json,
             gen=gen_cfg,
             eval=eval_cfg,
+            sampling=dict(sampling_cfg or {}),
             model_dir=model_dir,
             use_gpu=use_gpu,
             seed=cfg["seed"] + draw,

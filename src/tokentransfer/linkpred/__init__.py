@@ -24,9 +24,10 @@ over vocabulary ids. Link prediction here is about *undirected pairs*:
   replacement, no validation) and reports, beside its metrics, how many of those leaks its split
   really holds. Its numbers are a labelled reference, never a result.
 
-Feature variants: ``emb`` (model 1), ``emb_pos`` (model 2), ``emb_neighbours`` (model 3),
-``contextual`` and a ``random`` control. For the two *circular* variants the graph itself is a
-function of the features (pairs with positive feature cosine), as in the original.
+Feature variants (named in :mod:`tokentransfer.variants`): ``emb`` (model 1), ``emb_pos``
+(model 2), ``emb_neighbours`` (model 3), ``contextual`` and a ``random`` control. For the two
+*circular* variants the graph itself is a function of the features (pairs with positive feature
+cosine), as in the original.
 
 Modules: ``pairs`` (graph and pairs, the split), ``features``, ``metrics``, ``heuristics``,
 ``model`` (``LinkPredictor``, its training, ``train_from_config``) and ``original`` (the

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..variants import CIRCULAR_VARIANTS, VARIANTS
 from .pairs import _sort_pairs, undirected_pairs, used_nodes
-
-VARIANTS = ("emb", "emb_pos", "emb_neighbours", "contextual", "random")
-CIRCULAR_VARIANTS = ("emb", "emb_pos")
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
