@@ -5,8 +5,9 @@ tested without anyone remembering to: for each leaf key, a value of the wrong ty
 schema constrains the value (enum, minimum, maximum, ...) a value just outside it, and for the
 lists of method and variant names (checked against the method registry, not by the schema) an
 unknown name. The message must start with ``config key <dotted key>:`` and name what is allowed
-(the type, the allowed values or the bound). Source settings are reached through a ``dir``, ``tegridy`` and ``music21``
-source of a target corpus; ``corpora.NAME.*`` through the target corpus.
+(the type, the allowed values or the bound). Source settings are reached through a ``dir``,
+``tegridy`` and ``music21`` source of a target corpus; ``corpora.NAME.*`` through the target
+corpus.
 """
 
 from __future__ import annotations
