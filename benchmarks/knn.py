@@ -8,7 +8,8 @@ seconds and MB), then exact search (:meth:`tokentransfer.knn.Datastore.search`) 
 scoring (the final hidden states of ``--queries`` test tokens searched at once, as bits per token
 and the choice of lambda search them: microseconds per query) and sampling (one query per sample
 and step: ``--batch`` queries at once, the median of ``--steps`` searches, milliseconds per
-step), for each key type of ``--dtype``. ``--extra`` sizes beyond the target (e.g. 1000000)
+step), for each key type of ``--dtype``, and the process's peak memory so far (the build
+of the largest datastore sets it). ``--extra`` sizes beyond the target (e.g. 1000000)
 time the search only, on the real keys tiled with noise to that size (their build seconds
 would be the forward pass, linear in N: not measured). Reads a finished run's ``results/``
 (tokens, splits, tokenizer, the pretrained model).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -75,6 +77,11 @@ def search_times(store: Datastore, queries: torch.Tensor, k: int, batch: int, st
     return per_query, statistics.median(times) * 1e3
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
 def tiled(store: Datastore, n: int, seed: int = 0) -> Datastore:
     """The store's keys repeated (with small noise) to ``n`` keys: a larger datastore of the
     same key distribution, for the search's cost only."""
@@ -118,7 +125,7 @@ def main() -> int:
     )
     head = (
         f"{'keys':>9} {'dtype':>8} {'build s':>8} {'keys/s':>8} {'MB':>8} "
-        f"{'us/query':>9} {'ms/step':>8}"
+        f"{'us/query':>9} {'ms/step':>8} {'peak RSS MB':>12}"
     )
     print(head)
     print("-" * len(head))
@@ -137,7 +144,8 @@ def main() -> int:
             rate = len(s) / build_s if build_s == build_s else float("nan")
             print(
                 f"{len(s):>9} {dtype:>8} {build_s:>8.2f} {rate:>8.0f} {s.megabytes:>8.1f} "
-                f"{per_q:>9.1f} {per_step:>8.2f}" + ("  (tiled: search only)" if extra else "")
+                f"{per_q:>9.1f} {per_step:>8.2f} {peak_rss_mb():>12.0f}"
+                + ("  (tiled: search only)" if extra else "")
             )
     return 0
 
