@@ -229,3 +229,14 @@ def test_enabled_corpora_by_role():
     cfg["corpora"]["off"] = {"role": "target", "enabled": False, "sources": []}
     assert enabled_corpora(cfg) == ["base", "bach"]
     assert enabled_corpora(cfg, "target") == ["bach"]
+
+
+def test_knn_quick_overlay_validates_on_top_of_the_quick_tegridy_run(schema):
+    from snakemake.utils import update_config
+
+    config = load_yaml(REPO / "config" / "tegridy.yaml")
+    for name in ("tegridy-melody-quick.yaml", "tegridy-knn-quick.yaml"):
+        update_config(config, load_yaml(REPO / "config" / name))
+    check(config, schema)
+    assert config["model"]["name"] == "tegridy-quick" and config["fewshot"]["enabled"]
+    assert "knn" in config["fewshot"]["methods"] and config["fewshot"]["ks"] == [1, 5, 20, 0]
