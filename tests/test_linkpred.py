@@ -4,6 +4,7 @@ original's leaky protocol, determinism. Real DGL throughout (no mocks)."""
 from __future__ import annotations
 
 import logging
+from copy import deepcopy
 
 import numpy as np
 import pytest
@@ -382,3 +383,136 @@ def test_original_protocol_reproduces_its_leaks():
     # ... while the leak-free split on the same graph has none of these
     fair = lp.split_pairs(lp.undirected_pairs(A, nodes), n, seed=0)
     assert not both_ways(fair.test_pos) & both_ways(fair.train_pos)
+
+
+# --------------------------------------------------------------------------- the entry point
+
+HP = {
+    "seeds": [2],
+    "encoders": ["gcn"],
+    "hidden": 16,
+    "layers": 2,
+    "dropout": 0.1,
+    "lr": 0.01,
+    "epochs": 30,
+    "patience": 8,
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "original_protocol": False,
+    "original_epochs": 2,
+}
+
+
+def planted_inputs(seed: int):
+    """Pairs and standardised features of a planted graph (the inputs of train_network)."""
+    A, features, _ = planted(k=3, size=15, p_in=0.4, p_out=0.02, seed=seed)
+    nodes = lp.used_nodes(A)
+    return lp.undirected_pairs(A, nodes), lp.standardise(features[nodes])
+
+
+def state(model) -> dict[str, bytes]:
+    return {k: v.detach().cpu().numpy().tobytes() for k, v in model.state_dict().items()}
+
+
+def test_train_network_splits_trains_reuses_a_split_and_continues_a_start():
+    pairs, x = planted_inputs(5)
+    net = lp.train_network(pairs, x, HP, encoder="gcn", seed=2)
+    split = lp.split_pairs(pairs, len(x), HP["val_fraction"], HP["test_fraction"], 2)
+    assert all(np.array_equal(getattr(net.split, k), getattr(split, k)) for k in split.sizes())
+    assert net.graph.num_nodes() == len(x) and net.embeddings.shape == (len(x), 16)
+    assert len(net.history) <= HP["epochs"] and net.best["val_auc"] > 0.8
+    assert "start_val_auc" not in net.best
+    again = lp.train_network(pairs, x, HP, encoder="gcn", seed=2, split=net.split)
+    assert np.array_equal(again.embeddings, net.embeddings) and again.history == net.history
+    other = lp.train_network(pairs, x, HP, encoder="sage", seed=2, split=net.split)
+    assert other.split is net.split and other.model.encoder == "sage"
+
+    # continuing on another graph: zero epochs keep the start; more keep its weights as epoch -1
+    pairs_t, x_t = planted_inputs(6)
+    start = net.model
+    kept = lp.train_network(
+        pairs_t, x_t, HP, encoder="gcn", seed=3, start=deepcopy(start), epochs=0
+    )
+    assert kept.history == [] and kept.best["epoch"] == -1
+    assert kept.best["val_auc"] == kept.best["start_val_auc"] > 0.5
+    assert state(kept.model) == state(start)
+    moved = lp.train_network(pairs_t, x_t, HP, encoder="gcn", seed=3, start=deepcopy(start))
+    assert moved.best["start_val_auc"] == kept.best["start_val_auc"]
+    assert moved.best["epoch"] >= 0 and moved.best["val_auc"] > moved.best["start_val_auc"]
+    assert state(moved.model) != state(start)
+    assert lp.evaluate(moved.model, moved.graph, x_t, moved.split)["val"]["auc"] == pytest.approx(
+        moved.best["val_auc"]
+    )
+
+
+def test_the_job_the_walk_and_the_transplant_train_the_same_network(tmp_path):
+    """Rule linkpred's job, a graph-network walk and the transplant's base network are one
+    training (train_network): on the same graph, features, settings and seed they give the
+    same weights and node embeddings, bit for bit."""
+    import h5py
+
+    from tokentransfer import methods
+    from tokentransfer.embed import write_embeddings
+    from tokentransfer.graph import cooccurrence, save_matrix
+    from tokentransfer.jobs.graph import run_linkpred
+    from tokentransfer.transplant import transplant_embeddings
+
+    rng = np.random.default_rng(11)
+    vocab, offsets = 40, [1.0, 0.5]
+    pieces = [rng.integers(0, 32, rng.integers(20, 60)) for _ in range(14)]
+    token = rng.standard_normal((vocab, 12)).astype(np.float32)
+    write_embeddings(
+        tmp_path / "emb.h5",
+        token=token,
+        position=rng.standard_normal((8, 12)).astype(np.float32),
+        position_kind="learned",
+        contextual_table=token,
+        count=np.ones(vocab),
+        attrs={},
+    )
+    save_matrix(cooccurrence(pieces, vocab, offsets, True), tmp_path / "adjacency.npz")
+    out = tmp_path / "job"
+    run_linkpred(
+        adjacency=str(tmp_path / "adjacency.npz"),
+        embeddings=str(tmp_path / "emb.h5"),
+        variant="emb_neighbours",  # features: the token table; pairs: the corpus's
+        encoders=HP["encoders"],
+        seeds=HP["seeds"],
+        hp=HP,
+        checkpoint=str(out / "checkpoint.pt"),
+        nodes_h5=str(out / "nodes.h5"),
+        log_tsv=str(out / "training_log.tsv"),
+        metrics_json=str(out / "metrics.json"),
+    )
+    job_state = torch.load(out / "checkpoint.pt", weights_only=True)
+    with h5py.File(out / "nodes.h5") as h5:
+        job_h, job_ids = h5["embeddings"][:], h5["vocab_ids"][:]
+
+    env = methods.Env(
+        tokenizer=list(range(vocab)),  # the walk's network reads only the vocabulary's size
+        tokenizer_json="",
+        gen={},
+        graph={"offset_weights": offsets, "self_loops": True},
+        linkpred=HP,
+        embeddings=str(tmp_path / "emb.h5"),
+    )
+    walk_h, walk_ids = methods.get("emb_neighbours").network(pieces, env)
+
+    ge, base_net = transplant_embeddings(
+        pieces, pieces, token, HP, offset_weights=tuple(offsets), encoder="gcn", seed=2,
+        target_epochs=0,
+    )  # fmt: skip
+
+    a = cooccurrence(pieces, vocab, offsets)
+    nodes = lp.used_nodes(a)
+    direct = lp.train_network(
+        lp.undirected_pairs(a, nodes), lp.standardise(token[nodes]), HP, encoder="gcn", seed=2
+    )
+    assert len(direct.history) > 1
+    for ids in (job_ids, walk_ids, ge.base_ids):
+        assert np.array_equal(ids, nodes)
+    for h in (job_h, walk_h):
+        assert h.tobytes() == direct.embeddings.tobytes()
+    assert state(base_net) == state(direct.model)
+    assert {k: v.numpy().tobytes() for k, v in job_state.items()} == state(direct.model)
+    assert ge.base_val_auc == direct.best["val_auc"]

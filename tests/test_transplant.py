@@ -22,13 +22,24 @@ from tokentransfer.tokenize import save_tokenizer
 from tokentransfer.transplant import (
     embedding_finetune,
     fit_map,
-    graph_embeddings,
     lora_finetune,
     transplant,
+    transplant_embeddings,
     untie_output,
 )
 
 WTE = "transformer.wte.weight"
+#: the ``linkpred`` settings of the graph networks below (tiny: 16 wide, 20 epochs)
+HP = {
+    "hidden": 16,
+    "layers": 2,
+    "dropout": 0.1,
+    "lr": 0.01,
+    "epochs": 20,
+    "patience": 5,
+    "val_fraction": 0.1,
+    "test_fraction": 0.1,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,9 +66,7 @@ def hashes(model) -> dict[str, str]:
 def adapted(tok, corpora):
     base, target = corpora
     model = tiny_model(tok)
-    ge, _ = graph_embeddings(
-        base, target, token_table(model), hidden=16, epochs=20, target_epochs=15, patience=5
-    )
+    ge, _ = transplant_embeddings(base, target, token_table(model), HP, target_epochs=15)
     return ge
 
 
@@ -123,7 +132,7 @@ def test_the_map_reproduces_a_linear_table_and_reports_its_fit():
     assert 0 < m2.r2_heldout < m2.r2 < 1
 
 
-def test_graph_embeddings_share_the_base_network(tok, corpora, adapted):
+def test_transplant_embeddings_share_the_base_network(tok, corpora, adapted):
     assert adapted.h_base.shape == (len(adapted.base_ids), 16)
     assert adapted.h_target.shape == (len(adapted.target_ids), 16)
     assert (
@@ -132,13 +141,11 @@ def test_graph_embeddings_share_the_base_network(tok, corpora, adapted):
     # without adaptation the target is embedded by the base network as it is
     base, target = corpora
     model = tiny_model(tok)
-    again, net = graph_embeddings(
-        base, target, token_table(model), hidden=16, epochs=20, target_epochs=0, patience=5
-    )
+    again, net = transplant_embeddings(base, target, token_table(model), HP, target_epochs=0)
     assert np.allclose(again.h_base, adapted.h_base, atol=1e-5)  # seeded
     assert again.target_val_auc == again.target_val_auc_before
-    reused, _ = graph_embeddings(
-        base, target, token_table(model), hidden=16, target_epochs=0, base=again, base_model=net
+    reused, _ = transplant_embeddings(
+        base, target, token_table(model), HP, target_epochs=0, base=again, base_model=net
     )
     assert np.array_equal(reused.h_target, again.h_target)
 

@@ -413,14 +413,7 @@ class Walk(Method):
         h = nodes = None
         if self.graph_network:
             try:
-                h, nodes = graph_embeddings(
-                    pieces,
-                    len(env.tokenizer),
-                    env.embedding_cache,
-                    self.name,
-                    env.graph,
-                    env.linkpred,
-                )
+                h, nodes = self.network(pieces, env)
             except ValueError as exc:  # a graph too small to split into train/val/test pairs
                 raise CannotFit(f"no graph network ({exc})") from exc
         walker = Walker(succ, env.tokenizer, h, nodes, cfg, ctx, walk_tables(pieces, env, cfg))
@@ -431,6 +424,21 @@ class Walk(Method):
 
         return Fitted(sample, lambda s: walk_log_probs(walker, s), {}, adapt)
 
+    def network(self, pieces, env) -> tuple[np.ndarray, np.ndarray]:
+        """The node embeddings and vocabulary ids of the graph network of this variant on the
+        co-occurrence graph of ``pieces`` (``graph.offset_weights``, ``self_loops``), trained
+        by :func:`tokentransfer.linkpred.train_network` as rule ``linkpred`` trains its first
+        seed and encoder (``linkpred.seeds[0]``, ``encoders[0]``)."""
+        from .graph import cooccurrence
+        from .linkpred import standardise, train_network, variant_graph
+
+        hp, seed = env.linkpred, env.linkpred["seeds"][0]
+        offsets, loops = env.graph["offset_weights"], env.graph["self_loops"]
+        a = cooccurrence(pieces, len(env.tokenizer), offsets, loops)
+        nodes, raw, pairs = variant_graph(self.name, a, env.embedding_cache, seed=seed)
+        net = train_network(pairs, standardise(raw), hp, encoder=hp["encoders"][0], seed=seed)
+        return net.embeddings, nodes
+
 
 def walk_tables(pieces, env: Env, cfg):
     """The walk's interval and form tables counted on ``pieces`` (None where ``cfg`` walks
@@ -440,27 +448,6 @@ def walk_tables(pieces, env: Env, cfg):
     from .walkform import count_tables
 
     return count_tables(pieces, env.tokenizer)
-
-
-def graph_embeddings(
-    seqs: list[np.ndarray], vocab: int, emb: dict, variant: str, graph_cfg: dict, linkpred_cfg: dict
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train the graph network of ``variant`` on the graph of ``seqs`` (seed: the first of
-    ``linkpred.seeds``, encoder: the first of ``linkpred.encoders``); its node embeddings and
-    ids."""
-    from .graph import cooccurrence
-    from .linkpred import message_graph, split_pairs, standardise, train_from_config, variant_graph
-
-    seed = linkpred_cfg["seeds"][0]
-    a = cooccurrence(seqs, vocab, graph_cfg["offset_weights"], graph_cfg["self_loops"])
-    nodes, raw, pairs = variant_graph(variant, a, emb, seed=seed)
-    split = split_pairs(
-        pairs, len(nodes), linkpred_cfg["val_fraction"], linkpred_cfg["test_fraction"], seed
-    )
-    graph = message_graph(split, len(nodes), self_loops=True)
-    encoder = linkpred_cfg["encoders"][0]
-    _, _, best = train_from_config(graph, standardise(raw), split, linkpred_cfg, encoder, seed)
-    return best["embeddings"], nodes
 
 
 class Transformer(Method):
@@ -658,24 +645,20 @@ class Transplant(Method):
 
     def fit(self, pieces, env):
         from .embed import token_table
-        from .linkpred import training_kwargs
-        from .transplant import fit_map, graph_embeddings, transplant
+        from .transplant import fit_map, transplant, transplant_embeddings
 
         model0 = env.load_model()
         base = env.base_pieces("train")
         hp = env.linkpred
         t0 = time.perf_counter()
         try:
-            ge, _ = graph_embeddings(
+            ge, _ = transplant_embeddings(
                 base,
                 pieces,
                 token_table(model0),
+                hp,
                 offset_weights=tuple(env.graph["offset_weights"]),
                 encoder=hp["encoders"][0],
-                target_epochs=hp["epochs"],
-                **training_kwargs(hp),
-                val_fraction=hp["val_fraction"],
-                test_fraction=hp["test_fraction"],
                 seed=hp["seeds"][0],
             )
         except ValueError as exc:  # a subset graph too small to split into pairs

@@ -3,7 +3,8 @@
 **Transplant.** Token embeddings adapted by a graph network on the target's token graph are
 put into the frozen transformer's input embedding table; no gradient step on the transformer.
 
-1. :func:`graph_embeddings`: a link-prediction graph network (:mod:`tokentransfer.linkpred`,
+1. :func:`transplant_embeddings`: a link-prediction graph network (trained by
+   :func:`tokentransfer.linkpred.train_network`, the project's one entry point for them;
    features: the pretrained input embedding rows, standardised with the base corpus's
    statistics) is trained on the *base* corpus's co-occurrence graph, then adapted on the
    target's graph: a copy of it trains on the target's pairs (link prediction, early stopping
@@ -104,85 +105,31 @@ def _embed(model, graph, x) -> np.ndarray:
         return model.embed(graph, torch.as_tensor(x, dtype=torch.float32)).numpy()
 
 
-def _val_auc(model, graph, x, split) -> float:
-    import torch
-
-    from .linkpred import auc
-
-    model.eval()
-    with torch.no_grad():
-        h = model.embed(graph, torch.as_tensor(x, dtype=torch.float32))
-        pos = model.score(h, torch.as_tensor(split.val_pos)).numpy()
-        neg = model.score(h, torch.as_tensor(split.val_neg)).numpy()
-    return auc(pos, neg)
-
-
-def _adapt(model, graph, x, split, lr: float, epochs: int, patience: int, seed: int):
-    """Continue training ``model`` by link prediction on ``split`` (early stopping on the
-    validation AUC, the starting weights included); returns the best validation AUC."""
-    import torch
-
-    from .linkpred import train_negatives
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    pos = torch.as_tensor(split.train_pos)
-    all_pos = split.all_pos
-    best, best_state, waited = (
-        _val_auc(model, graph, x, split),
-        copy.deepcopy(model.state_dict()),
-        0,
-    )
-    for _ in range(epochs):
-        model.train()
-        neg = torch.as_tensor(train_negatives(split, all_pos, len(pos), rng))
-        logits = model.score(model.embed(graph, xt), torch.cat([pos, neg]))
-        labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        val = _val_auc(model, graph, x, split)
-        if val > best:
-            best, best_state, waited = val, copy.deepcopy(model.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= patience:
-                break
-    model.load_state_dict(best_state)
-    model.eval()
-    return best
-
-
-def graph_embeddings(
+def transplant_embeddings(
     base_seqs: list[np.ndarray],
     target_seqs: list[np.ndarray],
     features: np.ndarray,
+    hp: dict,
     *,
     offset_weights: tuple[float, ...] = (1.0, 0.5),
     encoder: str = "gcn",
-    hidden: int = 128,
-    layers: int = 2,
-    dropout: float = 0.1,
-    lr: float = 0.01,
-    epochs: int = 200,
-    patience: int = 20,
-    target_epochs: int = 200,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
     seed: int = 0,
+    target_epochs: int | None = None,
     base: GraphEmbeddings | None = None,
     base_model: Any = None,
 ) -> tuple[GraphEmbeddings, Any]:
     """Train the graph network on the base graph and adapt a copy on the target graph (see the
-    module doc); ``features``: ``[V, d]`` node features of every vocabulary id (the pretrained
-    input embedding table). Returns ``(GraphEmbeddings, base network)``; pass the base network
-    (``base_model``) and the result (``base``) of an earlier call to reuse them for another
-    target (``base_seconds`` is then the earlier call's)."""
+    module doc), both by :func:`tokentransfer.linkpred.train_network` with the ``linkpred``
+    settings ``hp`` (its ``val_fraction``, ``test_fraction`` and training keys), ``encoder``
+    and ``seed``; the target's adaptation continues the base network for ``target_epochs``
+    (default ``hp["epochs"]``; 0: the base network as it is). ``features``: ``[V, d]`` node
+    features of every vocabulary id (the pretrained input embedding table), standardised with
+    the base graph's tokens' mean and std for both graphs. Returns ``(GraphEmbeddings, base
+    network)``; pass the base network (``base_model``) and the result (``base``) of an
+    earlier call to reuse them for another target (``base_seconds`` is then the earlier
+    call's)."""
     from .graph import cooccurrence
-    from .linkpred import message_graph, split_pairs, train_link_predictor, undirected_pairs
+    from .linkpred import train_network, undirected_pairs
     from .linkpred import used_nodes as used
 
     features = np.asarray(features, dtype=np.float64)
@@ -198,42 +145,29 @@ def graph_embeddings(
 
     t0 = time.perf_counter()
     if base_model is None or base is None:
-        split = split_pairs(
-            undirected_pairs(a_base, base_ids), len(base_ids), val_fraction, test_fraction, seed
-        )
-        base_model, _, best = train_link_predictor(
-            message_graph(split, len(base_ids)),
-            feats(base_ids),
-            split,
-            encoder=encoder,
-            hidden=hidden,
-            layers=layers,
-            dropout=dropout,
-            lr=lr,
-            epochs=epochs,
-            patience=patience,
-            seed=seed,
-        )
-        h_base = _embed(base_model, _full_graph(a_base, base_ids), feats(base_ids))
-        base_auc, base_s = float(best["val_auc"]), time.perf_counter() - t0
+        x_base = feats(base_ids)
+        pairs = undirected_pairs(a_base, base_ids)
+        net = train_network(pairs, x_base, hp, encoder=encoder, seed=seed)
+        base_model = net.model
+        h_base = _embed(base_model, _full_graph(a_base, base_ids), x_base)
+        base_auc, base_s = float(net.best["val_auc"]), time.perf_counter() - t0
     else:
         h_base, base_auc, base_s = base.h_base, base.base_val_auc, base.base_seconds
     t1 = time.perf_counter()
     a_t = cooccurrence(target_seqs, v, list(offset_weights))
     target_ids = used(a_t)
     x_t = feats(target_ids)
-    model = copy.deepcopy(base_model)
-    split_t = split_pairs(
-        undirected_pairs(a_t, target_ids), len(target_ids), val_fraction, test_fraction, seed
+    adapted = train_network(
+        undirected_pairs(a_t, target_ids),
+        x_t,
+        hp,
+        encoder=encoder,
+        seed=seed,
+        start=copy.deepcopy(base_model),
+        epochs=target_epochs,
     )
-    g_t = message_graph(split_t, len(target_ids))
-    before = _val_auc(model, g_t, x_t, split_t)
-    after = (
-        _adapt(model, g_t, x_t, split_t, lr, target_epochs, patience, seed)
-        if target_epochs
-        else before
-    )
-    h_t = _embed(model, _full_graph(a_t, target_ids), x_t)
+    before, after = adapted.best["start_val_auc"], adapted.best["val_auc"]
+    h_t = _embed(adapted.model, _full_graph(a_t, target_ids), x_t)
     out = GraphEmbeddings(
         h_base=h_base,
         base_ids=base_ids,

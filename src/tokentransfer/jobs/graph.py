@@ -92,7 +92,8 @@ def run_linkpred(
     metrics_json: str,
     device: str = "cpu",
 ) -> dict:
-    """Train and evaluate one feature variant on one target's graph: every encoder and seed,
+    """Train and evaluate one feature variant on one target's graph: every encoder and seed
+    (:func:`tokentransfer.linkpred.train_network`; the encoders of a seed share its split),
     with the heuristic baselines and the original's leaky protocol on the same pairs; ``hp`` is
     the ``linkpred`` config.
 
@@ -113,11 +114,9 @@ def run_linkpred(
         evaluate,
         heuristic_scores,
         link_metrics,
-        message_graph,
         original_protocol,
-        split_pairs,
         standardise,
-        train_from_config,
+        train_network,
         variant_graph,
     )
 
@@ -130,16 +129,16 @@ def run_linkpred(
     per_seed: list[dict] = []
     log_rows = ["encoder\tseed\tepoch\tloss\tval_auc"]
     for s_i, seed in enumerate(seeds):
-        split = split_pairs(pairs, len(nodes), hp["val_fraction"], hp["test_fraction"], seed)
-        graph = message_graph(split, len(nodes), self_loops=True)
+        split = None  # the first encoder's split of the pairs at this seed, for all of them
         row: dict = {"seed": seed, "methods": {}}
         for e_i, encoder in enumerate(encoders):
             t0 = time.perf_counter()
-            model, history, best = train_from_config(
-                graph, features, split, hp, encoder, seed, device
+            net = train_network(
+                pairs, features, hp, encoder=encoder, seed=seed, device=device, split=split
             )
             seconds = time.perf_counter() - t0
-            scores = evaluate(model, graph, features, split, device)
+            model, history, best, split = net.model, net.history, net.best, net.split
+            scores = evaluate(model, net.graph, features, split, device)
             row["methods"][encoder] = {
                 **scores["test"],
                 "val_auc": scores["val"]["auc"],

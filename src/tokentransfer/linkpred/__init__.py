@@ -15,7 +15,9 @@ over vocabulary ids. Link prediction here is about *undirected pairs*:
   self loops (structural, for GCN normalisation; never positives);
 - ``LinkPredictor`` is a GCN (``GraphConv``, norm 'both') or GraphSAGE ('mean') encoder with a
   symmetric scorer (an MLP on ``h_u * h_v``), trained full-batch with early stopping on the
-  validation AUC (``train_link_predictor``);
+  validation AUC (``train_link_predictor``); ``train_network`` is the one entry point that
+  every graph network of the project is trained by (the rule's job, the graph-network walks,
+  the transplant): split, message graph, training;
 - metrics (``auc``, ``average_precision``, ``hits_at_k``) are numpy, and the simple heuristics
   (common neighbours, Adamic-Adar, preferential attachment, feature cosine) score the same test
   pairs from the same message graph, so a model's number always has a baseline beside it;
@@ -30,8 +32,9 @@ Feature variants (named in :mod:`tokentransfer.variants`): ``emb`` (model 1), ``
 cosine), as in the original.
 
 Modules: ``pairs`` (graph and pairs, the split), ``features``, ``metrics``, ``heuristics``,
-``model`` (``LinkPredictor``, its training, ``train_from_config``) and ``original`` (the
-original's leaky protocol); every public name is re-exported here.
+``model`` (``LinkPredictor``, its scores), ``training`` (``train_network``,
+``train_link_predictor``) and ``original`` (the original's leaky protocol); every public name
+is re-exported here.
 """
 
 from .features import (
@@ -54,13 +57,9 @@ from .metrics import (
 )
 from .model import (
     ENCODERS,
-    TRAINING_KEYS,
     LinkPredictor,
     evaluate,
     predict,
-    train_from_config,
-    train_link_predictor,
-    training_kwargs,
 )
 from .original import (
     OriginalModel,
@@ -79,11 +78,19 @@ from .pairs import (
     undirected_pairs,
     used_nodes,
 )
+from .training import (
+    TRAINING_KEYS,
+    Network,
+    train_link_predictor,
+    train_network,
+    training_kwargs,
+)
 
 __all__ = [
     "CIRCULAR_VARIANTS",
     "ENCODERS",
     "LinkPredictor",
+    "Network",
     "OriginalModel",
     "OriginalSplit",
     "PairSplit",
@@ -106,9 +113,9 @@ __all__ = [
     "raw_features",
     "split_pairs",
     "standardise",
-    "train_from_config",
     "train_link_predictor",
     "train_negatives",
+    "train_network",
     "training_kwargs",
     "undirected_pairs",
     "used_nodes",

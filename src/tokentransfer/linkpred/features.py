@@ -74,8 +74,8 @@ def variant_pairs(variant: str, A, nodes: np.ndarray, features_raw: np.ndarray) 
 def variant_graph(variant: str, A, emb: dict, seed: int = 0):
     """A variant's inputs to link prediction on co-occurrence graph ``A``: ``(nodes, raw
     features, positive pairs)``; the one recipe of the workflow's job
-    (:func:`tokentransfer.jobs.graph.run_linkpred`) and of the methods that train a graph network on
-    a few pieces (:func:`tokentransfer.methods.graph_embeddings`)."""
+    (:func:`tokentransfer.jobs.graph.run_linkpred`) and of the walks that train a graph network
+    on a few pieces (:meth:`tokentransfer.methods.Walk.network`)."""
     nodes = used_nodes(A)
     raw = raw_features(variant, nodes, emb, seed=seed)
     return nodes, raw, variant_pairs(variant, A, nodes, raw)
