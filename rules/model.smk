@@ -1,8 +1,6 @@
 # Transformer stage: splits, pretraining (or a local checkpoint), perplexities, embedding
 # caches and the fine-tuning baseline. Each rule's params are the config keys its job reads.
 
-from tokentransfer.jobs.model import PRETRAIN_KEYS  # noqa: E402
-
 
 rule split:
     input:

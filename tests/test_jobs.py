@@ -23,7 +23,6 @@ from tokentransfer.graph import load_coo, load_matrix
 from tokentransfer.jobs.generate import run_generate
 from tokentransfer.jobs.graph import run_adjacency, run_linkpred, run_linkpred_summary
 from tokentransfer.jobs.model import (
-    PRETRAIN_KEYS,
     run_embed,
     run_finetune,
     run_import_model,
@@ -32,7 +31,7 @@ from tokentransfer.jobs.model import (
     run_pretrain,
 )
 from tokentransfer.jobs.tokenize import import_tokenizer
-from tokentransfer.model import ModelError, load_model
+from tokentransfer.model import PRETRAIN_KEYS, ModelError, load_model
 from tokentransfer.samples import read_samples, write_samples
 from tokentransfer.split import SPLIT_COLUMNS
 from tokentransfer.tokenize import (

@@ -60,6 +60,26 @@ class TrainSpec:
     log_every: int = 10
 
 
+#: the keys of config section ``model`` that pretraining reads (:func:`tokentransfer.jobs.model.
+#: run_pretrain`: :func:`model_spec`, the :class:`TrainSpec` and ``eval_tokens``), rule
+#: pretrain's params: a change of another key, such as ``threads``, reruns no pretraining
+PRETRAIN_KEYS = (
+    "arch",
+    "layers",
+    "dim",
+    "heads",
+    "context",
+    "dropout",
+    "steps",
+    "batch",
+    "lr",
+    "warmup",
+    "weight_decay",
+    "checkpoint_every",
+    "eval_tokens",
+)
+
+
 def model_spec(cfg: dict) -> ModelSpec:
     """The architecture of a ``model`` config section (its other keys ignored)."""
     return ModelSpec(

@@ -79,6 +79,29 @@ def mirror_path(mirror: str | os.PathLike | None, name: str) -> Path | None:
     return p if p.is_file() else None
 
 
+class VerifiedMirror:
+    """The zips of mirror folders verified so far: each is checked against its pinned sha256
+    once per path, size and modification time (a workflow's DAG asks for a zip's path many
+    times; hashing a 2 GB zip each time would take minutes)."""
+
+    def __init__(self) -> None:
+        self._verified: set[tuple[str, int, int]] = set()
+
+    def path(self, mirror: str | os.PathLike | None, name: str) -> Path | None:
+        """The mirror's copy of zip ``name``, verified (:func:`verify`: a
+        :class:`TegridyError` names the zip and both hashes); ``None`` when there is no mirror
+        or it lacks the zip. A copy whose size or mtime changed is verified again."""
+        local = mirror_path(mirror, name)
+        if local is None:
+            return None
+        st = local.stat()
+        key = (str(local), st.st_size, st.st_mtime_ns)
+        if key not in self._verified:
+            verify(local, name)
+            self._verified.add(key)
+        return local
+
+
 def download(name: str, dest: str | os.PathLike, base_url: str = DEFAULT_URL, timeout=60) -> Path:
     """Download zip ``name`` to ``dest`` atomically, verifying its sha256 before it lands."""
     entry = lookup(name)

@@ -52,25 +52,6 @@ def run_split(
     return counts
 
 
-#: the keys of config section ``model`` that :func:`run_pretrain` reads (rule pretrain's
-#: params: a change of another key, such as ``threads``, reruns no pretraining)
-PRETRAIN_KEYS = (
-    "arch",
-    "layers",
-    "dim",
-    "heads",
-    "context",
-    "dropout",
-    "steps",
-    "batch",
-    "lr",
-    "warmup",
-    "weight_decay",
-    "checkpoint_every",
-    "eval_tokens",
-)
-
-
 def run_pretrain(
     *,
     tokenizer_json: str,
