@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .layout import Layout
 from .methods import REGISTRY, WALK_KEYS, Env, Fitted, Method
 
 #: bytes a generated token takes while sampling (int64 ids), for the memory check
@@ -169,7 +170,7 @@ class Run:
         """The run of ``results``; refused when its tokenizer is missing (not a run's
         results folder)."""
         results = Path(results)
-        tok = results / "tokenizer" / "tokenizer.json"
+        tok = Path(Layout(str(results)).tokenizer())
         if not tok.is_file():
             raise RunError(
                 f"missing {tok} (run the workflow first, or point --results at its results folder)"
@@ -178,8 +179,13 @@ class Run:
 
     # ------------------------------------------------------------------ files
     @property
+    def layout(self) -> Layout:
+        """The paths of the run's results folder."""
+        return Layout(str(self.results))
+
+    @property
     def tokenizer_json(self) -> Path:
-        return self.results / "tokenizer" / "tokenizer.json"
+        return Path(self.layout.tokenizer())
 
     @cached_property
     def tokenizer(self):
@@ -199,22 +205,22 @@ class Run:
         config's ``model.name``."""
         if self.model_name:
             return self.model_name
-        found = sorted(p.name for p in (self.results / "models").glob("*") if p.is_dir())
+        found = sorted(p.name for p in Path(self.layout.model("")).glob("*") if p.is_dir())
         if len(found) == 1:
             return found[0]
         return str(self.config.get("model", {}).get("name", "small"))
 
     def shards(self, corpus: str) -> list[str]:
-        return sorted(str(p) for p in (self.results / "tokens" / corpus).glob("*.h5"))
+        return sorted(str(p) for p in Path(self.layout.tokens(corpus)).glob("*.h5"))
 
     def split(self, corpus: str) -> Path:
-        return self.results / "splits" / f"{corpus}.tsv"
+        return Path(self.layout.split(corpus))
 
     def corpora(self) -> list[str]:
         """The run's corpora with token shards and a split."""
         return sorted(
             p.name
-            for p in (self.results / "tokens").glob("*")
+            for p in Path(self.layout.tokens("")).glob("*")
             if p.is_dir() and self.shards(p.name) and self.split(p.name).is_file()
         )
 
@@ -231,32 +237,29 @@ class Run:
         return [c for c in self.corpora() if "test" not in self.parts(c)]
 
     def model_dir(self, kind: str, corpus: str) -> Path:
-        if kind == "finetuned":
-            return self.results / "finetune" / self.model / corpus / "hf"
-        return self.results / "models" / self.model / "hf"
+        return Path(self.layout.transformer(kind, self.model, corpus))
 
     def walk_files(self, method: Method, corpus: str, context: str) -> list[Path]:
-        graphs = self.results / "graphs" / corpus
-        files = [graphs / "successors.npz"]
+        files = [self.layout.successors(corpus)]
         if context != "none":
-            files.append(graphs / "context_successors.npz")
+            files.append(self.layout.context_successors(corpus))
         if method.graph_network:
-            files.append(self.results / "linkpred" / self.model / corpus / method.name / "nodes.h5")
-        return files
+            files.append(self.layout.nodes(self.model, corpus, method.name))
+        return [Path(f) for f in files]
 
     def needs(self, method: Method, corpus: str, context: str | None = None) -> list[Path]:
         """The files ``method`` needs for ``corpus`` (the walks': with ``context``, default
         the config's ``generate.context``)."""
         files = [self.tokenizer_json, *map(Path, self.shards(corpus)), self.split(corpus)]
         if corpus not in self.corpora():
-            files.append(self.results / "tokens" / corpus)
+            files.append(Path(self.layout.tokens(corpus)))
         if method.kind == "graph":
             ctx = self.config["generate"]["context"] if context is None else context
             files += self.walk_files(method, corpus, ctx)
         if method.model is not None:
             files.append(self.model_dir(method.model, corpus))
         if method.base and not self.bases():
-            files.append(self.results / "tokens" / "<base corpus>")
+            files.append(Path(self.layout.tokens("<base corpus>")))
         return files
 
     def available(self, corpus: str, context: str | None = None) -> list[str]:
@@ -366,13 +369,13 @@ class Run:
         files = self.walk_files(method, corpus, cfg.context)
         nodes = files[-1] if method.graph_network else None
         tables = None
-        saved = files[0].with_name("walk_tables.npz")
+        saved = Path(self.layout.walk_tables(corpus))
         if (cfg.melody != "none" or cfg.form != "none") and not saved.is_file():
             from .walkform import count_tables
 
             tables = count_tables(self.train_pieces(corpus), self.tokenizer)
         context = files[1] if cfg.context != "none" else None
-        walker = load_walker(self.tokenizer, files[0], nodes, cfg, context, tables=tables)
+        walker = load_walker(self.tokenizer, files[0], nodes, cfg, context, saved, tables)
 
         def sample(n, length, seed, prompt=None):
             return walker.generate(n, length, prompt=prompt, seed=seed)

@@ -7,6 +7,7 @@ numbers (each method at a few k, mean and spread over draws).
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 from collections import defaultdict
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import metric_registry as reg
 from .fileio import read_tsv
+from .layout import RESULTS, Layout
 
 #: columns of the evaluation table: (column, header), the registry's ``results`` columns
 #: (tokentransfer.metric_registry). What the music sounds like leads: feature fidelity (mean
@@ -108,17 +110,19 @@ def results_markdown(
 ) -> str:
     """Every table a run has: the evaluation summary, and each target's few-shot numbers."""
     results = Path(results)
+    layout = Layout(str(results))
     parts = []
-    summary = results / "eval" / "summary.tsv"
+    summary = Path(layout.eval_summary())
     if summary.exists():
-        parts.append("### Evaluation (`results/eval/summary.tsv`)\n\n" + eval_markdown(summary))
-    heldout = results / "style" / "heldout.tsv"
+        parts.append(f"### Evaluation (`{RESULTS.eval_summary()}`)\n\n" + eval_markdown(summary))
+    heldout = Path(layout.style_heldout())
     if heldout.exists():
         parts.append(
-            "### Style classifier, held-out pieces (`results/style/heldout.tsv`)\n\n"
+            f"### Style classifier, held-out pieces (`{RESULTS.style_heldout()}`)\n\n"
             + style_markdown(heldout)
         )
-    for curve in sorted(results.glob("fewshot/*/*/curve.tsv")):
+    curves = Layout(glob.escape(str(results))).fewshot_curve("*", "*")
+    for curve in sorted(map(Path, glob.glob(curves))):
         for metric in metrics:
             parts.append(
                 f"### Few-shot: {curve.parent.name}, {metric} (mean ± std over draws)\n\n"
