@@ -1,7 +1,8 @@
 """What the workflow's DAG needs from the config: pure functions of the (validated) config dict.
 
-``rules/common.smk`` holds only input functions and wildcard constraints; the decisions they
-rest on live here, unit-tested (tests/test_workflow_plan.py): which part of its split a corpus
+``rules/common.smk`` holds only wildcard constraints and thin wrappers of the input functions
+of :mod:`tokentransfer.inputs` (which files a rule reads); the decisions they rest on live here,
+unit-tested (tests/test_workflow_plan.py): which part of its split a corpus
 holds out, which baselines a target is evaluated with, which graph-network variants the walks
 and the embedding cache need, which keys of a section a job reads (its params: Snakemake reruns
 a job whose params changed, so a job gets only the keys it reads), which few-shot jobs run, and
