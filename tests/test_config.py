@@ -192,19 +192,20 @@ def test_sampling_flags_go_to_the_section_the_method_samples_with():
     walk's into generate; the other section keeps the run config's values."""
     from types import SimpleNamespace
 
-    from tokentransfer.cli import _method_settings, build_parser
+    from tokentransfer.cli import build_parser
+    from tokentransfer.cli.common import method_settings
     from tokentransfer.methods import get
     from tokentransfer.runs import run_config
 
     run = SimpleNamespace(config=run_config())
     flags = ["--temperature", "0.7", "--top-k", "5"]
     args = build_parser().parse_args(["generate", "--corpus", "b", "--out", "o", *flags])
-    gen, _, sampling = _method_settings(args, run, get("transformer"))
+    gen, _, sampling = method_settings(args, run, get("transformer"))
     assert (sampling["temperature"], sampling["top_k"]) == (0.7, 5)
     assert sampling["markov_discount"] == run.config["sampling"]["markov_discount"]
     walk = run.config["generate"]
     assert (gen["temperature"], gen["top_k"]) == (walk["temperature"], walk["top_k"]) != (0.7, 5)
-    gen, _, sampling = _method_settings(args, run, get("counts"))
+    gen, _, sampling = method_settings(args, run, get("counts"))
     assert (gen["temperature"], gen["top_k"]) == (0.7, 5)
     assert sampling == run.config["sampling"]
     # the defaults that evaluate.temperature, top_k and markov_discount had: the default run's
