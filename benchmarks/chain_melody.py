@@ -40,7 +40,7 @@ from tokentransfer.bars import sample_bars, tokens_per_bar  # noqa: E402
 from tokentransfer.baselines import IntervalChain, NgramModel  # noqa: E402
 from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.likelihood import chain_log_probs, corpus_bits  # noqa: E402
-from tokentransfer.rwr import token_errors  # noqa: E402
+from tokentransfer.midi import token_errors  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens, load_tokenizer  # noqa: E402
 from tokentransfer.walkform import count_tables  # noqa: E402
 

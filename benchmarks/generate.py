@@ -3,7 +3,7 @@
 On the successor graph of the bach fixture corpus (V = the tokenizer's vocabulary), for
 ``--samples`` x ``--length`` tokens:
 
-- ``walk`` (:class:`tokentransfer.rwr.Walker`, biased by random 128-d node embeddings: the
+- ``walk`` (:class:`tokentransfer.walk.Walker`, biased by random 128-d node embeddings: the
   speed does not depend on their values; the compiled kernel) with the defaults (``context:
   onset``, ``melody: interval``, ``form: return``), with ``context: none``, and with ``melody:
   none`` and ``form: none`` (the walk without pitch memory and returns), on the melody and
@@ -48,8 +48,8 @@ from tokentransfer.baselines import NgramModel, start_tokens, transformer_sample
 from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.graph import context_successors, successors  # noqa: E402
 from tokentransfer.model import build_model, model_spec, special_ids  # noqa: E402
-from tokentransfer.rwr import WalkConfig, Walker  # noqa: E402
 from tokentransfer.tokenize import build_tokenizer, tokenize_file  # noqa: E402
+from tokentransfer.walk import WalkConfig, Walker  # noqa: E402
 from tokentransfer.walkform import count_tables  # noqa: E402
 
 SHARED = Path(os.environ.get("TOKENTRANSFER_SHARED", REPO.parent / "shared"))

@@ -38,8 +38,9 @@ from tokentransfer.graph import (  # noqa: E402
     successors,
 )
 from tokentransfer.melody import form_features, melody_features  # noqa: E402
-from tokentransfer.rwr import WalkConfig, Walker, decode, token_errors  # noqa: E402
+from tokentransfer.midi import decode, token_errors  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens, load_tokenizer, tokenize_file  # noqa: E402
+from tokentransfer.walk import WalkConfig, Walker  # noqa: E402
 from tokentransfer.walkform import bar_sets, count_tables  # noqa: E402
 
 

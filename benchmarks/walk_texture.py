@@ -27,8 +27,9 @@ from tokentransfer import metrics as M  # noqa: E402
 from tokentransfer.baselines import NgramModel, bar_id, real_excerpts  # noqa: E402
 from tokentransfer.grammar import Grammar  # noqa: E402
 from tokentransfer.graph import load_coo, load_matrix  # noqa: E402
-from tokentransfer.rwr import CONTEXTS, WalkConfig, Walker, decode, token_errors  # noqa: E402
+from tokentransfer.midi import decode, token_errors  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens, load_tokenizer  # noqa: E402
+from tokentransfer.walk import CONTEXTS, WalkConfig, Walker  # noqa: E402
 from tokentransfer.walkform import count_tables  # noqa: E402
 
 

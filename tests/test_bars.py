@@ -9,7 +9,7 @@ import pytest
 from tokentransfer import bars as B
 from tokentransfer.baselines import NgramModel, bar_id
 from tokentransfer.grammar import Grammar
-from tokentransfer.rwr import decode, token_errors
+from tokentransfer.midi import decode, token_errors
 from tokentransfer.tokenize import tokenize_file
 
 

@@ -11,7 +11,7 @@ import pytest
 from tokentransfer.baselines import IntervalChain, NgramModel, PitchMemory
 from tokentransfer.grammar import Grammar, voice_refs
 from tokentransfer.likelihood import FLOOR, chain_log_probs, smooth
-from tokentransfer.rwr import token_errors
+from tokentransfer.midi import token_errors
 from tokentransfer.walkform import count_tables
 from tokentransfer.walkjit import TAIL
 

@@ -175,7 +175,7 @@ def test_walk_defaults_are_the_schemas():
 
     from tokentransfer.cli import build_parser
     from tokentransfer.config import SCHEMA_PATH, load_yaml
-    from tokentransfer.rwr import WalkConfig
+    from tokentransfer.walk import WalkConfig
 
     props = load_yaml(SCHEMA_PATH)["properties"]["generate"]["properties"]
     walk = WalkConfig()

@@ -11,8 +11,8 @@ import torch
 from tokentransfer.baselines import NgramModel, start_tokens, transformer_samples
 from tokentransfer.grammar import Grammar
 from tokentransfer.logits import GrammarLogitsProcessor
+from tokentransfer.midi import token_errors
 from tokentransfer.model import build_model, model_spec, special_ids
-from tokentransfer.rwr import token_errors
 from tokentransfer.tokenize import tokenize_file
 
 

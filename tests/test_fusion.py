@@ -20,8 +20,8 @@ from tokentransfer.fusion import (
     walk_target,
 )
 from tokentransfer.likelihood import fused_log_probs, grammar_masks, transformer_log_probs
+from tokentransfer.midi import token_errors
 from tokentransfer.model import special_ids
-from tokentransfer.rwr import token_errors
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tokentransfer.grammar import Grammar, unsupported
-from tokentransfer.rwr import token_errors
+from tokentransfer.midi import token_errors
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
 
 

@@ -524,7 +524,7 @@ def test_run_generate_records_the_walks_bits_per_token_on_the_test_pieces(corpus
     """With the target's shards and split the record holds the walk's bits per token on the
     test pieces: the same walker's smoothed next-token distribution, computed here directly."""
     from tokentransfer.likelihood import corpus_bits, scored_pieces, walk_log_probs
-    from tokentransfer.rwr import WalkConfig, Walker
+    from tokentransfer.walk import WalkConfig, Walker
     from tokentransfer.walkform import load_tables
 
     succ = str(graphs.dir / "successors.npz")

@@ -24,8 +24,8 @@ from tokentransfer.knn import (
     knn_samples,
 )
 from tokentransfer.likelihood import bits_per_token, grammar_masks, transformer_log_probs
+from tokentransfer.midi import token_errors
 from tokentransfer.model import save_model, special_ids
-from tokentransfer.rwr import token_errors
 from tokentransfer.tokenize import save_tokenizer, tokenize_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

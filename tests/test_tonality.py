@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from tokentransfer.graph import context_successors, successors
-from tokentransfer.rwr import WalkConfig, Walker, token_errors
+from tokentransfer.midi import token_errors
 from tokentransfer.tokenize import tokenize_file
 from tokentransfer.tonality import KEY_NOTES, find_key, key_name, key_tables, scale_pcs
+from tokentransfer.walk import WalkConfig, Walker
 from tokentransfer.walkform import count_tables
 
 

@@ -690,7 +690,7 @@ def test_generated_samples_decode_without_errors(dag_run):
     import symusic
 
     from tokentransfer.bars import count_bars
-    from tokentransfer.rwr import token_errors
+    from tokentransfer.midi import token_errors
     from tokentransfer.tokenize import load_tokenizer
 
     work, _ = dag_run

@@ -1,4 +1,4 @@
-"""The sample generators the graph walk (:mod:`tokentransfer.rwr`) is compared against.
+"""The sample generators the graph walk (:mod:`tokentransfer.walk`) is compared against.
 
 - :class:`NgramModel`: an n-gram Markov chain over token ids (order 1, 2, 3, ...) with
   interpolated absolute discounting, fitted on the target corpus;
@@ -10,7 +10,7 @@
 Every generator returns a list of ``n`` int64 arrays of token ids, each of exactly ``length``
 generated tokens (a prompt, if any, is prepended and not counted), and is deterministic for a
 seed: sample ``i`` draws from ``np.random.default_rng(np.random.SeedSequence(seed).spawn(n)[i])``,
-as :meth:`tokentransfer.rwr.Walker.generate` does, so sample ``i`` does not depend on ``n``'s
+as :meth:`tokentransfer.walk.Walker.generate` does, so sample ``i`` does not depend on ``n``'s
 other samples nor on how they are batched.
 
 Grammar. Given a :class:`tokentransfer.grammar.Grammar`, the n-gram chain and the transformer
@@ -18,7 +18,7 @@ sample under its mask: at each step the distribution is renormalised over the to
 grammar allows in the sample's state (for the transformer, the disallowed logits are set to
 -inf by :class:`tokentransfer.logits.GrammarLogitsProcessor`), so that every sample decodes
 with zero token errors. Without one the chain samples its raw distribution and may break the
-grammar; the evaluation measures that (:func:`tokentransfer.rwr.token_errors`).
+grammar; the evaluation measures that (:func:`tokentransfer.midi.token_errors`).
 
 Pitch memory. Over REMI tokens two pitches lie 3-4 tokens apart, so a chain of order 2-3 draws
 each pitch with no memory of the last. :class:`IntervalChain` (``markov2ci``, ``markov3ci``)

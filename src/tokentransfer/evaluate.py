@@ -130,7 +130,7 @@ def heldout_bits(log_probs_fn, test: list[np.ndarray], max_tokens: int | None) -
 
 def _score_metrics(tokenizer, ids: np.ndarray, score=None) -> dict[str, float]:
     from .features import score_features
-    from .rwr import decode, token_errors
+    from .midi import decode, token_errors
 
     score = decode(tokenizer, ids) if score is None else score
     feats = score_features(score, SCORE_METRICS, empty=False)  # undefined stays nan
@@ -143,7 +143,7 @@ def pooled_pitch_classes(tokenizer, seqs: list[np.ndarray], scores: list | None 
     """Pitch-class histogram of all notes of a set (``scores``: the sequences decoded, if
     already at hand)."""
     from .metrics import pitch_class_histogram
-    from .rwr import decode
+    from .midi import decode
 
     total = np.zeros(12)
     for i, ids in enumerate(seqs):

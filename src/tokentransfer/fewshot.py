@@ -124,7 +124,7 @@ class MusicReference:
         from .bars import SampleLength
         from .baselines import bar_id
         from .features import score_features
-        from .rwr import decode
+        from .midi import decode
         from .style import StyleClassifier
 
         if not isinstance(length, SampleLength):
@@ -149,7 +149,7 @@ def measure(
     with ``music``, feature fidelity and style share)."""
     from .evaluate import evaluate_set
     from .metrics import describe
-    from .rwr import decode
+    from .midi import decode
 
     scores = [decode(tokenizer, s) for s in samples]
     set_metrics, per_sample = evaluate_set(tokenizer, samples, 0, reference, copy_n, scores)

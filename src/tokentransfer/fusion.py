@@ -352,11 +352,11 @@ def walk_target(
     floor: float = FLOOR,
 ) -> WalkTarget:
     """The walk on the successor counts of ``seqs`` (and their grammar contexts unless
-    ``cfg.context == "none"``; ``cfg``: a :class:`tokentransfer.rwr.WalkConfig`; its interval
+    ``cfg.context == "none"``; ``cfg``: a :class:`tokentransfer.walk.WalkConfig`; its interval
     and form tables counted on ``seqs`` unless its melody and form are none), biased by node
     embeddings ``h`` of ``vocab_ids`` when given."""
     from .graph import context_successors, successors
-    from .rwr import WalkConfig, Walker
+    from .walk import WalkConfig, Walker
     from .walkform import count_tables
 
     cfg = cfg or WalkConfig()

@@ -3,8 +3,13 @@
 Every sampler of the project (the graph walk, the n-gram chains, the transformer) draws its
 next token under the same mask, so that every sample passes miditok's ``tokens_errors`` with
 zero errors. The state of a sequence is a handful of integers (:class:`GrammarState` holds them
-as arrays, one entry per sequence), and :meth:`Grammar.mask` / :meth:`Grammar.allows` /
-:meth:`Grammar.advance` work on all sequences together with numpy, without per-token Python.
+as arrays, one entry per sequence). Each rule is written once, as a scalar function over the
+grammar's arrays compiled with numba (:mod:`tokentransfer.jit`): :func:`token_allowed` (may a
+token come next), :func:`token_advance` (the state after a token), :func:`voice_refs_at` /
+:func:`voice_add` (the voice state) and :func:`context_id` (the walk's contexts).
+:meth:`Grammar.mask` / :meth:`Grammar.allows` / :meth:`Grammar.advance` run them over all
+sequences in compiled loops, and the walk's kernel (:mod:`tokentransfer.walkstep`,
+:mod:`tokentransfer.walkjit`) calls them directly.
 
 The state of a REMI token stream and the rules it enforces (those miditok checks, plus what
 makes a sample decode to what it says):
@@ -39,6 +44,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+
+from .jit import compile, inline
 
 SPECIAL_TYPES = ("PAD", "BOS", "EOS", "MASK")
 BAR_TOKEN = "Bar_None"
@@ -78,6 +85,143 @@ def unsupported(tokenizer: Any) -> str | None:
     if problems:
         return f"REMI with {', '.join(problems)} is not supported"
     return None
+
+
+# --------------------------------------------------------------------------- the rules
+# Scalar functions over the Grammar's arrays, compiled (inlined into compiled callers) where
+# numba imports: the only statement of each rule. ``allowed``: Grammar.allowed; ``ttype``,
+# ``tval``, ``kind``, ``ts_limit``: Grammar's per-token arrays; ``played``: one sequence's row
+# of GrammarState.played; ``vprev`` .. ``von``: one sequence's voice arrays.
+
+
+@inline
+def token_allowed(allowed, ttype, tval, kind, remove_dup, prev, floor, limit, program, onset,
+                  played, tok):  # fmt: skip
+    """Whether token ``tok`` may follow a sequence in the state (``prev``, ``floor``,
+    ``limit``, ``program``, ``onset``, ``played``): its type may follow the previous one (in
+    the drum row when the program is -1), a ``Position`` lies in ``floor .. limit - 1``, and
+    (``remove_dup``) a note does not repeat a pitch of the program at this onset."""
+    drum = 1 if program == -1 else 0
+    if not allowed[drum, prev, ttype[tok]]:
+        return False
+    k = kind[tok]
+    if k == POSITION:
+        v = tval[tok]
+        if v < floor or v >= limit:
+            return False
+    return not (
+        remove_dup
+        and k == NOTE
+        and played[(program + 1) * _PITCHES + tval[tok] % _PITCHES] == onset
+    )
+
+
+@inline
+def voice_refs_at(vprev, vpn, vcur, vcn, vlast, von, p, onset):
+    """``(melodic, chord)`` reference pitches for program slot ``p``'s next ``Pitch`` at onset
+    ``onset`` (-1: none): the note of the same rank (or the last, if fewer) at the program's
+    previous onset, and the pitch just played at this onset (-1 for the onset's first note)."""
+    ranks = vprev.shape[1]
+    if von[p] == onset:
+        rank, n_ref = vcn[p], vpn[p]
+        if n_ref > ranks:
+            n_ref = ranks
+        mel = vprev[p, min(rank, n_ref - 1)] if n_ref > 0 else -1
+        return mel, vlast[p]
+    mel = vcur[p, 0] if vcn[p] > 0 else -1  # rank 0 of the program's last onset
+    return mel, -1
+
+
+@inline
+def voice_add(vprev, vpn, vcur, vcn, vlast, von, p, onset, pitch):
+    """Program slot ``p`` plays ``pitch`` at onset ``onset``."""
+    ranks = vprev.shape[1]
+    if von[p] != onset:
+        for r in range(ranks):
+            vprev[p, r] = vcur[p, r]
+        vpn[p] = vcn[p]
+        vcn[p] = 0
+        von[p] = onset
+    if vcn[p] < ranks:
+        vcur[p, vcn[p]] = pitch
+    vcn[p] += 1
+    vlast[p] = pitch
+
+
+@inline
+def token_advance(ttype, tval, kind, ts_limit, pitch_code, tok, pos, floor, limit, ts, program,
+                  notes, onset, played, vprev, vpn, vcur, vcn, vlast, von):  # fmt: skip
+    """The state after token ``tok``: returns ``(prev, pos, floor, limit, ts, program, notes,
+    onset)`` and updates ``played`` and the voice arrays in place (no check: see
+    :func:`token_allowed`)."""
+    k = kind[tok]
+    val = tval[tok]
+    if k == BAR:
+        pos, floor = -1, 0
+    elif k == POSITION:
+        pos, floor = val, val + 1
+    elif k == NOTE and pos < 0 and floor < 1:
+        floor = 1  # a note at the bar start takes position 0
+    if k == TIMESIG:
+        ts, limit = tok, ts_limit[tok]
+    if k == PROGRAM:
+        program = val
+    if k in (BAR, POSITION):
+        onset += 1
+        notes = 0
+    elif k == NOTE:
+        notes += 1
+        played[(program + 1) * _PITCHES + val % _PITCHES] = onset
+        if ttype[tok] == pitch_code:
+            voice_add(vprev, vpn, vcur, vcn, vlast, von, program + 1, onset, val)
+    return ttype[tok], pos, floor, limit, ts, program, notes, onset
+
+
+@inline
+def context_id(ts_index, max_position, ts, pos, notes, n_notes):
+    """Context id of a state with time signature token ``ts`` (-1: none), position ``pos`` in
+    the bar (-1: bar start) and ``notes`` at the onset (capped at ``n_notes - 1``)."""
+    tsi = ts_index[ts] if ts >= 0 else 0
+    nb = notes if notes < n_notes - 1 else n_notes - 1
+    return (tsi * (max_position + 2) + pos + 1) * n_notes + nb
+
+
+# the rules over many sequences (Grammar.mask / allows / advance / context_ids)
+
+
+@compile
+def _mask_all(allowed, ttype, tval, kind, remove_dup, prev, floor, limit, program, onset,
+              played, out):  # fmt: skip
+    for i in range(out.shape[0]):
+        for t in range(out.shape[1]):
+            out[i, t] = token_allowed(allowed, ttype, tval, kind, remove_dup, prev[i], floor[i],
+                                      limit[i], program[i], onset[i], played[i], t)  # fmt: skip
+
+
+@compile
+def _allows_all(allowed, ttype, tval, kind, remove_dup, prev, floor, limit, program, onset,
+                played, tokens, out):  # fmt: skip
+    for i in range(out.shape[0]):
+        out[i] = token_allowed(allowed, ttype, tval, kind, remove_dup, prev[i], floor[i],
+                               limit[i], program[i], onset[i], played[i], tokens[i])  # fmt: skip
+
+
+@compile
+def _advance_all(ttype, tval, kind, ts_limit, pitch_code, tokens, prev, pos, floor, limit, ts,
+                 program, notes, onset, played, vprev, vpn, vcur, vcn, vlast,
+                 von):  # fmt: skip
+    for i in range(tokens.shape[0]):
+        (prev[i], pos[i], floor[i], limit[i], ts[i], program[i], notes[i], onset[i]) = (
+            token_advance(ttype, tval, kind, ts_limit, pitch_code, tokens[i], pos[i], floor[i],
+                          limit[i], ts[i], program[i], notes[i], onset[i], played[i], vprev[i],
+                          vpn[i], vcur[i], vcn[i], vlast[i], von[i])
+        )  # fmt: skip
+
+
+@compile
+def _context_ids(ts_index, max_position, ts, pos, notes, n_notes, out):
+    for i in range(out.shape[0]):
+        out[i] = context_id(ts_index, max_position, ts[i], pos[i], notes[i], n_notes)
 
 
 @dataclass
@@ -202,8 +346,6 @@ class Grammar:
         self.ts_index[ts_tokens] = np.arange(1, len(ts_tokens) + 1)
         self.n_ts = len(ts_tokens) + 1
         self._names = names
-        self._is_note = self.kind == NOTE
-        self._is_pos = self.kind == POSITION
         self.pitch_code = code.get("Pitch", -2)  # Pitch (not PitchDrum): the voice state
 
     # ------------------------------------------------------------------ states
@@ -227,77 +369,31 @@ class Grammar:
             voice_onset=np.full((n, 129), -1, dtype=np.int64),
         )
 
-    def _drum(self, st: GrammarState) -> np.ndarray:
-        return (st.program == -1).astype(np.int64)
+    def _rule_args(self, st: GrammarState) -> tuple:
+        return (self.allowed, self.ttype, self.tval, self.kind, self.remove_duplicated_notes,
+                st.prev, st.floor, st.limit, st.program, st.onset, st.played)  # fmt: skip
 
     def mask(self, st: GrammarState) -> np.ndarray:
-        """``[n, V]`` bool: the token ids each sequence may take next."""
-        rows = self.allowed[self._drum(st), st.prev]  # [n, T]
-        m = rows[:, self.ttype]
-        pos_ok = (self.tval >= st.floor[:, None]) & (self.tval < st.limit[:, None])
-        m &= ~self._is_pos | pos_ok
-        if self.remove_duplicated_notes:
-            keys = (st.program[:, None] + 1) * _PITCHES + self.tval[None, :] % _PITCHES
-            played = np.take_along_axis(st.played, keys, axis=1) == st.onset[:, None]
-            m &= ~(self._is_note & played)
-        return m
+        """``[n, V]`` bool: the token ids each sequence may take next (:func:`token_allowed`)."""
+        out = np.empty((len(st), self.vocab_size), dtype=bool)
+        _mask_all(*self._rule_args(st), out)
+        return out
 
     def allows(self, st: GrammarState, tokens: np.ndarray) -> np.ndarray:
         """``[n]`` bool: whether sequence ``i`` may take ``tokens[i]`` next."""
-        tokens = np.asarray(tokens, dtype=np.int64)
-        t = self.ttype[tokens]
-        ok = self.allowed[self._drum(st), st.prev, t]
-        val = self.tval[tokens]
-        kind = self.kind[tokens]
-        ok &= (kind != POSITION) | ((val >= st.floor) & (val < st.limit))
-        if self.remove_duplicated_notes:
-            key = (st.program + 1) * _PITCHES + val % _PITCHES
-            played = st.played[np.arange(len(tokens)), key] == st.onset
-            ok &= (kind != NOTE) | ~played
-        return ok
+        tokens = np.ascontiguousarray(np.broadcast_to(np.asarray(tokens, dtype=np.int64), len(st)))
+        out = np.empty(len(st), dtype=bool)
+        _allows_all(*self._rule_args(st), tokens, out)
+        return out
 
     def advance(self, st: GrammarState, tokens: np.ndarray) -> None:
-        """Append ``tokens[i]`` to sequence ``i`` (no check: see :meth:`allows`)."""
-        tokens = np.asarray(tokens, dtype=np.int64)
-        kind = self.kind[tokens]
-        val = self.tval[tokens]
-        bar = kind == BAR
-        posk = kind == POSITION
-        note = kind == NOTE
-        new_onset = bar | posk
-        st.pos = np.where(bar, -1, np.where(posk, val, st.pos))
-        st.floor = np.where(bar, 0, np.where(posk, val + 1, st.floor))
-        st.floor = np.where(note & (st.pos < 0), np.maximum(st.floor, 1), st.floor)
-        tsk = kind == TIMESIG
-        st.ts = np.where(tsk, tokens, st.ts)
-        st.limit = np.where(tsk, self.ts_limit[tokens], st.limit)
-        st.program = np.where(kind == PROGRAM, val, st.program)
-        st.onset = st.onset + new_onset
-        st.notes = np.where(new_onset, 0, st.notes + note)
-        idx = np.flatnonzero(note)
-        if len(idx):
-            key = (st.program[idx] + 1) * _PITCHES + val[idx] % _PITCHES
-            st.played[idx, key] = st.onset[idx]
-        pitch = np.flatnonzero(self.ttype[tokens] == self.pitch_code)
-        if len(pitch):
-            self._voice_advance(st, pitch, val[pitch])
-        st.prev = self.ttype[tokens]
-
-    @staticmethod
-    def _voice_advance(st: GrammarState, idx: np.ndarray, pitch: np.ndarray) -> None:
-        """Sequences ``idx`` play ``pitch`` (one each) in their current program and onset."""
-        p = st.program[idx] + 1
-        new = st.voice_onset[idx, p] != st.onset[idx]  # the program's first note at this onset
-        ni, npg = idx[new], p[new]
-        st.voice_prev[ni, npg] = st.voice_cur[ni, npg]
-        st.voice_prev_n[ni, npg] = st.voice_cur_n[ni, npg]
-        st.voice_cur_n[ni, npg] = 0
-        st.voice_onset[ni, npg] = st.onset[ni]
-        c = st.voice_cur_n[idx, p]
-        keep = c < VOICE_RANKS
-        st.voice_cur[idx[keep], p[keep], c[keep]] = pitch[keep]
-        st.voice_cur_n[idx, p] = c + 1
-        st.voice_last[idx, p] = pitch
+        """Append ``tokens[i]`` to sequence ``i`` (no check: see :meth:`allows`), in place
+        (:func:`token_advance`)."""
+        tokens = np.ascontiguousarray(np.broadcast_to(np.asarray(tokens, dtype=np.int64), len(st)))
+        _advance_all(self.ttype, self.tval, self.kind, self.ts_limit, self.pitch_code, tokens,
+                     st.prev, st.pos, st.floor, st.limit, st.ts, st.program, st.notes, st.onset,
+                     st.played, st.voice_prev, st.voice_prev_n, st.voice_cur, st.voice_cur_n,
+                     st.voice_last, st.voice_onset)  # fmt: skip
 
     # ------------------------------------------------------------------ sequences
     def replay(self, tokens: np.ndarray) -> GrammarState:
@@ -351,14 +447,16 @@ class Grammar:
     def context_ids(
         self, ts: np.ndarray, pos: np.ndarray, notes: np.ndarray, n_notes: int
     ) -> np.ndarray:
-        """Context id of states with time signature token ``ts`` (-1: none), position ``pos``
-        in the bar (-1: bar start) and ``notes`` at the onset (capped at ``n_notes - 1``;
-        ``n_notes = 1``: not told apart)."""
-        ts = np.asarray(ts)
-        tsi = np.where(ts >= 0, self.ts_index[np.maximum(ts, 0)], 0)
-        return (tsi * (self.max_position + 2) + np.asarray(pos) + 1) * n_notes + np.minimum(
-            notes, n_notes - 1
+        """Context id (:func:`context_id`) of states with time signature token ``ts`` (-1:
+        none), position ``pos`` in the bar (-1: bar start) and ``notes`` at the onset (capped
+        at ``n_notes - 1``; ``n_notes = 1``: not told apart)."""
+        ts, pos, notes = np.broadcast_arrays(
+            *(np.asarray(x, dtype=np.int64) for x in (ts, pos, notes))
         )
+        out = np.empty(ts.shape, dtype=np.int64)
+        _context_ids(self.ts_index, self.max_position, ts.ravel(), pos.ravel(), notes.ravel(),
+                     int(n_notes), out.reshape(-1))  # fmt: skip
+        return out
 
     def split_context(self, ctx: np.ndarray, n_notes: int) -> tuple[np.ndarray, ...]:
         """``(time signature index, position + 1, notes)`` of context ids."""
@@ -373,20 +471,8 @@ class Grammar:
 
 def voice_refs(st: GrammarState, i: int = 0) -> tuple[int, int]:
     """``(melodic, chord)`` reference pitches of the next ``Pitch`` of sequence ``i`` in its
-    current program (-1: none): the note of the same rank (or the last, if fewer) at the
-    program's previous onset, and the pitch just played at this onset (-1 for the onset's
-    first note). The scalar form of the walk kernel's ``voice_refs``."""
-    p = int(st.program[i]) + 1
-    same = int(st.voice_onset[i, p]) == int(st.onset[i])
-    if same:
-        ref, n_ref, rank = (
-            st.voice_prev[i, p],
-            int(st.voice_prev_n[i, p]),
-            int(st.voice_cur_n[i, p]),
-        )
-    else:
-        ref, n_ref, rank = st.voice_cur[i, p], int(st.voice_cur_n[i, p]), 0
-    n_ref = min(n_ref, VOICE_RANKS)
-    mel = int(ref[min(rank, n_ref - 1)]) if n_ref > 0 else -1
-    chord = int(st.voice_last[i, p]) if same else -1
-    return mel, chord
+    current program (-1: none), :func:`voice_refs_at` of its state."""
+    mel, chord = voice_refs_at(st.voice_prev[i], st.voice_prev_n[i], st.voice_cur[i],
+                               st.voice_cur_n[i], st.voice_last[i], st.voice_onset[i],
+                               int(st.program[i]) + 1, int(st.onset[i]))  # fmt: skip
+    return int(mel), int(chord)

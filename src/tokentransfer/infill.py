@@ -96,7 +96,7 @@ def continue_score(prompt_score, tokenizer, prompt_ids: np.ndarray, sample_ids: 
     """The prompt's notes as they are, followed by the notes ``sample_ids`` added to the
     prompt's tokens ``prompt_ids`` (the decoded sample's notes less the decoded prompt's),
     at the prompt's resolution; the prompt file's tempos and time signatures kept."""
-    from .rwr import decode
+    from .midi import decode
 
     full = decode(tokenizer, sample_ids)
     before = Counter(
@@ -118,7 +118,7 @@ def infill_score(original, tokenizer, new_ids: np.ndarray, window: tuple[float, 
     """``original`` without its notes whose onset lies in ``window`` (quarter notes, end
     excluded), with the notes of the decoded ``new_ids`` whose onsets lie in that window (in
     tracks of their own)."""
-    from .rwr import decode
+    from .midi import decode
 
     tpq = original.ticks_per_quarter
     a, b = int(round(window[0] * tpq)), int(round(window[1] * tpq))

@@ -11,8 +11,9 @@ pieces into ``-sum / tokens``.
   tokens, or the whole vocabulary without a grammar). The chain gives a token it never saw
   probability 0 (a test piece of a new style has such tokens), so the floor is what makes
   every test token cost a finite amount; it is the same floor as the walk's.
-- the walk (:func:`walk_log_probs`): :meth:`tokentransfer.rwr.Walker.log_probs`, the walk's
-  next-token distribution without restarts under the grammar, smoothed with the same floor.
+- the walk (:func:`walk_log_probs`): :meth:`tokentransfer.walk.Walker.log_probs`, the walk's
+  next-token distribution without restarts under the grammar (the compiled step the walk draws
+  from, :mod:`tokentransfer.walkstep`), smoothed with the same floor.
 - a HF causal LM (:func:`transformer_log_probs`): its softmax, optionally with the logits of
   the tokens the grammar forbids set to ``-inf`` (renormalised over the allowed ones). Past
   the model's context the piece is scored in windows of ``context`` tokens that overlap by
@@ -149,9 +150,10 @@ class ChainTarget:
 
 
 class WalkTarget:
-    """The walk (:class:`tokentransfer.rwr.Walker`) as a target model: its distribution of the
-    next token without restarts (:meth:`~tokentransfer.rwr.Walker.next_distribution`), under its
-    grammar, smoothed with ``floor`` as :meth:`~tokentransfer.rwr.Walker.log_probs` does."""
+    """The walk (:class:`tokentransfer.walk.Walker`) as a target model: its distribution of the
+    next token without restarts (:meth:`~tokentransfer.walkrows.WalkRows.next_distribution`),
+    under its grammar, smoothed with ``floor`` as :meth:`~tokentransfer.walk.Walker.log_probs`
+    does."""
 
     name = "walk"
 
@@ -162,26 +164,20 @@ class WalkTarget:
         self.grammar = walker.g
 
     def dists(self, seq: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
-        """``[len(seq) - 1, V]`` as :meth:`ChainTarget.dists` (``masks`` is not needed)."""
-        seq = np.asarray(seq, dtype=np.int64).ravel()
-        g = self.grammar
-        st = g.new_state(1)
-        out = np.empty((max(len(seq) - 1, 0), self.walker.vocab_size))
-        for i in range(len(seq) - 1):
-            g.advance(st, seq[i : i + 1])
-            p = self.walker.next_distribution(int(seq[i]), st)
-            out[i] = smooth(p, g.mask(st)[0], self.floor)
-        return out
+        """``[len(seq) - 1, V]`` as :meth:`ChainTarget.dists` (``masks`` is not needed): the
+        walk's step read as distributions
+        (:meth:`~tokentransfer.walkrows.WalkRows.distributions`)."""
+        p, allowed = self.walker.distributions(np.asarray(seq, dtype=np.int64).ravel())
+        return smooth(p, allowed, self.floor)
 
     def next_dists(self, histories: Sequence[Sequence[int]], state: Any) -> np.ndarray:
-        g = self.grammar
-        masks = g.mask(state)
+        masks = self.grammar.mask(state)
         out = np.empty((len(histories), self.walker.vocab_size))
         for i, h in enumerate(histories):
             if len(h) == 0:  # before the first token: the walk starts at a bar
                 p = masks[i] / max(masks[i].sum(), 1)
             else:
-                p = self.walker.next_distribution(int(h[-1]), state.take([i]))
+                p = self.walker.next_distribution(int(h[-1]), state, i)
             out[i] = smooth(p, masks[i], self.floor)
         return out
 
@@ -198,7 +194,7 @@ def chain_log_probs(
 
 def walk_log_probs(walker: Any, seq: np.ndarray, floor: float = FLOOR) -> np.ndarray:
     """``log2 P(token i | tokens before it)`` under the walk, smoothed with ``floor``
-    (:meth:`tokentransfer.rwr.Walker.log_probs`)."""
+    (:meth:`tokentransfer.walk.Walker.log_probs`)."""
     return walker.log_probs(np.asarray(seq, dtype=np.int64).ravel(), floor)
 
 

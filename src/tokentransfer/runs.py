@@ -362,7 +362,7 @@ class Run:
         import time
 
         from .likelihood import walk_log_probs
-        from .rwr import WalkConfig
+        from .walk import WalkConfig
 
         t0 = time.perf_counter()
         cfg = WalkConfig.from_section(gen)
@@ -389,13 +389,13 @@ class Run:
 def load_walker(
     tokenizer, successors_npz, nodes_h5, cfg, context_npz=None, walk_npz=None, tables=None
 ):
-    """A :class:`tokentransfer.rwr.Walker` from a run's files: the successor counts, the node
+    """A :class:`tokentransfer.walk.Walker` from a run's files: the successor counts, the node
     embeddings of ``nodes_h5`` (None: the counts alone), unless ``cfg.context`` is none the
     context successor counts (``context_npz``; None: ``context_successors.npz`` beside the
     successors) and, where ``cfg``'s melody or form is not none, the walk tables: ``tables``
     if given, else those of ``walk_npz`` (None: ``walk_tables.npz`` beside the successors)."""
     from .graph import load_coo, load_matrix
-    from .rwr import Walker, load_node_embeddings
+    from .walk import Walker, load_node_embeddings
 
     h = vocab_ids = None
     if nodes_h5:

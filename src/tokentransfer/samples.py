@@ -43,7 +43,7 @@ def write_samples(
     the record.
     """
     from .fileio import h5_atomic
-    from .rwr import decode, token_errors, write_midi
+    from .midi import decode, token_errors, write_midi
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ def feature_labels(score) -> list[str]:
 
 def style_vectors(tokenizer, windows: Sequence[np.ndarray]) -> np.ndarray:
     """``[windows, features]``: :func:`style_vector` of each decoded token window."""
-    from .rwr import decode
+    from .midi import decode
 
     return np.stack([style_vector(decode(tokenizer, w)) for w in windows])
 

@@ -5,7 +5,7 @@ shared notes, and a tune in D major drifts into E flat (MusPy's scale consistenc
 walks' samples was 0.87-0.91 against 0.94-0.99 in the real pieces). With ``generate.scale:
 key`` the walk finds the key of what it has played so far, once it has played
 :data:`KEY_NOTES` pitches and reaches a bar line, and from then on draws pitches from that
-key's scale (see :mod:`tokentransfer.rwr`).
+key's scale (see :mod:`tokentransfer.walk`).
 
 The key finder is Krumhansl and Schmuckler's: the correlation of the pitch-class histogram
 with the 24 rotated Krumhansl-Kessler profiles (Krumhansl 1990, *Cognitive Foundations of

@@ -1,19 +1,20 @@
 """The walk's loop: one function, compiled with numba where numba imports, else run as Python.
 
-:meth:`tokentransfer.rwr.Walker.generate` runs :func:`walk`: engine ``"numba"`` (the default,
+:meth:`tokentransfer.walk.Walker.generate` runs :func:`walk`: engine ``"numba"`` (the default,
 numba is a pinned dependency) runs the compiled kernel, engine ``"python"`` the very same
-function un-jitted (slow, the same tokens; a test checks it on a tiny walk). The kernel reads
-the walk's rows (:class:`tokentransfer.rwr._Table`), the grammar's arrays
-(:class:`tokentransfer.grammar.Grammar`; the rules here are the scalar form of
-``Grammar.allows`` / ``Grammar.advance``) and the walk's melody and form tables
-(:mod:`tokentransfer.walkform`), and five pre-drawn uniforms per sample and step: restart,
-draw, redraw, chromatic, return.
+function un-jitted (slow, the same tokens; a test checks it on a tiny walk). The loop reads the
+walk's rows (:class:`tokentransfer.walkrows.Table`), the grammar's arrays and rules
+(:mod:`tokentransfer.grammar`: :func:`~tokentransfer.grammar.token_advance` and, through the
+step, :func:`~tokentransfer.grammar.token_allowed`), the step (:mod:`tokentransfer.walkstep`:
+each token is drawn from the distribution that the walk's likelihood reads), the walk's melody
+and form tables (:mod:`tokentransfer.walkform`), and five pre-drawn uniforms per sample and
+step: restart, draw, redraw, chromatic, return.
 
 Melody: the voice state per program slot (program + 1) is the pitches of the program's previous
-onset and of its current one (:func:`voice_refs`, :func:`voice_add`, the same as
-:func:`tokentransfer.grammar.voice_refs`); a ``Pitch`` candidate's weight is multiplied by the
-interval factors of :class:`tokentransfer.walkform.WalkTables` (:func:`_factor`). A row with a
-``Pitch`` candidate is then drawn as a masked draw over its (top-k) candidates.
+onset and of its current one (:func:`tokentransfer.grammar.voice_refs_at`); a ``Pitch``
+candidate's weight is multiplied by the interval factors of
+:class:`tokentransfer.walkform.WalkTables` (:func:`tokentransfer.walkstep.factor`). A row with
+a ``Pitch`` candidate is then drawn as a masked draw over its (top-k) candidates.
 
 Form: at a bar line the walk may replay an earlier bar of its own sample (the form chain of the
 tables), token for token, then a ``Bar``; each forced token is checked against the grammar and
@@ -25,21 +26,21 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # numba is a dependency; where it is missing the same functions run as Python
-    import numba
+from .grammar import token_advance, voice_refs_at
+from .jit import available, compile
+from .walkstep import (  # noqa: F401  (TAIL: the interval bins, re-exported)
+    TAIL,
+    allowed_all,
+    allows,
+    backoff_weights,
+    draw,
+    interval_bin,
+    level,
+    level_entries,
+    row_of,
+    weights,
+)
 
-    njit = numba.njit(cache=True, nogil=True)
-    # the per-candidate helpers are inlined into their callers: a call with array arguments
-    # otherwise costs a reference count update per array, which was most of a Pitch step
-    inline = numba.njit(cache=True, nogil=True, inline="always")
-except Exception:  # noqa: BLE001
-    numba = None
-    njit = inline = None
-
-# Grammar.kind codes (tokentransfer.grammar)
-_BAR, _TIMESIG, _POSITION, _PROGRAM, _NOTE = 1, 2, 3, 4, 5
-#: interval bins of the melody tables: -TAIL .. TAIL, the outer two gathering the tails
-TAIL = 25
 #: stats columns of the kernel (Walker.last_stats)
 STATS = (
     "restarts",
@@ -50,147 +51,23 @@ STATS = (
     "off_key",
     "returns",
 )
+__all__ = ["STATS", "TAIL", "available", "count_intervals", "walk"]
 
 
-def available() -> bool:
-    return numba is not None
-
-
-def voice_refs(vprev, vpn, vcur, vcn, vlast, von, p, onset):
-    """``(melodic, chord)`` reference pitches for program slot ``p``'s next pitch (-1: none)."""
-    ranks = vprev.shape[1]
-    if von[p] == onset:
-        rank, n_ref = vcn[p], vpn[p]
-        if n_ref > ranks:
-            n_ref = ranks
-        mel = vprev[p, min(rank, n_ref - 1)] if n_ref > 0 else -1
-        return mel, vlast[p]
-    mel = vcur[p, 0] if vcn[p] > 0 else -1  # rank 0 of the program's last onset
-    return mel, -1
-
-
-def voice_add(vprev, vpn, vcur, vcn, vlast, von, p, onset, pitch):
-    """Program slot ``p`` plays ``pitch`` at onset ``onset``."""
-    ranks = vprev.shape[1]
-    if von[p] != onset:
-        for r in range(ranks):
-            vprev[p, r] = vcur[p, r]
-        vpn[p] = vcn[p]
-        vcn[p] = 0
-        von[p] = onset
-    if vcn[p] < ranks:
-        vcur[p, vcn[p]] = pitch
-    vcn[p] += 1
-    vlast[p] = pitch
-
-
-def _bin(d):
-    if d < -TAIL:
-        d = -TAIL
-    elif d > TAIL:
-        d = TAIL
-    return d + TAIL
-
-
-def _factor(t, ttype, tval, pitch_code, mel, chord, fm, fc):
-    """Interval factor of candidate ``t`` (1 for a token that is not a ``Pitch``)."""
-    f = 1.0
-    if ttype[t] == pitch_code:
-        if mel >= 0:
-            f *= fm[_bin(tval[t] - mel)]
-        if chord >= 0:
-            f *= fc[_bin(tval[t] - chord)]
-    return f
-
-
-def _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit, program, onset,
-            played, tok, pcs, smask):  # fmt: skip
-    if smask >= 0 and pcs[tok] >= 0 and not (smask >> pcs[tok]) & 1:
-        return False  # off the sample's scale
-    drum = 1 if program == -1 else 0
-    if not g_allowed[drum, prev, ttype[tok]]:
-        return False
-    k = kind[tok]
-    if k == _POSITION:
-        v = tval[tok]
-        if v < floor or v >= limit:
-            return False
-    return not (
-        remove_dup and k == _NOTE and played[(program + 1) * 128 + tval[tok] % 128] == onset
-    )
-
-
-def _draw(w, m, total, uu, cand, a):
-    """``cand[a + i]`` drawn by the weights ``w[:m]`` (summing to ``total``) at the uniform
-    ``uu``, by inverse CDF; -1 when ``total <= 0``."""
-    if total <= 0:
+def _draw_level(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, g_allowed, ttype,
+                tval, kind, remove_dup, prev, floor, limit, program, onset, played, pcs, act,
+                pitch_code, mel, chord, fm, fc, w, uu, stats, b):  # fmt: skip
+    """A token drawn from the step's first :func:`~tokentransfer.walkstep.level` with an
+    allowed candidate (-1: none); a level past the context row counts as widened."""
+    lev, total = level(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, g_allowed,
+                       ttype, tval, kind, remove_dup, prev, floor, limit, program, onset, played,
+                       pcs, act, pitch_code, mel, chord, fm, fc, w)  # fmt: skip
+    if lev < 0:
         return -1
-    target = uu * total
-    acc = 0.0
-    last = -1
-    for i in range(m):
-        if w[i] > 0:
-            acc += w[i]
-            last = i
-            if acc > target:
-                return cand[a + i]
-    return cand[a + last]  # rounding at the top end
-
-
-def _masked(ptr, cand, prob, row, gr, st, played, uu, fac):
-    """A candidate of ``row`` that the grammar allows, by its probability times its interval
-    factor (``fac``: pitch code, melodic and chord reference, the two factor tables, a scratch
-    buffer), renormalised; -1: none."""
-    a, e = ptr[row], ptr[row + 1]
-    if e == a:
-        return -1
-    w = fac[5]
-    total = 0.0
-    for i in range(e - a):
-        t = cand[a + i]
-        x = 0.0
-        if _allows(gr[0], gr[1], gr[2], gr[3], gr[4], st[0], st[1], st[2], st[3], st[4], st[5],
-                   played, t, gr[5], st[6]):  # fmt: skip
-            x = prob[a + i]
-            if fac[1] >= 0 or fac[2] >= 0:
-                x *= _factor(t, gr[1], gr[2], fac[0], fac[1], fac[2], fac[3], fac[4])
-        w[i] = x
-        total += x
-    return _draw(w, e - a, total, uu, cand, a)
-
-
-def _factored(ptr, cand, prob, row, g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor,
-              limit, program, onset, played, pcs, act, pitch_code, mel, chord, fm, fc, w,
-              uu):  # fmt: skip
-    """:func:`_masked` on the context row within the scale ``act``, without tuples (the walk's
-    common case for a ``Pitch``); -1: no candidate (the levels then decide)."""
-    a, e = ptr[row], ptr[row + 1]
-    total = 0.0
-    for i in range(e - a):
-        t = cand[a + i]
-        x = 0.0
-        if _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit, program,
-                   onset, played, t, pcs, act):  # fmt: skip
-            x = prob[a + i] * _factor(t, ttype, tval, pitch_code, mel, chord, fm, fc)
-        w[i] = x
-        total += x
-    return _draw(w, e - a, total, uu, cand, a)
-
-
-def _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node, top_k, gr, st, played, uu,
-            stats, b, fac):  # fmt: skip
-    """The context row, the token's top-k row, all its successors: the first with an allowed
-    candidate gives the token (-1: none); a step past the context row counts as widened."""
-    tok = _masked(ptr, cand, prob, row, gr, st, played, uu, fac)
-    if tok < 0 and row != base + node:
-        tok = _masked(ptr, cand, prob, base + node, gr, st, played, uu, fac)
-        if tok >= 0:
-            stats[b, 2] += 1  # widened
-    if tok < 0 and top_k > 0:
-        tok = _masked(fptr, fcand, fprob, node, gr, st, played, uu, fac)
-        if tok >= 0:
-            stats[b, 2] += 1
-    return tok
+    if lev > 0:
+        stats[b, 2] += 1  # widened
+    a, m, full = level_entries(lev, ptr, fptr, row, base, node)
+    return draw(w, m, total, uu, fcand if full else cand, a)
 
 
 def _return_lag(ret, lags, last, j, uu):
@@ -220,7 +97,8 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
     n_rt = rt.shape[0]
     allowed = np.zeros(v, dtype=np.bool_)
     bar_start = np.zeros(length + 1, dtype=np.int64)
-    wbuf = np.zeros(max(np.max(np.diff(ptr)), np.max(np.diff(fptr)), 1))  # _masked's weights
+    wbuf = np.zeros(max(np.max(np.diff(ptr)), np.max(np.diff(fptr)), 1))  # a level's weights
+    vbuf = np.zeros(v)  # the back-off's weights
     for b in range(n):
         prev, pos, floor, limit, ts, program, notes, onset = (
             s0[0],
@@ -255,17 +133,7 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
             act = smask  # the scale this step keeps to (-1: none; a chromatic step leaves it)
             if scaled and u[step, b, 3] < chromatic:
                 act = -1
-            # the row of the node in its context
-            row = base + node
-            if n_notes > 0 and keys.shape[0] > 0:
-                tsi = ts_index[ts] if ts >= 0 else 0
-                nb = notes if notes < n_notes - 1 else n_notes - 1
-                q = node * n_ctx + (tsi * (max_pos + 2) + pos + 1) * n_notes + nb
-                i = np.searchsorted(keys, q)
-                if i > keys.shape[0] - 1:
-                    i = keys.shape[0] - 1
-                if keys[i] == q:
-                    row = i
+            row = row_of(keys, n_ctx, n_notes, base, ts_index, max_pos, node, ts, pos, notes)
             # forced tokens: a restart's, then a replayed bar's, then the Bar closing it
             src = 0
             tok = -1
@@ -273,8 +141,8 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
                 src, tok = 1, rt[queue]
             elif rep_a < rep_e or close:
                 tok = out[b, rep_a] if rep_a < rep_e else bar_id
-                if _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor, limit,
-                           program, onset, played, tok, pcs, -1):  # fmt: skip
+                if allows(g_allowed, ttype, tval, kind, remove_dup, prev, floor, limit, program,
+                          onset, played, tok, pcs, -1):  # fmt: skip
                     src = 2 if rep_a < rep_e else 3
                 else:  # cannot happen (a bar starts in the bar-start state): stop the replay
                     rep_a, rep_e, close = 0, 0, False
@@ -283,58 +151,57 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
             if not forced:
                 mel, chord = -1, -1
                 if melody:
-                    mel, chord = voice_refs(vprev, vpn, vcur, vcn, vlast, von, program + 1,
-                                            onset)  # fmt: skip
-                fac = (pitch_code, mel, chord, fm, fc, wbuf)
+                    mel, chord = voice_refs_at(vprev, vpn, vcur, vcn, vlast, von, program + 1,
+                                               onset)  # fmt: skip
                 factored = (mel >= 0 or chord >= 0) and has_pitch[row]
                 ok = False
                 tok = -1
                 uu = u2
                 if factored:  # a masked draw over the row, weighted by the interval factor
                     uu = u1
-                    tok = _factored(ptr, cand, prob, row, g_allowed, ttype, tval, kind,
-                                    remove_dup, prev, pos, floor, limit, program, onset, played,
-                                    pcs, act, pitch_code, mel, chord, fm, fc, wbuf, u1)  # fmt: skip
+                    total = weights(ptr, cand, prob, row, g_allowed, ttype, tval, kind,
+                                    remove_dup, prev, floor, limit, program, onset, played, pcs,
+                                    act, pitch_code, mel, chord, fm, fc, wbuf)  # fmt: skip
+                    tok = draw(wbuf, ptr[row + 1] - ptr[row], total, u1, cand, ptr[row])
                     ok = tok >= 0
                 elif deg[row] > 0:
                     j = np.searchsorted(key, row + u1, side="right")
                     if j > ptr[row + 1] - 1:
                         j = ptr[row + 1] - 1
                     tok = cand[j]
-                    ok = _allows(g_allowed, ttype, tval, kind, remove_dup, prev, pos, floor,
-                                 limit, program, onset, played, tok, pcs, act)  # fmt: skip
+                    ok = allows(g_allowed, ttype, tval, kind, remove_dup, prev, floor, limit,
+                                program, onset, played, tok, pcs, act)  # fmt: skip
                     if not ok:
                         stats[b, 4] += 1  # rejected
                 else:
                     stats[b, 4] += 1
                 if not ok:
-                    gr = (g_allowed, ttype, tval, kind, remove_dup, pcs)
                     tok = -1
                     if act >= 0:  # first within the scale, then (off_key) without it
-                        st = (prev, pos, floor, limit, program, onset, act)
-                        tok = _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node,
-                                      top_k, gr, st, played, uu, stats, b, fac)  # fmt: skip
+                        tok = _draw_level(ptr, cand, prob, fptr, fcand, fprob, row, base, node,
+                                          top_k, g_allowed, ttype, tval, kind, remove_dup, prev,
+                                          floor, limit, program, onset, played, pcs, act,
+                                          pitch_code, mel, chord, fm, fc, wbuf, uu, stats,
+                                          b)  # fmt: skip
                         if tok < 0:
                             stats[b, 5] += 1  # off_key
                     if tok < 0:
-                        st = (prev, pos, floor, limit, program, onset, -1)
-                        tok = _levels(ptr, cand, prob, fptr, fcand, fprob, row, base, node,
-                                      top_k, gr, st, played, uu, stats, b, fac)  # fmt: skip
+                        tok = _draw_level(ptr, cand, prob, fptr, fcand, fprob, row, base, node,
+                                          top_k, g_allowed, ttype, tval, kind, remove_dup, prev,
+                                          floor, limit, program, onset, played, pcs, -1,
+                                          pitch_code, mel, chord, fm, fc, wbuf, uu, stats,
+                                          b)  # fmt: skip
                     if tok < 0:
-                        for t in range(v):
-                            allowed[t] = _allows(g_allowed, ttype, tval, kind, remove_dup,
-                                                 prev, pos, floor, limit, program, onset,
-                                                 played, t, pcs, -1)  # fmt: skip
+                        allowed_all(g_allowed, ttype, tval, kind, remove_dup, prev, floor, limit,
+                                    program, onset, played, allowed)  # fmt: skip
                         if allowed[bar_id]:
                             stats[b, 1] += 1  # dead-end restart
                             tok = bar_id
                             dead = True
                         else:
                             stats[b, 3] += 1  # back-off by corpus frequency
-                            w = np.where(allowed, freq, 0.0)
-                            if w.sum() <= 0:
-                                w = allowed.astype(np.float64)
-                            cs = np.cumsum(w)
+                            backoff_weights(allowed, freq, vbuf)
+                            cs = np.cumsum(vbuf)
                             i = np.searchsorted(cs, u2 * cs[-1], side="right")
                             tok = i if i < v - 1 else v - 1
             # a pending restart happens at a bar line the walk reaches by itself (or that
@@ -376,37 +243,40 @@ def _walk(u, alpha, rt, start_queue, start_node, s0, played0, voice0,
                         else:
                             lab = 0
                 last = lab
-            # advance the grammar state
-            k = kind[tok]
-            val = tval[tok]
-            if k == _BAR:
-                pos, floor = -1, 0
-            elif k == _POSITION:
-                pos, floor = val, val + 1
-            elif k == _NOTE and pos < 0 and floor < 1:
-                floor = 1
-            if k == _TIMESIG:
-                ts, limit = tok, ts_limit[tok]
-            if k == _PROGRAM:
-                program = val
-            if k in (_BAR, _POSITION):
-                onset += 1
-                notes = 0
-            elif k == _NOTE:
-                notes += 1
-                played[(program + 1) * 128 + val % 128] = onset
-                if ttype[tok] == pitch_code:
-                    voice_add(vprev, vpn, vcur, vcn, vlast, von, program + 1, onset, val)
-            prev = ttype[tok]
+            prev, pos, floor, limit, ts, program, notes, onset = token_advance(
+                ttype,
+                tval,
+                kind,
+                ts_limit,
+                pitch_code,
+                tok,
+                pos,
+                floor,
+                limit,
+                ts,
+                program,
+                notes,
+                onset,
+                played,
+                vprev,
+                vpn,
+                vcur,
+                vcn,
+                vlast,
+                von,
+            )
             node = tok
             if scaled and pcs[tok] >= 0:  # count the pitches (the key: at a bar line, above)
                 hist[pcs[tok]] += 1.0
 
 
 def count_intervals(seq, starts, ttype, tval, kind, pitch_code, ranks, mel, chord, marg):
-    """Add to ``mel`` / ``chord`` (bins of :func:`_bin`) the melodic and chord intervals of
-    every ``Pitch`` of the sequences ``seq[starts[i]:starts[i + 1]]`` under the voice state of
-    the walk, and to ``marg`` [128] their pitches."""
+    """Add to ``mel`` / ``chord`` (bins of :func:`~tokentransfer.walkstep.interval_bin`) the
+    melodic and chord intervals of every ``Pitch`` of the sequences
+    ``seq[starts[i]:starts[i + 1]]`` under the walk's voice state (the grammar's
+    :func:`~tokentransfer.grammar.token_advance`), and to ``marg`` [128] their pitches."""
+    v = ttype.shape[0]
+    no_limits = np.zeros(v, dtype=np.int64)  # positions per bar do not matter here
     for s in range(starts.shape[0] - 1):
         vprev = np.zeros((129, ranks), dtype=np.int64)
         vcur = np.zeros((129, ranks), dtype=np.int64)
@@ -414,33 +284,46 @@ def count_intervals(seq, starts, ttype, tval, kind, pitch_code, ranks, mel, chor
         vcn = np.zeros(129, dtype=np.int64)
         vlast = np.full(129, -1, dtype=np.int64)
         von = np.full(129, -1, dtype=np.int64)
-        program, onset = 0, 0
+        played = np.full(129 * 128, -1, dtype=np.int64)
+        pos, floor, limit, ts, program, notes, onset = -1, 0, 0, -1, 0, 0, 0
         for i in range(starts[s], starts[s + 1]):
             t = seq[i]
-            k = kind[t]
-            if k == _PROGRAM:
-                program = tval[t]
-            elif k in (_BAR, _POSITION):
-                onset += 1
-            elif ttype[t] == pitch_code:
+            if ttype[t] == pitch_code:
                 x = tval[t]
-                m, c = voice_refs(vprev, vpn, vcur, vcn, vlast, von, program + 1, onset)
+                m, c = voice_refs_at(vprev, vpn, vcur, vcn, vlast, von, program + 1, onset)
                 if m >= 0:
-                    mel[_bin(x - m)] += 1.0
+                    mel[interval_bin(x - m)] += 1.0
                 if c >= 0:
-                    chord[_bin(x - c)] += 1.0
+                    chord[interval_bin(x - c)] += 1.0
                 marg[x % 128] += 1.0
-                voice_add(vprev, vpn, vcur, vcn, vlast, von, program + 1, onset, x)
+            _, pos, floor, limit, ts, program, notes, onset = token_advance(
+                ttype,
+                tval,
+                kind,
+                no_limits,
+                pitch_code,
+                t,
+                pos,
+                floor,
+                limit,
+                ts,
+                program,
+                notes,
+                onset,
+                played,
+                vprev,
+                vpn,
+                vcur,
+                vcn,
+                vlast,
+                von,
+            )
 
 
 _py_walk = _walk
-if numba is not None:
-    voice_refs, voice_add, _bin, _factor, _allows, _draw, _factored = map(
-        inline, (voice_refs, voice_add, _bin, _factor, _allows, _draw, _factored)
-    )
-    _masked, _levels, _return_lag, _walk, count_intervals = map(
-        njit, (_masked, _levels, _return_lag, _walk, count_intervals)
-    )
+_return_lag, _draw_level, _walk, count_intervals = map(
+    compile, (_return_lag, _draw_level, _walk, count_intervals)
+)
 
 
 def walk(walker, n: int, length: int, head: np.ndarray, start, restart_tokens, seed: int,

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="without --method: the walk on counts alone (same as --method counts)",
     )
     p.add_argument("--prompt", help="a MIDI file: its notes start every sample, as they are")
-    from ..rwr import WalkConfig
+    from ..walk import WalkConfig
 
     # the walk's defaults are WalkConfig's (the schema's generate defaults, a test checks)
     walk = WalkConfig()

@@ -160,7 +160,7 @@ def _sample_to(run, method, args, out: Path, prompt, settings, bars) -> dict:
     from ..fileio import write_json
     from ..infill import continue_score
     from ..runs import check_memory, max_tokens, sample_length_or_bars
-    from ..rwr import write_midi
+    from ..midi import write_midi
     from ..samples import write_samples
 
     start = 0 if prompt is None else len(prompt)

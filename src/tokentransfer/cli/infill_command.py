@@ -46,7 +46,7 @@ def infill(args: argparse.Namespace) -> int:
     from ..fileio import write_json
     from ..infill import bar_quarters, check_bars, infill_score, infill_tokens
     from ..runs import RunError, max_tokens
-    from ..rwr import token_errors, write_midi
+    from ..midi import token_errors, write_midi
 
     try:
         first, last = _parse_bars(args.bars)

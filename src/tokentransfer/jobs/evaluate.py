@@ -278,7 +278,7 @@ def run_evaluate(
     from ..baselines import bar_id
     from ..features import score_features
     from ..metrics import describe
-    from ..rwr import decode
+    from ..midi import decode
 
     tokenizer = load_tokenizer(tokenizer_json)
     test = corpus_tokens(target_shards, [target_split], "test")
@@ -406,7 +406,7 @@ def run_figures(
     piano rolls, under as many test excerpts (seeded by ``seed``) of the same length, with the
     bar lines of the first sample's first time signature."""
     from ..metrics import _bar_quarters
-    from ..rwr import decode
+    from ..midi import decode
 
     tokenizer = load_tokenizer(tokenizer_json)
     metrics_chart(read_tsv(metrics_tsv), metrics_png, title)

@@ -1,5 +1,5 @@
 """The job of ``rules/generate.smk``: rule ``generate``, the biased random walk with restart
-over a target's successor graph (:mod:`tokentransfer.rwr`), its samples written as a sample set
+over a target's successor graph (:mod:`tokentransfer.walk`), its samples written as a sample set
 (:mod:`tokentransfer.samples`).
 """
 
@@ -43,8 +43,8 @@ def run_generate(
     """
 
     from ..runs import load_walker
-    from ..rwr import WalkConfig
     from ..tokenize import tokenize_file
+    from ..walk import WalkConfig
 
     t_setup = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_json)

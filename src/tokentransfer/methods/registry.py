@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rwr import WalkConfig
+from ..walk import WalkConfig
 
 #: the few-shot jobs, in order, and the suffix of each one's point file
 FEWSHOT_JOBS = {"point": "", "finetune": "_finetuned", "transfer": "_transfer"}
@@ -33,7 +33,7 @@ class Env:
     """What a method is adapted and sampled with: one job's tokenizer, settings and files.
 
     ``gen``: the ``generate`` keys the job reads (``samples``, ``length``, ``seed`` and, for
-    the walks, those of :class:`tokentransfer.rwr.WalkConfig`); ``sampling``: the ``sampling``
+    the walks, those of :class:`tokentransfer.walk.WalkConfig`); ``sampling``: the ``sampling``
     keys (``markov_discount`` of the chains; ``temperature`` and ``top_k`` of the
     transformers); ``eval``: the ``evaluate`` keys (``bits_tokens``, ``knn``); ``model_dir``: the
     transformer folder (evaluation: the pretrained one, or the fine-tuned one for
@@ -233,7 +233,7 @@ def allowed_names() -> dict[str, list[str]]:
     }
 
 
-#: the walk's keys of the generate section (tokentransfer.rwr.WalkConfig)
+#: the walk's keys of the generate section (tokentransfer.walk.WalkConfig)
 WALK_KEYS = tuple(WalkConfig.__dataclass_fields__)
 #: the keys of the graph networks trained for a walk or a transplant (``linkpred`` section)
 LINKPRED_KEYS = (

@@ -36,7 +36,7 @@ class Walk(Method):
     def fit(self, pieces, env):
         from ..graph import context_successors, successors
         from ..likelihood import walk_log_probs
-        from ..rwr import Walker
+        from ..walk import Walker
 
         t0 = time.perf_counter()
         succ = successors(pieces, len(env.tokenizer))

@@ -3,6 +3,7 @@ from music21's corpus: tests/music21_corpora.py), tokenized with real miditok.""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -12,15 +13,9 @@ import pytest
 import scipy.sparse as sp
 
 from tokentransfer.graph import context_successors, successors
-from tokentransfer.rwr import (
-    WalkConfig,
-    Walker,
-    decode,
-    load_node_embeddings,
-    token_errors,
-    write_midi,
-)
+from tokentransfer.midi import decode, token_errors, write_midi
 from tokentransfer.tokenize import build_tokenizer, tokenize_file
+from tokentransfer.walk import WalkConfig, Walker, load_node_embeddings
 from tokentransfer.walkform import count_tables
 
 
@@ -467,7 +462,7 @@ def test_throughput(tok, corpora, graphs, ctxs, tabs):
         t1 = time.perf_counter()
         w.generate()
         t2 = time.perf_counter()
-        print(f"rwr {name}: set-up {t1 - t0:.3f}s, {4 * 1024 / (t2 - t1):.0f} tokens/s")
+        print(f"walk {name}: set-up {t1 - t0:.3f}s, {4 * 1024 / (t2 - t1):.0f} tokens/s")
 
 
 def test_log_probs_follow_the_walks_distribution(tok, corpora, graphs, ctxs, tabs):
@@ -701,3 +696,56 @@ def test_the_shipped_walk_copies_no_more_than_held_out_pieces(tok, corpora):
         w = Walker(succ, tok, cfg=cfg, ctx_succ=ctx, tables=tables)
         rate[beta] = float(np.mean([ngram_copy_rate(s, train, 8) for s in w.generate(seed=0)]))
     assert rate[gen["beta"]] <= held_rate < rate[1.0], (held_rate, rate)
+
+
+# ---------------------------------------------------------------------------- one step
+def one_step_draws(w: Walker, prompt: np.ndarray, n: int = 2000) -> np.ndarray:
+    """The first token the walk draws after ``prompt`` in ``n`` seeded samples."""
+    return np.array([s[len(prompt)] for s in w.generate(n=n, length=1, prompt=prompt, seed=1)])
+
+
+def test_generation_draws_from_the_distribution_log_probs_scores(tok, corpora, graphs, ctxs, tabs):
+    """The walk's one step, read two ways: after prompts ending on every kind of token (the
+    interval model on, widening, a dead-end restart, a back-off by corpus frequency), the
+    tokens the walk draws follow :meth:`Walker.next_distribution` (every drawn token has
+    probability > 0, every token's frequency within 5 binomial standard errors of it) and
+    :meth:`Walker.log_probs` scores exactly that distribution, floored. Fails if generation
+    and the likelihood step differ in a level, a factor, a fall-back or a grammar rule."""
+    h, vocab_ids = random_embeddings(corpora["tunes"])
+    cfg = WalkConfig(restart=0.0, form="none", scale="none", top_k=8)
+    w = Walker(graphs["tunes"], tok, h, vocab_ids, cfg, ctx_succ=ctxs["tunes"],
+               tables=tabs["tunes"])  # fmt: skip
+    piece = corpora["tunes"][1]
+    ends: dict[str, list[int]] = {}
+    for i in range(8, 400):  # prompts ending on each kind of token, two of each
+        ends.setdefault(tok[int(piece[i - 1])].split("_")[0], []).append(i)
+    cases = [(w, piece[:c]) for cuts in ends.values() for c in cuts[:2]]
+    # first-order top-1 rows: the one candidate is often forbidden, so the step widens
+    cfg1 = dataclasses.replace(cfg, top_k=1, context="none")
+    w1 = Walker(graphs["tunes"], tok, h, vocab_ids, cfg1, ctx_succ=ctxs["tunes"],
+                tables=tabs["tunes"])  # fmt: skip
+    cases += [(w1, piece[:c]) for cuts in ends.values() for c in cuts[:2]]
+    note = ["Position_0", "Program_0", "Pitch_60", "Velocity_63", "Duration_1.0.8"]
+    for names, cut in ((["Bar_None", "TimeSig_4/4", *note], 7), (["Bar_None", "TimeSig_4/4",
+                        *note[:3]], 5)):  # fmt: skip
+        tiny = tiny_walker(tok, names, WalkConfig(restart=0.0, form="none", scale="none"))
+        cases.append((tiny, np.array(ids(tok, *names))[:cut]))
+    fallbacks = []
+    for walker, prompt in cases:
+        st = walker.replay(prompt)
+        p = walker.next_distribution(int(prompt[-1]), st)
+        assert np.isclose(p.sum(), 1.0) and (p[~walker.g.mask(st)[0]] == 0).all()
+        drawn = one_step_draws(walker, prompt)
+        fallbacks.append([sum(x[k] for x in walker.last_stats) for k in ("widened",
+                          "dead_end_restarts", "backoffs")])  # fmt: skip
+        assert (p[drawn] > 0).all(), [tok[int(t)] for t in drawn[p[drawn] == 0]]
+        freq = np.bincount(drawn, minlength=len(p)) / len(drawn)
+        se = np.sqrt(p * (1 - p) / len(drawn))
+        assert (np.abs(freq - p) <= 5 * se + 1 / len(drawn)).all(), tok[int(prompt[-1])]
+        allowed = walker.g.mask(st)[0]
+        for t in np.flatnonzero(allowed)[:5].tolist() + drawn[:5].tolist():
+            lp = walker.log_probs(np.concatenate([prompt, [t]]))[-1]
+            assert lp == np.log2(0.999 * p[t] + 1e-3 / allowed.sum())
+    assert len(ends) >= 6
+    assert sum(f[0] for f in fallbacks[:-2]) > 0  # some draws widened past the context row
+    assert fallbacks[-2][1] == len(drawn) and fallbacks[-1][2] == len(drawn)
