@@ -109,11 +109,13 @@ def token_allowed(allowed, ttype, tval, kind, remove_dup, prev, floor, limit, pr
         v = tval[tok]
         if v < floor or v >= limit:
             return False
-    return not (
-        remove_dup
-        and k == NOTE
-        and played[(program + 1) * _PITCHES + tval[tok] % _PITCHES] == onset
-    )
+    return not (remove_dup and repeats_pitch(tval, kind, program, onset, played, tok))
+
+
+@inline
+def repeats_pitch(tval, kind, program, onset, played, tok):
+    """Whether note ``tok`` repeats a pitch the program already played at this onset."""
+    return kind[tok] == NOTE and played[(program + 1) * _PITCHES + tval[tok] % _PITCHES] == onset
 
 
 @inline
@@ -344,6 +346,7 @@ class Grammar:
         self.ts_index = np.zeros(v, dtype=np.int64)
         ts_tokens = np.flatnonzero(self.kind == TIMESIG)
         self.ts_index[ts_tokens] = np.arange(1, len(ts_tokens) + 1)
+        self.ts_tokens = np.concatenate([[-1], ts_tokens]).astype(np.int64)  # by index
         self.n_ts = len(ts_tokens) + 1
         self._names = names
         self.pitch_code = code.get("Pitch", -2)  # Pitch (not PitchDrum): the voice state
@@ -418,10 +421,10 @@ class Grammar:
             return f"{self.types[t]} cannot follow {self.types[prev]}"
         if self.kind[tok] == POSITION and self.tval[tok] <= st.pos[0]:
             return f"Position {self.tval[tok]} does not go forward from {st.pos[0]}"
-        if self.kind[tok] == NOTE and self.remove_duplicated_notes:
-            key = (st.program[0] + 1) * _PITCHES + self.tval[tok] % _PITCHES
-            if st.played[0, key] == st.onset[0]:
-                return "the same pitch twice at one onset"
+        if self.remove_duplicated_notes and repeats_pitch(
+            self.tval, self.kind, int(st.program[0]), int(st.onset[0]), st.played[0], tok
+        ):
+            return "the same pitch twice at one onset"
         return None
 
     def contexts(self, seq: np.ndarray, n_notes: int) -> np.ndarray:

@@ -1,12 +1,13 @@
 """The walk's settings (config section ``generate``), checked in one place.
 
-:class:`WalkConfig` holds them and checks each value (:func:`check`, a one-line error naming
-the key); the config schema's ``generate`` section and the CLI's walk flags call the same
-check. The method itself: :mod:`tokentransfer.walk`.
+:class:`WalkConfig` holds them and checks each value with :func:`problem` (:data:`CHECKS`, one
+rule per key), raising a one-line error naming the config key; the CLI's walk flags call the
+same :func:`problem` and name the flag. The method itself: :mod:`tokentransfer.walk`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 SIMILARITIES = ("cosine", "dot")
@@ -20,6 +21,39 @@ MELODIES = ("none", "interval")
 FORMS = ("none", "return")
 #: walk engines: the compiled kernel, the same function run as Python
 ENGINES = ("numba", "python")
+
+
+def _probability(x) -> str | None:
+    return None if 0.0 <= x <= 1.0 else f"a probability, in [0, 1], got {x}"
+
+
+def _one_of(options):
+    return lambda x: None if x in options else f"must be one of {tuple(options)}, got {x!r}"
+
+
+#: the one check of each walk setting: key -> (value -> None, or why the value is refused)
+CHECKS = {
+    "length": lambda x: None if x >= 0 else f"must be >= 0, got {x}",
+    "samples": lambda x: None if x >= 0 else f"must be >= 0, got {x}",
+    "beta": lambda x: None if x >= 0 else f"must be >= 0, got {x}",
+    "temperature": lambda x: None if x > 0 else f"must be > 0, got {x}",
+    "top_k": lambda x: None if x >= 0 else f"must be >= 0 (0: all successors), got {x}",
+    "restart": _probability,
+    "similarity": _one_of(SIMILARITIES),
+    "context": _one_of(CONTEXTS),
+    "scale": _one_of(SCALES),
+    "chromatic": _probability,
+    "melody": _one_of(MELODIES),
+    "form": _one_of(FORMS),
+}
+
+
+def problem(key: str, value) -> str | None:
+    """Why the walk refuses ``value`` for setting ``key`` (a ``generate`` key, a field of
+    :class:`WalkConfig`), in one line without the key (its caller names the key: the config
+    key or the CLI flag), or None when it takes it."""
+    check = CHECKS.get(key)
+    return check(value) if check is not None else None
 
 
 @dataclass
@@ -55,32 +89,10 @@ class WalkConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.length < 0:
-            raise ValueError(f"generate.length must be >= 0, got {self.length}")
-        if self.samples < 0:
-            raise ValueError(f"generate.samples must be >= 0, got {self.samples}")
-        if not self.temperature > 0:
-            raise ValueError(f"generate.temperature must be > 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ValueError(f"generate.top_k must be >= 0 (0: all), got {self.top_k}")
-        if not 0.0 <= self.restart <= 1.0:
-            raise ValueError(f"generate.restart must be in [0, 1], got {self.restart}")
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(
-                f"generate.similarity must be one of {SIMILARITIES}, got {self.similarity!r}"
-            )
-        if self.scale not in SCALES:
-            raise ValueError(f"generate.scale must be one of {SCALES}, got {self.scale!r}")
-        if not 0.0 <= self.chromatic <= 1.0:
-            raise ValueError(f"generate.chromatic must be in [0, 1], got {self.chromatic}")
-        if self.melody not in MELODIES:
-            raise ValueError(f"generate.melody must be one of {MELODIES}, got {self.melody!r}")
-        if self.form not in FORMS:
-            raise ValueError(f"generate.form must be one of {FORMS}, got {self.form!r}")
-        if self.context not in CONTEXTS:
-            raise ValueError(
-                f"generate.context must be one of {tuple(CONTEXTS)}, got {self.context!r}"
-            )
+        for f in dataclasses.fields(self):
+            why = problem(f.name, getattr(self, f.name))
+            if why:
+                raise ValueError(f"generate.{f.name}: {why}")
 
     @classmethod
     def from_section(cls, section: dict) -> WalkConfig:

@@ -67,6 +67,37 @@ class Table:
         return self.cand[a:b], self.prob[a:b]
 
 
+def node_embeddings(
+    h: np.ndarray | None, vocab_ids: np.ndarray | None, v: int, similarity: str
+) -> np.ndarray | None:
+    """[V, k] embeddings per token id (zeros for a token without one; unit rows for the cosine
+    similarity) from ``h`` [n, k] of the ids ``vocab_ids``; None without ``h``."""
+    if h is None:
+        return None
+    h = np.asarray(h, dtype=np.float64)
+    if h.ndim != 2:
+        raise ValueError(f"node embeddings must be [n, k], got shape {h.shape}")
+    if vocab_ids is None:
+        if h.shape[0] != v:
+            raise ValueError(
+                f"without vocab_ids, h needs one row per token ({v}), got {h.shape[0]}"
+            )
+        vocab_ids = np.arange(v)
+    vocab_ids = np.asarray(vocab_ids, dtype=np.int64).ravel()
+    if len(vocab_ids) != h.shape[0]:
+        raise ValueError(f"{len(vocab_ids)} vocab_ids for {h.shape[0]} embedding rows")
+    if len(vocab_ids) and (vocab_ids.min() < 0 or vocab_ids.max() >= v):
+        raise ValueError(f"vocab_ids out of range for vocabulary size {v}")
+    if len(np.unique(vocab_ids)) != len(vocab_ids):
+        raise ValueError("vocab_ids are not unique")
+    if similarity == "cosine":
+        norm = np.linalg.norm(h, axis=1, keepdims=True)
+        h = np.divide(h, norm, out=np.zeros_like(h), where=norm > 0)
+    full = np.zeros((v, h.shape[1]), dtype=np.float64)  # no embedding: similarity 0
+    full[vocab_ids] = h
+    return full
+
+
 class WalkRows:
     """The walk's tables over a (state-expanded) token graph, under REMI's grammar.
 
@@ -118,7 +149,7 @@ class WalkRows:
         pitch = self.g.ttype == self.g.types.index("Pitch") if "Pitch" in self.g.types else 0
         self._pc = np.where(pitch, self.g.tval % 12, -1).astype(np.int64)
         self._key_profiles, self._key_masks = key_tables()
-        self._emb = self._embeddings(h, vocab_ids, v)
+        self._emb = node_embeddings(h, vocab_ids, v, self.cfg.similarity)
         self._n_notes = CONTEXTS[self.cfg.context]
         self._precompute(succ, ctx_succ)
         # unigram frequencies (back-off when a dead end cannot restart)
@@ -135,34 +166,6 @@ class WalkRows:
         if m.nnz and m.data.min() < 0:
             raise ValueError("successor counts must be non-negative")
         return m
-
-    def _embeddings(
-        self, h: np.ndarray | None, vocab_ids: np.ndarray | None, v: int
-    ) -> np.ndarray | None:
-        if h is None:
-            return None
-        h = np.asarray(h, dtype=np.float64)
-        if h.ndim != 2:
-            raise ValueError(f"node embeddings must be [n, k], got shape {h.shape}")
-        if vocab_ids is None:
-            if h.shape[0] != v:
-                raise ValueError(
-                    f"without vocab_ids, h needs one row per token ({v}), got {h.shape[0]}"
-                )
-            vocab_ids = np.arange(v)
-        vocab_ids = np.asarray(vocab_ids, dtype=np.int64).ravel()
-        if len(vocab_ids) != h.shape[0]:
-            raise ValueError(f"{len(vocab_ids)} vocab_ids for {h.shape[0]} embedding rows")
-        if len(vocab_ids) and (vocab_ids.min() < 0 or vocab_ids.max() >= v):
-            raise ValueError(f"vocab_ids out of range for vocabulary size {v}")
-        if len(np.unique(vocab_ids)) != len(vocab_ids):
-            raise ValueError("vocab_ids are not unique")
-        if self.cfg.similarity == "cosine":
-            norm = np.linalg.norm(h, axis=1, keepdims=True)
-            h = np.divide(h, norm, out=np.zeros_like(h), where=norm > 0)
-        full = np.zeros((v, h.shape[1]), dtype=np.float64)  # no embedding: similarity 0
-        full[vocab_ids] = h
-        return full
 
     def _logw(self, src: np.ndarray, dst: np.ndarray, counts: np.ndarray) -> np.ndarray:
         logw = self.cfg.beta * np.log(counts)
@@ -204,9 +207,7 @@ class WalkRows:
             u, c = row // c4, row % c4
             tsi, pos1, notes = self.g.split_context(c, CONTEXT_NOTES)
             self._n_ctx = n_c = self.g.n_contexts(self._n_notes)
-            ctx = (tsi * (self.g.max_position + 2) + pos1) * self._n_notes + np.minimum(
-                notes, self._n_notes - 1
-            )
+            ctx = self.g.context_ids(self.g.ts_tokens[tsi], pos1 - 1, notes, self._n_notes)
             keys, inv = np.unique(u * n_c + ctx, return_inverse=True)
             self._keys = keys
             n_ctx_rows = len(keys)

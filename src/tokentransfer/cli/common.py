@@ -71,6 +71,16 @@ def open_run(args: argparse.Namespace, corpus: str, name: str, flag: str = "--me
     return run, run.method(name, corpus, context, flag)
 
 
+def check_walk_flag(args: argparse.Namespace, key: str) -> None:
+    """The walk's own check of setting ``key`` (tokentransfer.walkconfig.problem), naming the
+    flag."""
+    from ..walkconfig import problem
+
+    why = problem(key, getattr(args, key))
+    if why:
+        raise UsageError(f"--{key.replace('_', '-')}: {why}")
+
+
 def method_settings(args: argparse.Namespace, run, method) -> tuple[dict, dict, dict]:
     """The ``generate``, ``evaluate`` and ``sampling`` settings ``method`` is fitted and
     sampled with (:meth:`tokentransfer.runs.Run.fit`'s): the run's config, with the flags given
@@ -86,10 +96,9 @@ def method_settings(args: argparse.Namespace, run, method) -> tuple[dict, dict, 
                 f"--{flag.replace('_', '-')}: {method.name} has no sampling "
                 f"{flag.replace('_', '-')}"
             )
-    if given(args, "temperature") and not args.temperature > 0:
-        raise UsageError(f"--temperature: must be > 0, got {args.temperature}")
-    if given(args, "top_k") and args.top_k < 0:
-        raise UsageError(f"--top-k: must be >= 0 (0: all), got {args.top_k}")
+    for flag in ("temperature", "top_k"):
+        if given(args, flag):
+            check_walk_flag(args, flag)
     walk_flags = ("beta", "restart", "similarity", "context")
     overrides = {k: getattr(args, k, None) for k in walk_flags if given(args, k)}
     sampling = {k: getattr(args, k) for k in ("temperature", "top_k") if given(args, k)}

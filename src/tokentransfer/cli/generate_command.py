@@ -12,6 +12,7 @@ from pathlib import Path
 from .common import (
     UsageError,
     check_prompt,
+    check_walk_flag,
     earlier_output,
     fail,
     given,
@@ -27,12 +28,8 @@ def _check_walk_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--n: need at least one sample, got {args.n}")
     if args.length < 1:
         raise UsageError(f"--length: need at least one token per sample, got {args.length}")
-    if args.top_k < 0:
-        raise UsageError(f"--top-k: must be >= 0 (0: all successors), got {args.top_k}")
-    if not args.temperature > 0:
-        raise UsageError(f"--temperature: must be > 0, got {args.temperature}")
-    if not 0.0 <= args.restart <= 1.0:
-        raise UsageError(f"--restart: a probability, in [0, 1], got {args.restart}")
+    for key in ("top_k", "temperature", "restart"):
+        check_walk_flag(args, key)
 
 
 def _check_out(out: Path) -> None:
@@ -159,8 +156,8 @@ def _sample_to(run, method, args, out: Path, prompt, settings, bars) -> dict:
 
     from ..fileio import write_json
     from ..infill import continue_score
-    from ..runs import check_memory, max_tokens, sample_length_or_bars
     from ..midi import write_midi
+    from ..runs import check_memory, max_tokens, sample_length_or_bars
     from ..samples import write_samples
 
     start = 0 if prompt is None else len(prompt)

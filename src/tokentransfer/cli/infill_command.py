@@ -45,8 +45,8 @@ def infill(args: argparse.Namespace) -> int:
 
     from ..fileio import write_json
     from ..infill import bar_quarters, check_bars, infill_score, infill_tokens
-    from ..runs import RunError, max_tokens
     from ..midi import token_errors, write_midi
+    from ..runs import RunError, max_tokens
 
     try:
         first, last = _parse_bars(args.bars)
