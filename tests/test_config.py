@@ -241,3 +241,30 @@ def test_knn_quick_overlay_validates_on_top_of_the_quick_tegridy_run(schema):
     check(config, schema)
     assert config["model"]["name"] == "tegridy-quick" and config["fewshot"]["enabled"]
     assert "knn" in config["fewshot"]["methods"] and config["fewshot"]["ks"] == [1, 5, 20, 0]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("beta", -0.5),
+        ("temperature", 0.0),
+        ("top_k", -1),
+        ("restart", 1.5),
+        ("similarity", "euclid"),
+        ("context", "bar"),
+        ("scale", "dorian"),
+        ("chromatic", -0.1),
+        ("melody", "contour"),
+        ("form", "rondo"),
+    ],
+)
+def test_walk_settings_are_checked_by_the_walks_own_rule(schema, key, value):
+    """generate's walk keys: refused at config load with the text WalkConfig gives, naming the
+    key (the schema holds their types and defaults, the walk the one rule)."""
+    from tokentransfer.walkconfig import WalkConfig
+
+    message = _bad(schema, lambda c: c.setdefault("generate", {}).update({key: value}))
+    assert message.startswith(f"config key generate.{key}: ")
+    with pytest.raises(ValueError) as err:
+        WalkConfig.from_section({key: value})
+    assert message == f"config key {err.value}"

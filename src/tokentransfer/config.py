@@ -141,6 +141,17 @@ def _check_names(config: dict) -> None:
                 raise ConfigError(f"config key {key}[{i}]: {value!r} is not one of {allowed}")
 
 
+def _check_walk(section: dict) -> None:
+    """The walk's settings, by the walk's own rules (:data:`tokentransfer.walkconfig.CHECKS`;
+    the schema gives their types and defaults only)."""
+    from .walkconfig import problem
+
+    for key, value in section.items():
+        why = problem(key, value)
+        if why:
+            raise ConfigError(f"config key generate.{key}: {why}")
+
+
 def check(config: dict, schema: dict | None = None) -> None:
     """Raise :class:`ConfigError` for the first problem in ``config``, naming its key."""
     if schema is None:
@@ -152,6 +163,7 @@ def check(config: dict, schema: dict | None = None) -> None:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_describe(best))
     _check_names(config)
+    _check_walk(config.get("generate", {}))
     _check_regexes(config)
     _check_tokenizer(config.get("tokenizer", {}))
     ingest = config.get("ingest", {})
