@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
@@ -33,7 +34,8 @@ from tokentransfer.model import set_threads  # noqa: E402
 
 
 def merged_config(root: Path, files: list[str]) -> dict:
-    """config/config.yaml, then each file over it (as Snakemake merges), schema defaults in."""
+    """The run's config/config.yaml, then each file over it (as Snakemake merges), this
+    checkout's schema defaults in."""
     from snakemake.utils import validate
 
     def merge(a, b):
@@ -45,7 +47,7 @@ def merged_config(root: Path, files: list[str]) -> dict:
     cfg: dict = {}
     for f in ["config/config.yaml", *files]:
         cfg = merge(cfg, yaml.safe_load((root / f).read_text()))
-    validate(cfg, str(root / "schemas/config.schema.yaml"), set_default=True)
+    validate(cfg, str(REPO / "schemas/config.schema.yaml"), set_default=True)  # this checkout's
     return cfg
 
 
@@ -79,8 +81,7 @@ def main() -> int:
                 draw=0,
                 cfg=cfg["fewshot"],
                 eval_cfg=cfg["evaluate"],
-                length=int(cfg["generate"]["length"]),
-                classifier=None,
+                out_dir=tempfile.mkdtemp(prefix="fusion_lambda."),  # nothing is written there
             )
             if p.skipped:
                 continue
