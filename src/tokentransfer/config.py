@@ -142,14 +142,15 @@ def _check_names(config: dict) -> None:
 
 
 def _check_walk(section: dict) -> None:
-    """The walk's settings, by the walk's own rules (:data:`tokentransfer.walkconfig.CHECKS`;
-    the schema gives their types and defaults only)."""
-    from .walkconfig import problem
+    """The walk's settings, checked by building the walk's own :class:`WalkConfig` (one rule
+    per key, :data:`tokentransfer.walkconfig.CHECKS`; the schema gives their types and
+    defaults only)."""
+    from .walkconfig import WalkConfig
 
-    for key, value in section.items():
-        why = problem(key, value)
-        if why:
-            raise ConfigError(f"config key generate.{key}: {why}")
+    try:
+        WalkConfig.from_section(section)
+    except ValueError as err:  # "generate.<key>: why"
+        raise ConfigError(f"config key {err}") from None
 
 
 def check(config: dict, schema: dict | None = None) -> None:
