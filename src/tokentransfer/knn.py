@@ -15,7 +15,10 @@ memory; the distances are computed in float32 either way).
 
 **Search** (:meth:`Datastore.search`): exact; squared L2 distances
 ``|q|^2 - 2 q.k + |k|^2`` by matrix products over chunks of keys (at most ``KEY_CHUNK``) and
-queries (at most ``CHUNK_ELEMENTS`` distances at a time), the ``k`` smallest kept.
+queries (at most ``CHUNK_ELEMENTS`` distances at a time), the ``k`` smallest kept. Or, once
+:func:`index_store` gave the store an inverted-file index (``evaluate.knn.search``: ``ivf``,
+or ``auto`` above ``exact_max_keys`` keys), approximate: :class:`tokentransfer.knnindex.IvfIndex`
+(faiss), the same squared distances over the keys of the ``nprobe`` nearest of its lists.
 
 **Distribution** (:func:`knn_mixture`): ``p_knn(v)`` is ``softmax(-d / T)`` over the ``k``
 nearest keys, summed over the keys whose value is ``v``;
@@ -76,6 +79,16 @@ TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
 #: default cap on the held-out tokens the choice of lam and T scores
 #: (``evaluate.knn.choice_tokens``): its search costs held-out tokens x keys
 CHOICE_TOKENS = 5000
+#: default search (``evaluate.knn.search``): exact up to ``EXACT_MAX_KEYS`` keys, IVF above
+SEARCH = "auto"
+SEARCHES = ("auto", "exact", "ivf")
+#: the largest datastore that ``search: auto`` searches exactly (``evaluate.knn.exact_max_keys``);
+#: the default run's largest (fiddle, every tune) has about 130k keys
+EXACT_MAX_KEYS = 1 << 18
+#: default lists of the IVF index (``evaluate.knn.lists``; 0: ``round(sqrt(keys))``)
+LISTS = 0
+#: default lists scanned per query (``evaluate.knn.nprobe``)
+NPROBE = 32
 #: default storage type of the keys (``evaluate.knn.dtype``)
 DTYPE = "float32"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -96,9 +109,23 @@ def settings(section: dict | None) -> dict:
         "temperatures": list(TEMPERATURES),
         "choice_tokens": CHOICE_TOKENS,
         "dtype": DTYPE,
+        "search": SEARCH,
+        "exact_max_keys": EXACT_MAX_KEYS,
+        "lists": LISTS,
+        "nprobe": NPROBE,
         **(section or {}),
     }
-    unknown = set(s) - {"neighbours", "lambdas", "temperatures", "choice_tokens", "dtype"}
+    unknown = set(s) - {
+        "neighbours",
+        "lambdas",
+        "temperatures",
+        "choice_tokens",
+        "dtype",
+        "search",
+        "exact_max_keys",
+        "lists",
+        "nprobe",
+    }
     if unknown:
         raise ValueError(f"evaluate.knn: unknown key(s) {sorted(unknown)}")
     if int(s["neighbours"]) < 1:
@@ -108,6 +135,13 @@ def settings(section: dict | None) -> dict:
         raise ValueError(f"evaluate.knn.choice_tokens must be >= 1, got {s['choice_tokens']}")
     if s["dtype"] not in DTYPES:
         raise ValueError(f"evaluate.knn.dtype must be one of {list(DTYPES)}, got {s['dtype']!r}")
+    if s["search"] not in SEARCHES:
+        raise ValueError(
+            f"evaluate.knn.search must be one of {list(SEARCHES)}, got {s['search']!r}"
+        )
+    for key, low in (("exact_max_keys", 0), ("lists", 0), ("nprobe", 1)):
+        if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < low:
+            raise ValueError(f"evaluate.knn.{key} must be an integer >= {low}, got {s[key]!r}")
     return s
 
 
@@ -214,6 +248,8 @@ class Datastore:
     position: torch.Tensor
     seconds: float = 0.0
     norms: torch.Tensor = field(init=False)
+    #: an approximate index (:func:`index_store`); None: exact search
+    index: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.keys.shape[0]
@@ -239,8 +275,13 @@ class Datastore:
         return Datastore(self.keys[keep], self.values[keep], self.piece[keep], self.position[keep])
 
     def to(self, dtype: str | torch.dtype) -> Datastore:
-        """The same datastore with its keys stored as ``dtype`` (float32 or float16)."""
+        """The same datastore with its keys stored as ``dtype`` (float32 or float16); itself
+        (with its index) when they already are."""
         dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+        if self.keys.dtype == dtype:
+            return self
+        if self.index is not None:
+            raise ValueError("convert the keys before indexing them (the index holds its own)")
         out = Datastore(self.keys.to(dtype), self.values, self.piece, self.position)
         out.seconds = self.seconds
         return out
@@ -248,13 +289,17 @@ class Datastore:
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d, v)``: the squared L2 distances ``[m, k']`` (ascending) of each query's
         ``k' = min(k, N)`` nearest keys and their values; exact, by matrix products over
-        chunks (see the module doc)."""
+        chunks (see the module doc), or through :attr:`index` when it is set (approximate:
+        distances ``inf`` where it found fewer than ``k'``)."""
         n = len(self)
         if n == 0:
             raise ValueError("the datastore is empty (no adaptation tokens)")
         if k < 1:
             raise ValueError(f"neighbours must be >= 1, got {k}")
         k = min(int(k), n)
+        if self.index is not None:
+            d, i = self.index.search(queries, k)
+            return d.to(self.values.device), self.values[i.clamp_min(0).to(self.values.device)]
         q = queries.to(self.keys.device, torch.float32)
         qn = (q**2).sum(1)
         key_chunk = min(n, CHUNK_ELEMENTS, KEY_CHUNK)
@@ -276,6 +321,54 @@ class Datastore:
             idx.append(best_i)
         d, i = torch.cat(dist), torch.cat(idx)
         return d, self.values[i]
+
+
+class Restricted:
+    """A datastore searched through its index over the keys where ``keep`` (bool ``[N]``)
+    holds: :meth:`Datastore.restricted` of an indexed store (no copy of the keys)."""
+
+    def __init__(self, store: Datastore, keep: torch.Tensor) -> None:
+        self.store = store
+        self.keep = keep.cpu().numpy().astype(bool)
+        self.count = int(self.keep.sum())
+
+    def __len__(self) -> int:
+        return self.count
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.count == 0:
+            raise ValueError("the datastore is empty (no adaptation tokens)")
+        d, i = self.store.index.search(queries, min(int(k), self.count), self.keep)
+        values = self.store.values
+        return d.to(values.device), values[i.clamp_min(0).to(values.device)]
+
+
+def restricted(store: Datastore, keep: torch.Tensor) -> Datastore | Restricted:
+    """The keys of ``store`` where ``keep`` holds, to search: a copy (:meth:`Datastore.subset`)
+    when the search is exact, a :class:`Restricted` view of its index otherwise."""
+    if store.index is None:
+        return store.subset(keep)
+    return Restricted(store, keep)
+
+
+def index_store(store: Datastore, s: dict, seed: int = 0) -> Datastore:
+    """``store`` with the approximate index that ``s`` (:func:`settings`) asks for: ``search:
+    ivf``, or ``auto`` with more than ``exact_max_keys`` keys; its keys first converted to
+    ``s["dtype"]`` (the index holds them as that type). Otherwise ``store`` unchanged (exact)."""
+    from .knnindex import IvfIndex
+
+    if not (s["search"] == "ivf" or (s["search"] == "auto" and len(store) > s["exact_max_keys"])):
+        return store
+    store = store.to(s["dtype"])
+    store.index = IvfIndex(store.keys, s["lists"], s["nprobe"], seed)
+    log.info(
+        "knn: IVF index of %d keys, %d lists, nprobe %d, built in %.1f s",
+        len(store),
+        store.index.lists,
+        store.index.nprobe,
+        store.index.seconds,
+    )
+    return store
 
 
 def build_datastore(
@@ -325,6 +418,8 @@ def knn_distribution(d: torch.Tensor, v: torch.Tensor, temperature: float, vocab
     """``[m, vocab]`` float64: ``softmax(-d / temperature)`` of the neighbours' distances
     ``d`` ``[m, k]``, summed per value ``v`` ``[m, k]``."""
     w = torch.softmax(-d.double() / float(temperature), dim=1)
+    if not torch.isfinite(d).all():  # an approximate search found fewer than k: weight 0
+        w = torch.nan_to_num(w.masked_fill(~torch.isfinite(d), 0.0), nan=0.0)
     out = torch.zeros((d.shape[0], vocab), dtype=torch.float64, device=d.device)
     return out.scatter_add_(1, v.to(d.device), w)
 
@@ -566,7 +661,7 @@ def choose_knn(
     for p, n in fit_len.items():
         limit[p] = n
     limit = limit.to(store.piece.device)
-    fitted = store.subset(store.position.long() < limit[store.piece.long()])
+    fitted = restricted(store, store.position.long() < limit[store.piece.long()])
     out_layer = model.get_output_embeddings()
     per: list[list[np.ndarray]] = [[] for _ in grid]
     for p, cut, n in held:

@@ -177,13 +177,22 @@ class Knn(Method):
     reads = {**SAMPLING, "evaluate": (*SAMPLING["evaluate"], "knn")}
 
     def fit(self, pieces, env):
-        from ..knn import build_datastore, choose_knn, knn_log_probs, knn_samples, settings
+        from ..knn import (
+            build_datastore,
+            choose_knn,
+            index_store,
+            knn_log_probs,
+            knn_samples,
+            settings,
+        )
+        from ..knnindex import describe
 
         s = settings(env.eval.get("knn"))
         model = env.load_model()
         bos = env.special["bos"]
         t0 = time.perf_counter()
         store = build_datastore(model, pieces, bos, env.device)
+        store = index_store(store, s, env.seed)
         choice = choose_knn(
             model,
             pieces,
@@ -219,6 +228,7 @@ class Knn(Method):
             "datastore_dtype": s["dtype"],
             "datastore_seconds": round(store.seconds, 4),
             "choice_seconds": round(choice.seconds, 4),
+            **describe(store.index),
             "device": str(env.device),
             "temperature": env.sampling["temperature"],
             "top_k": env.sampling["top_k"],
