@@ -14,8 +14,16 @@ time the search only, on the real keys tiled with noise to that size (their buil
 would be the forward pass, linear in N: not measured). Reads a finished run's ``results/``
 (tokens, splits, tokenizer, the pretrained model).
 
+With ``--ivf`` each size also gets a row ``ivf`` per dtype: the approximate search of
+:class:`tokentransfer.knnindex.IvfIndex` (``--lists``, 0: sqrt(N); ``--nprobe``), its build
+seconds (k-means and adding the keys; the forward pass is the exact row's), the same two
+search times, the recall (the share of exact search's ``--neighbours`` nearest keys that it
+finds, by distance) and the test queries' bits per token under the kNN-LM at ``--lam`` and
+``--knn-temperature`` against exact search's (``bits`` column: exact rows show theirs, ivf
+rows the difference).
+
     python benchmarks/knn.py --root . --model small --target fiddle \\
-        --tokens 1000 10000 100000 0 --extra 1000000
+        --tokens 1000 10000 100000 0 --extra 1000000 --ivf
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tokentransfer.knn import Datastore, build_datastore, window_states  # noqa: E402
-from tokentransfer.likelihood import scored_pieces  # noqa: E402
+from tokentransfer.knn import Datastore, build_datastore, knn_mixture, window_states  # noqa: E402
+from tokentransfer.knnindex import IvfIndex  # noqa: E402
+from tokentransfer.likelihood import _LN2, scored_pieces  # noqa: E402
 from tokentransfer.model import load_model, set_threads, special_ids  # noqa: E402
 from tokentransfer.tokenize import corpus_tokens  # noqa: E402
 
@@ -77,6 +86,20 @@ def search_times(store: Datastore, queries: torch.Tensor, k: int, batch: int, st
     return per_query, statistics.median(times) * 1e3
 
 
+def bits(store, queries, logits, targets, k: int, lam: float, temp: float) -> float:
+    """Bits per token of ``targets`` under the kNN-LM (no grammar mask) with ``store``."""
+    d, v = store.search(queries, k)
+    p = knn_mixture(logits, d, v, lam, temp)
+    return float(-(torch.log(p.gather(1, targets[:, None])) / _LN2).mean())
+
+
+def recall(d_approx: torch.Tensor, d_exact: torch.Tensor) -> float:
+    """The share of the exact ``k`` nearest keys found: approximate distances at or below each
+    query's exact ``k``-th distance (a found key is a real key at its true distance)."""
+    kth = d_exact[:, -1:]
+    return float((d_approx <= kth * (1 + 1e-5) + 1e-6).float().mean())
+
+
 def peak_rss_mb() -> float:
     """The process's peak resident memory so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
@@ -106,6 +129,12 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=4, help="queries per sampling step")
     ap.add_argument("--steps", type=int, default=50, help="sampling steps timed")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ivf", action="store_true", help="also time the IVF index (faiss)")
+    ap.add_argument("--lists", type=int, default=0, help="IVF lists (0: sqrt of the keys)")
+    ap.add_argument("--nprobe", type=int, default=32)
+    ap.add_argument("--lam", type=float, default=0.5, help="lambda of the bits column")
+    ap.add_argument("--knn-temperature", type=float, default=1.0, help="T of the bits column")
+    ap.add_argument("--seed", type=int, default=0, help="the IVF index's k-means seed")
     args = ap.parse_args()
 
     set_threads(args.threads)
@@ -116,8 +145,11 @@ def main() -> int:
     split = str(res / "splits" / f"{args.target}.tsv")
     train = corpus_tokens(shards, [split], "train")
     test = scored_pieces(corpus_tokens(shards, [split], "test"), args.queries + 64)
-    queries = torch.cat([h for *_, h in window_states(model, test, bos, logits=False)])
-    queries = queries[: args.queries]
+    states = list(window_states(model, test, bos))
+    queries = torch.cat([h for *_, h in states])[: args.queries]
+    logits = torch.cat([lg for _, _, lg, _ in states])[: args.queries]
+    targets = torch.cat([torch.from_numpy(test[p][i0 : i0 + len(h)]) for p, i0, _, h in states])
+    targets = targets[: args.queries]
     print(
         f"{args.target}: {len(train)} training pieces, {sum(len(p) - 1 for p in train)} keys in "
         f"all; {len(queries)} test queries, {args.neighbours} neighbours, "
@@ -125,7 +157,7 @@ def main() -> int:
     )
     head = (
         f"{'keys':>9} {'dtype':>8} {'build s':>8} {'keys/s':>8} {'MB':>8} "
-        f"{'us/query':>9} {'ms/step':>8} {'peak RSS MB':>12}"
+        f"{'us/query':>9} {'ms/step':>8} {'recall':>7} {'bits':>8} {'peak RSS MB':>12}"
     )
     print(head)
     print("-" * len(head))
@@ -142,10 +174,28 @@ def main() -> int:
             s = store.to(dtype)
             per_q, per_step = search_times(s, queries, args.neighbours, args.batch, args.steps)
             rate = len(s) / build_s if build_s == build_s else float("nan")
+            kw = {"k": args.neighbours, "lam": args.lam, "temp": args.knn_temperature}
+            b_exact = bits(s, queries, logits, targets, **kw)
             print(
                 f"{len(s):>9} {dtype:>8} {build_s:>8.2f} {rate:>8.0f} {s.megabytes:>8.1f} "
-                f"{per_q:>9.1f} {per_step:>8.2f} {peak_rss_mb():>12.0f}"
+                f"{per_q:>9.1f} {per_step:>8.2f} {1.0:>7.3f} {b_exact:>8.4f} {peak_rss_mb():>12.0f}"
                 + ("  (tiled: search only)" if extra else "")
+            )
+            if not args.ivf:
+                continue
+            ivf = Datastore(s.keys, s.values, s.piece, s.position)
+            ivf.index = IvfIndex(s.keys, args.lists, args.nprobe, args.seed, args.threads)
+            per_q, per_step = search_times(ivf, queries, args.neighbours, args.batch, args.steps)
+            rec = recall(
+                ivf.search(queries, args.neighbours)[0], s.search(queries, args.neighbours)[0]
+            )
+            db = bits(ivf, queries, logits, targets, **kw) - b_exact
+            print(
+                f"{len(s):>9} {'ivf':>8} {ivf.index.seconds:>8.2f} "
+                f"{len(s) / ivf.index.seconds:>8.0f} "
+                f"{ivf.index.megabytes:>8.1f} {per_q:>9.1f} {per_step:>8.2f} {rec:>7.3f} "
+                f"{db:>+8.4f} {peak_rss_mb():>12.0f}  ({ivf.index.lists} lists, nprobe "
+                f"{ivf.index.nprobe})"
             )
     return 0
 
