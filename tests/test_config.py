@@ -243,6 +243,17 @@ def test_knn_quick_overlay_validates_on_top_of_the_quick_tegridy_run(schema):
     assert "knn" in config["fewshot"]["methods"] and config["fewshot"]["ks"] == [1, 5, 20, 0]
 
 
+def test_the_full_tegridy_knn_overlay_is_a_valid_config(schema):
+    """config/tegridy-knn.yaml on config/tegridy.yaml: the 3.4 M model's knn curve, k = 1-20."""
+    from snakemake.utils import update_config
+
+    config = load_yaml(REPO / "config" / "tegridy.yaml")
+    update_config(config, load_yaml(REPO / "config" / "tegridy-knn.yaml"))
+    check(config, schema)
+    assert config["model"]["name"] == "tegridy" and config["model"]["layers"] == 4
+    assert "knn" in config["fewshot"]["methods"] and config["fewshot"]["ks"] == [1, 5, 20]
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
