@@ -1,6 +1,7 @@
 """Generation speed of every generator of the evaluation, each at its best batch, in one run.
 
-On the successor graph of the bach fixture corpus (V = the tokenizer's vocabulary), for
+On the successor graph of the bach fixture corpus (or of the MIDI files in ``--midi DIR``; V = the
+tokenizer's vocabulary), for
 ``--samples`` x ``--length`` tokens:
 
 - ``walk`` (:class:`tokentransfer.walk.Walker`, biased by random 128-d node embeddings: the
@@ -111,6 +112,11 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=3, help="timings per generator (fastest)")
+    ap.add_argument(
+        "--midi",
+        default=str(SHARED / "data" / "fixtures" / "bach"),
+        help="folder of the MIDI files the graph is counted on (default: the bach fixture)",
+    )
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
@@ -118,7 +124,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load(Path(args.config).read_text())
     tokenizer = build_tokenizer(cfg.get("tokenizer", {"kind": "REMI", "use_programs": True}))
-    files = sorted((SHARED / "data" / "fixtures" / "bach").glob("*.mid"))
+    files = sorted(Path(args.midi).glob("*.mid"))
+    if not files:
+        ap.error(
+            f"no *.mid files in {args.midi}: pass --midi DIR (any folder of MIDI files) or set "
+            "TOKENTRANSFER_SHARED to the folder holding data/fixtures/bach"
+        )
     seqs = [tokenize_file(tokenizer, p) for p in files]
     succ = successors(seqs, len(tokenizer))
     ctx = context_successors(seqs, tokenizer)
