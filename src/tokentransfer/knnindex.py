@@ -12,9 +12,10 @@ as the exact search's (float32 keys; a float16 store is held as float16 by a sca
 quantizer), but a true neighbour in an unscanned list is missed: ``benchmarks/knn.py``
 prints the recall against exact search.
 
-* ``lists``: 0 chooses ``round(sqrt(N))`` clamped to [16, 65536] (faiss's guideline is 4-16
-  times that for billion-scale stores; fewer, larger lists train faster, which on 2 cores
-  is the larger cost here).
+* ``lists``: 0 chooses ``round(sqrt(N))`` clamped to [16, 65536], and at most N / 39 (the
+  fewest training keys per list faiss's k-means accepts). faiss's guideline for
+  billion-scale stores is 4-16 times sqrt(N); fewer, larger lists train faster, which on 2
+  cores is the larger cost here.
 * k-means runs ``KMEANS_ITERATIONS`` iterations on at most ``TRAIN_PER_LIST`` keys per list
   (a sample faiss draws with the given seed), so the index of the same keys and seed is the
   same.
@@ -50,10 +51,14 @@ ADD_CHUNK = 1 << 18
 PARALLEL_QUERIES = 64
 
 
+#: fewest training keys per list that faiss's k-means accepts without a warning
+MIN_PER_LIST = 39
+
+
 def auto_lists(n: int) -> int:
-    """The default number of lists for ``n`` keys: ``round(sqrt(n))`` in [16, 65536], at most
-    ``n``."""
-    return max(1, min(n, max(16, min(65536, round(math.sqrt(n))))))
+    """The default number of lists for ``n`` keys: ``round(sqrt(n))`` in [16, 65536], and at
+    most ``n // MIN_PER_LIST`` (at least 1)."""
+    return max(1, min(n // MIN_PER_LIST, max(16, min(65536, round(math.sqrt(n))))))
 
 
 def _faiss():
