@@ -103,7 +103,7 @@ KEY_CHUNK = 1 << 18
 
 def settings(section: dict | None) -> dict:
     """``evaluate.knn`` with its defaults filled in (the schema's), checked."""
-    s = {
+    defaults = {
         "neighbours": NEIGHBOURS,
         "lambdas": list(LAMBDAS),
         "temperatures": list(TEMPERATURES),
@@ -113,19 +113,9 @@ def settings(section: dict | None) -> dict:
         "exact_max_keys": EXACT_MAX_KEYS,
         "lists": LISTS,
         "nprobe": NPROBE,
-        **(section or {}),
     }
-    unknown = set(s) - {
-        "neighbours",
-        "lambdas",
-        "temperatures",
-        "choice_tokens",
-        "dtype",
-        "search",
-        "exact_max_keys",
-        "lists",
-        "nprobe",
-    }
+    s = {**defaults, **(section or {})}
+    unknown = set(s) - set(defaults)
     if unknown:
         raise ValueError(f"evaluate.knn: unknown key(s) {sorted(unknown)}")
     if int(s["neighbours"]) < 1:
@@ -298,8 +288,7 @@ class Datastore:
             raise ValueError(f"neighbours must be >= 1, got {k}")
         k = min(int(k), n)
         if self.index is not None:
-            d, i = self.index.search(queries, k)
-            return d.to(self.values.device), self.values[i.clamp_min(0).to(self.values.device)]
+            return self.indexed_search(queries, k)
         q = queries.to(self.keys.device, torch.float32)
         qn = (q**2).sum(1)
         key_chunk = min(n, CHUNK_ELEMENTS, KEY_CHUNK)
@@ -322,10 +311,18 @@ class Datastore:
         d, i = torch.cat(dist), torch.cat(idx)
         return d, self.values[i]
 
+    def indexed_search(
+        self, queries: torch.Tensor, k: int, keep: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d, v)`` through :attr:`index` (approximate; ``inf`` where fewer than ``k`` keys
+        were found), over the keys where ``keep`` holds (None: all)."""
+        d, i = self.index.search(queries, k, keep)
+        return d.to(self.values.device), self.values[i.clamp_min(0).to(self.values.device)]
+
 
 class Restricted:
     """A datastore searched through its index over the keys where ``keep`` (bool ``[N]``)
-    holds: :meth:`Datastore.restricted` of an indexed store (no copy of the keys)."""
+    holds: :func:`restricted` of an indexed store (no copy of the keys)."""
 
     def __init__(self, store: Datastore, keep: torch.Tensor) -> None:
         self.store = store
@@ -338,9 +335,7 @@ class Restricted:
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.count == 0:
             raise ValueError("the datastore is empty (no adaptation tokens)")
-        d, i = self.store.index.search(queries, min(int(k), self.count), self.keep)
-        values = self.store.values
-        return d.to(values.device), values[i.clamp_min(0).to(values.device)]
+        return self.store.indexed_search(queries, min(int(k), self.count), self.keep)
 
 
 def restricted(store: Datastore, keep: torch.Tensor) -> Datastore | Restricted:
@@ -630,12 +625,13 @@ def choose_knn(
     """Choose ``(lam, T)`` on held-out tokens of ``seqs`` (see the module doc). Without
     held-out tokens the choice is ``lam = 0`` and every bits value is ``nan``.
 
-    ``store``: the datastore of all of ``seqs`` (:func:`build_datastore`, float32), built
-    here if not given. No second forward pass: the held-out split's datastore is the keys of
-    the fitted pieces (or heads) and the held-out tokens' queries are their own keys, with
-    logits from the output layer. The model is causal and the windows of a head are those of
-    its piece up to the cut, so these are the keys and queries that the fitted pieces and the
-    held-out pieces would give on their own."""
+    ``store``: the datastore of all of ``seqs`` (:func:`build_datastore`, float32; or as
+    :func:`index_store` returns it, its keys then searched through the index with a bitmap of
+    the fitted ones, :func:`restricted`), built here if not given. No second forward pass: the
+    held-out split's datastore is the keys of the fitted pieces (or heads) and the held-out
+    tokens' queries are their own keys, with logits from the output layer. The model is causal
+    and the windows of a head are those of its piece up to the cut, so these are the keys and
+    queries that the fitted pieces and the held-out pieces would give on their own."""
     from .fusion import cap_held, grid_choice, holdout
 
     t0 = time.perf_counter()
